@@ -1,0 +1,67 @@
+// The C side of elfload: what Swift cannot say. Raw system calls that never
+// touch errno, the process's original stack as the kernel built it, and the
+// entry trampoline that replaces the loader with the loaded program.
+#ifndef CELFLOAD_H
+#define CELFLOAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+
+/// A raw x86-64 `syscall`: returns the kernel's result, -errno on failure.
+/// Writes no errno and calls nothing, so it is safe anywhere.
+static inline long elfload_syscall6(long n, long a1, long a2, long a3, long a4, long a5,
+                                    long a6) {
+  long ret;
+  register long r10 __asm__("r10") = a4;
+  register long r8 __asm__("r8") = a5;
+  register long r9 __asm__("r9") = a6;
+  __asm__ volatile("syscall"
+                   : "=a"(ret)
+                   : "a"(n), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8), "r"(r9)
+                   : "rcx", "r11", "memory");
+  return ret;
+}
+
+/// The process's start-up stack as the kernel left it, captured before main.
+struct elfload_original_stack {
+  int argc;
+  char **argv;
+  char **envp;
+  const uint64_t *auxv;  ///< (tag, value) pairs ending in AT_NULL
+};
+
+/// Filled in by a constructor that runs before the Swift runtime's main.
+const struct elfload_original_stack *elfload_original(void);
+
+/// Everything the trampoline needs, in memory that is not on the stack.
+struct elfload_entry {
+  const void *image;       ///< the new initial stack, built in the heap
+  uint64_t image_length;   ///< bytes; copied to [stack_top - length, stack_top)
+  uint64_t stack_top;      ///< end of the stack mapping
+  uint64_t stack_pointer;  ///< rsp at entry: the address of argc
+  uint64_t entry;          ///< where execution starts
+  uint64_t scrub_low;      ///< stack pages below the image to hand back (page aligned)
+  int use_avx;             ///< clear the upper halves of the vector registers
+};
+
+/// Puts the image in place on the stack, hands back the loader's old stack
+/// pages, resets the thread pointer, FPU and vector state, zeroes every
+/// register and jumps. Uses no stack of its own; never returns.
+__attribute__((noreturn)) void elfload_enter(const struct elfload_entry *entry);
+
+/// Ends glibc's restartable-sequences registration for this thread, so the
+/// program's own C library can register its own. Returns 0 or -errno.
+long elfload_unregister_rseq(void);
+
+/// Whether the CPU and kernel have AVX state enabled (for elfload_enter).
+int elfload_cpu_has_avx(void);
+
+
+
+/// The loader's own image, from the linker-defined `__executable_start` to `_end`.
+const void *elfloadImageStart(void);
+const void *elfloadImageEnd(void);
+#endif

@@ -1,0 +1,57 @@
+// The launch path's own parser for `elfload [options] PROGRAM ARGS`, without ArgumentParser's cost.
+import Loader
+
+/// Parses the common command line in microseconds. Returns nil for anything
+/// it does not fully understand, which then goes to ArgumentParser: so the
+/// two can differ only in speed, and a test checks that they agree.
+public enum FastParse {
+  public struct Result {
+    public var settings: RunSettings
+    public var programIndex: Int
+  }
+
+  public static func parse(_ argv: [[UInt8]]) -> Result? {
+    var options = RunSettings()
+    var i = 1
+    func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
+    while i < argv.count {
+      let arg = text(argv[i])
+      if arg == "--" {
+        i += 1
+        break
+      }
+      guard arg.hasPrefix("-"), arg != "-" else { break }
+      if arg == "--verbose" || arg == "-v" {
+        options.verbose = true
+        i += 1
+      } else if arg == "--mode" || arg == "--argv0" {
+        guard i + 1 < argv.count else { return nil }
+        guard set(arg, text(argv[i + 1]), &options) else { return nil }
+        i += 2
+      } else if arg.hasPrefix("--mode=") || arg.hasPrefix("--argv0=") {
+        let parts = arg.split(separator: "=", maxSplits: 1)
+        guard set(String(parts[0]), parts.count > 1 ? String(parts[1]) : "", &options) else { return nil }
+        i += 1
+      } else {
+        return nil
+      }
+    }
+    guard i < argv.count else { return nil }
+    // A first word that names a subcommand is ArgumentParser's business.
+    if i == 1 && ["inspect", "run", "help"].contains(text(argv[i])) { return nil }
+    return Result(settings: options, programIndex: i)
+  }
+
+  static func set(_ name: String, _ value: String, _ options: inout RunSettings) -> Bool {
+    switch name {
+    case "--mode":
+      guard let mode = PagingMode(argument: value) else { return false }
+      options.mode = mode
+    case "--argv0":
+      options.argv0 = value
+    default:
+      return false
+    }
+    return true
+  }
+}

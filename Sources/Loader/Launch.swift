@@ -1,0 +1,272 @@
+// execve in user space: open, validate, plan, map, build the stack, jump.
+import CElfload
+import ELF
+import Glibc
+
+/// What to run and how.
+public struct LaunchRequest: Sendable {
+  /// The program's path as given (it becomes AT_EXECFN).
+  public var path: [UInt8]
+  /// argv, argv[0] included, byte for byte.
+  public var arguments: [[UInt8]]
+  public var environment: [[UInt8]]
+  public var mode: PagingMode
+  public var verbose: Bool
+
+  public init(
+    path: [UInt8], arguments: [[UInt8]], environment: [[UInt8]], mode: PagingMode, verbose: Bool
+  ) {
+    self.path = path
+    self.arguments = arguments
+    self.environment = environment
+    self.mode = mode
+    self.verbose = verbose
+  }
+}
+
+/// An opened, validated program: the file stays open until it is mapped.
+public struct OpenedProgram: Sendable {
+  public var fd: Int32
+  public var image: Image
+}
+
+/// Reads an ELF file through pread, serving the first page from one read.
+struct FileSource: ByteSource {
+  let fd: Int32
+  let size: UInt64
+  let head: [UInt8]
+
+  init(fd: Int32, size: UInt64) throws(SystemCallError) {
+    self.fd = fd
+    self.size = size
+    head = try Kernel.read(fd, count: Int(min(size, pageSize)), at: 0)
+  }
+
+  func bytes(at offset: UInt64, count: Int, for what: String) throws -> [UInt8] {
+    let (end, overflow) = offset.addingReportingOverflow(UInt64(count))
+    guard !overflow, end <= size else {
+      throw ELFError.truncated(what: what, offset: offset, needed: UInt64(count), fileSize: size)
+    }
+    if end <= UInt64(head.count) { return Array(head[Int(offset)..<Int(end)]) }
+    let got = try Kernel.read(fd, count: count, at: offset)
+    guard got.count == count else {
+      throw ELFError.truncated(what: what, offset: offset, needed: UInt64(count), fileSize: size)
+    }
+    return got
+  }
+}
+
+public enum Launcher {
+  /// Opens and validates the program at `path` the way execve checks it: it
+  /// must exist, be a regular file, be executable, and be a valid ELF file.
+  public static func open(_ path: [UInt8]) throws(LoadError) -> OpenedProgram {
+    let fd: Int32
+    do { fd = try Kernel.openReadOnly(path) } catch {
+      if error.errno == ENOENT || error.errno == ENOTDIR { throw .notFound }
+      throw .open(error)
+    }
+    do {
+      let st = try Kernel.fileStatus(fd)
+      switch st.st_mode & S_IFMT {
+      case S_IFREG: break
+      case S_IFDIR: throw LoadError.notRegularFile("a directory")
+      default: throw LoadError.notRegularFile("not a regular file")
+      }
+      do { try Kernel.access(path, X_OK) } catch { throw LoadError.notExecutable }
+      let source = try FileSource(fd: fd, size: UInt64(st.st_size))
+      let image: Image
+      do { image = try Image(parsing: source, minimumAddress: minimumAddress) } catch let e as ELFError {
+        throw LoadError.invalid(e)
+      } catch let e as SystemCallError {
+        throw LoadError.system(e)
+      }
+      return OpenedProgram(fd: fd, image: image)
+    } catch let error as LoadError {
+      Kernel.close(fd)
+      throw error
+    } catch let error as SystemCallError {
+      Kernel.close(fd)
+      throw .system(error)
+    } catch {
+      Kernel.close(fd)
+      throw .system(SystemCallError("open", errno: EIO))
+    }
+  }
+
+  /// vm.mmap_min_addr: fixed mappings below it fail.
+  static var minimumAddress: UInt64 {
+    Kernel.readSmallFile("/proc/sys/vm/mmap_min_addr").flatMap { UInt64($0) } ?? pageSize
+  }
+
+  /// Whether the kernel randomises the address space for this process:
+  /// kernel.randomize_va_space and the ADDR_NO_RANDOMIZE persona (setarch -R).
+  static func randomization() -> Int {
+    let addrNoRandomize: UInt64 = 0x0040000
+    if Kernel.personality() & addrNoRandomize != 0 { return 0 }
+    return Kernel.readSmallFile("/proc/sys/kernel/randomize_va_space").flatMap { Int($0) } ?? 2
+  }
+
+  /// Chooses the load bias: 0 for ET_EXEC; for ET_DYN, a hole the kernel's
+  /// mmap picks (randomised like the kernel's own choice for a static PIE),
+  /// aligned to the largest p_align.
+  static func chooseBias(for image: Image) throws(LoadError) -> UInt64 {
+    guard image.isPositionIndependent else { return 0 }
+    let (low, high) = image.span
+    let alignment = image.maximumAlignment
+    let size = high - low
+    // Reserve size + alignment, keep an aligned window, give it all back: the
+    // segments are then mapped into that hole with MAP_FIXED_NOREPLACE.
+    let (length, overflow) = size.addingReportingOverflow(alignment - pageSize)
+    guard !overflow else {
+      throw .noRoom(size: size, alignment: alignment, SystemCallError("mmap", errno: ENOMEM))
+    }
+    let reservation: UInt64
+    do {
+      reservation = try Kernel.map(
+        0, length, [], flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE)
+    } catch {
+      throw .noRoom(size: size, alignment: alignment, error)
+    }
+    Kernel.unmap(reservation, length)
+    let start = (reservation + alignment - 1) & ~(alignment - 1)
+    return start &- low
+  }
+
+  /// Loads the program and jumps to it. Returns only by throwing, before
+  /// anything of the program is mapped or after a mapping failed (the caller
+  /// then exits: the process is not reused).
+  public static func run(_ request: LaunchRequest) throws(LoadError) -> Never {
+    let log: (String) -> Void =
+      request.verbose
+      ? { message in
+        let line = "elfload: \(message)\n"
+        _ = line.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
+      } : { _ in }
+    let program = try open(request.path)
+    let image = program.image
+    if let interpreter = image.interpreter { throw .dynamicallyLinked(interpreter: interpreter) }
+    let randomize = randomization()
+
+    let bias = try chooseBias(for: image)
+    let plan = LoadPlan(image: image, bias: bias)
+    log("\(image.isPositionIndependent ? "static PIE" : "static executable"), base \(hex(plan.extent.start)), entry \(hex(plan.entry))")
+    switch request.mode {
+    case .eager: try EagerPolicy.install(plan, fd: program.fd, log: log)
+    }
+    Kernel.close(program.fd)
+
+    // brk as load_elf_binary leaves it: after the bss plus a page, or at
+    // ELF_ET_DYN_BASE for a static PIE, then randomize_page(brk, 1 GiB).
+    var brk = plan.brkBase
+    if randomize > 1 {
+      if plan.brkGapPage { brk += pageSize }
+      brk += Kernel.random(below: (1 << 30) / pageSize) * pageSize
+    }
+
+    let original = elfload_original().pointee
+    let stack = buildStack(request: request, plan: plan, original: original, randomize: randomize)
+    log("stack \(hex(stack.base))-\(hex(stack.stackTop)), rsp \(hex(stack.stackPointer)), brk \(hex(brk))")
+
+    if plan.executableStack {
+      // PT_GNU_STACK asked for PF_X: the whole stack mapping becomes executable.
+      let PROT_GROWSDOWN: Int32 = 0x0100_0000
+      try? Kernel.protect(pageStart(stack.stackTop - 1), pageSize, 7 | PROT_GROWSDOWN)
+    }
+    setProcessName(request.path)
+    do {
+      try setMemoryMap(plan: plan, stack: stack, brk: brk)
+    } catch {
+      log("prctl(PR_SET_MM_MAP) refused (\(error)): /proc/self/cmdline, environ and auxv show the loader's, and brk stays the loader's")
+    }
+    let rseq = elfload_unregister_rseq()
+    if rseq != 0 { log("could not unregister rseq (errno \(-rseq)): the program's C library will run without it") }
+
+    let limit = min(Kernel.softLimit(Int32(RLIMIT_STACK.rawValue)), 64 << 20)
+    let entry = UnsafeMutablePointer<elfload_entry>.allocate(capacity: 1)
+    // The image must outlive this function, which never returns: it is moved
+    // to memory that is never freed.
+    let stackImage = UnsafeMutableRawBufferPointer.allocate(
+      byteCount: stack.image.count, alignment: 16)
+    stack.image.withUnsafeBytes { stackImage.copyMemory(from: $0) }
+    entry.pointee = elfload_entry(
+      image: UnsafeRawPointer(stackImage.baseAddress), image_length: UInt64(stackImage.count),
+      stack_top: stack.stackTop, stack_pointer: stack.stackPointer, entry: plan.entry,
+      scrub_low: pageStart(stack.stackTop - limit), use_avx: elfload_cpu_has_avx())
+    elfload_enter(entry)
+  }
+
+  /// The kernel's create_elf_tables for this program, reusing the loader's
+  /// stack (its top is just past the AT_EXECFN string the kernel gave us).
+  static func buildStack(
+    request: LaunchRequest, plan: LoadPlan, original: elfload_original_stack, randomize: Int
+  ) -> InitialStack {
+    var auxv: [AuxvEntry] = []
+    var stackTop: UInt64 = 0
+    var platform: [UInt8]? = nil
+    var pointer = original.auxv!
+    while pointer[0] != 0 {
+      let tag = AuxvTag(rawValue: pointer[0])
+      let value = pointer[1]
+      pointer += 2
+      switch tag {
+      case .phdr: auxv.append(AuxvEntry(tag, plan.programHeaderAddress))
+      case .phent: auxv.append(AuxvEntry(tag, UInt64(ProgramHeader.size)))
+      case .phnum: auxv.append(AuxvEntry(tag, UInt64(plan.programHeaderCount)))
+      case .base: auxv.append(AuxvEntry(tag, 0))
+      case .entry: auxv.append(AuxvEntry(tag, plan.entry))
+      case .execfd: continue  // binfmt_misc's, not ours to pass on
+      case .execfn:
+        let s = UnsafePointer<CChar>(bitPattern: UInt(value))!
+        stackTop = value + UInt64(strlen(s)) + 1 + 8
+        auxv.append(AuxvEntry(tag, 0))
+      case .platform:
+        let s = UnsafePointer<UInt8>(bitPattern: UInt(value))!
+        platform = Array(UnsafeBufferPointer(start: s, count: strlen(UnsafePointer<CChar>(OpaquePointer(s)))))
+        auxv.append(AuxvEntry(tag, 0))
+      default: auxv.append(AuxvEntry(tag, value))
+      }
+    }
+    let gap = randomize > 0 ? Kernel.random(below: 8192) : 0
+    return InitialStack(
+      arguments: request.arguments, environment: request.environment, execfn: request.path,
+      platform: platform, randomBytes: Kernel.randomBytes(16), auxv: auxv, stackTop: stackTop,
+      randomGap: gap)
+  }
+
+  /// PR_SET_NAME: the kernel names the task after the file's base name.
+  static func setProcessName(_ path: [UInt8]) {
+    let base = path.split(separator: UInt8(ascii: "/")).last.map(Array.init) ?? path
+    var name = [UInt8](base.prefix(15)) + [0]
+    name.withUnsafeMutableBufferPointer {
+      _ = try? Kernel.prctl(PR_SET_NAME, Int(bitPattern: $0.baseAddress))
+    }
+  }
+
+  /// PR_SET_MM_MAP: start_brk/brk, arg/env bounds and the saved auxv, so that
+  /// sbrk, /proc/self/cmdline, environ and auxv all look native.
+  static func setMemoryMap(plan: LoadPlan, stack: InitialStack, brk: UInt64) throws(SystemCallError) {
+    var words = stack.auxv.flatMap { [$0.tag.rawValue, $0.value] }
+    var map = [UInt64](repeating: 0, count: 13)
+    map[0] = plan.startCode
+    map[1] = plan.endCode
+    map[2] = plan.startData
+    map[3] = plan.endData
+    map[4] = brk
+    map[5] = brk
+    map[6] = stack.stackPointer
+    map[7] = stack.argumentsRange.start
+    map[8] = stack.argumentsRange.end
+    map[9] = stack.environmentRange.start
+    map[10] = stack.environmentRange.end
+    let result: Int = words.withUnsafeMutableBufferPointer { auxvWords in
+      map[11] = UInt64(UInt(bitPattern: auxvWords.baseAddress))
+      map[12] = UInt64(auxvWords.count * 8) | UInt64(UInt32.max) << 32  // auxv_size, exe_fd = -1
+      return map.withUnsafeMutableBytes { bytes in
+        elfload_syscall6(
+          Int(SYS_prctl), Int(PR_SET_MM), Int(PR_SET_MM_MAP), Int(bitPattern: bytes.baseAddress),
+          bytes.count, 0, 0)
+      }
+    }
+    if result < 0 { throw SystemCallError("prctl(PR_SET_MM_MAP)", errno: Int32(-result)) }
+  }
+}

@@ -1,0 +1,58 @@
+// Why a program could not be started, and the exit status that says so.
+import CElfload
+import ELF
+import Glibc
+
+/// Every way `elfload` can refuse to start a program. Each happens before the
+/// first byte of the program is mapped, or undoes nothing because the
+/// process then exits: there is never a jump into a half-loaded program.
+public enum LoadError: Error, CustomStringConvertible {
+  case notFound
+  case open(SystemCallError)
+  case notRegularFile(String)
+  case notExecutable
+  case invalid(ELFError)
+  case dynamicallyLinked(interpreter: String)
+  case addressInUse(segment: Int, range: AddressRange, occupant: String?)
+  case noRoom(size: UInt64, alignment: UInt64, SystemCallError)
+  case mapping(segment: Int, range: AddressRange, SystemCallError)
+  case system(SystemCallError)
+
+  /// 127 when the file does not exist, 126 when it cannot be run: the shell's
+  /// convention, which `env`, `nohup` and `timeout` follow too.
+  public var exitStatus: Int32 {
+    if case .notFound = self { return 127 }
+    return 126
+  }
+
+  public var description: String {
+    switch self {
+    case .notFound:
+      return "no such file or directory"
+    case .open(let e):
+      return "cannot open: \(String(cString: strerror(e.errno)))"
+    case .notRegularFile(let kind):
+      return "is \(kind), not a program"
+    case .notExecutable:
+      return "permission denied: the file is not executable (execve would refuse it too; chmod +x it)"
+    case .invalid(let e):
+      return e.description
+    case .dynamicallyLinked(let interpreter):
+      return "dynamically linked programs are not supported yet (PT_INTERP \(interpreter)); static and static-PIE programs are"
+    case .addressInUse(let segment, let range, let occupant):
+      let what = occupant.map { " by \($0)" } ?? ""
+      return "program header \(segment) wants \(range), which is already in use\(what); elfload itself lives at \(hex(loaderRange.start))-\(hex(loaderRange.end))"
+    case .noRoom(let size, let alignment, let e):
+      return "no room for \(hex(size)) bytes aligned to \(hex(alignment)): \(e)"
+    case .mapping(let segment, let range, let e):
+      return "program header \(segment): mapping \(range) failed: \(e)"
+    case .system(let e):
+      return e.description
+    }
+  }
+}
+
+/// Where the loader's own image is: from the linker's `__executable_start` to `_end`.
+public var loaderRange: AddressRange {
+  AddressRange(UInt64(UInt(bitPattern: elfloadImageStart())), UInt64(UInt(bitPattern: elfloadImageEnd())))
+}
