@@ -112,13 +112,12 @@ extension ELFError.InterpreterProblem: CustomStringConvertible {
   }
 }
 
-/// `0x…` in lower case, as readelf prints addresses.
+/// `0x…` in lower case, as readelf prints addresses; with a width, bare
+/// zero-padded digits, as a hex dump shows bytes.
 public func hex<T: BinaryInteger>(_ value: T, width: Int = 0) -> String {
   let digits = String(value, radix: 16)
-  if width > 0 && digits.count < width {
-    return String(repeating: "0", count: width - digits.count) + digits
-  }
-  return "0x" + digits
+  guard width > 0 else { return "0x" + digits }
+  return String(repeating: "0", count: max(0, width - digits.count)) + digits
 }
 
 func machineName(_ m: UInt16) -> String {

@@ -56,6 +56,10 @@ public struct Elfload: ParsableCommand {
   public static let configuration = CommandConfiguration(
     commandName: "elfload",
     abstract: "Run a Linux x86-64 ELF program the way execve would, from user space.",
+    usage: """
+      elfload [--mode <policy>] [--argv0 <name>] [--verbose] [--] <program> [<args> ...]
+      elfload inspect <program>
+      """,
     discussion: """
       elfload PROGRAM ARGS... reads PROGRAM, maps its PT_LOAD segments, builds the \
       initial stack and auxiliary vector exactly as the kernel's execve does (on the \
@@ -66,10 +70,17 @@ public struct Elfload: ParsableCommand {
       Supported now: static and static-PIE x86-64 programs. Dynamically linked \
       programs (those with PT_INTERP) are refused with a clear message.
 
+      Options for running (before PROGRAM; 'elfload run --help' has them all):
+        --mode <policy>  how the program's pages come into memory (below)
+        --argv0 <name>   give the program NAME as argv[0], like exec -a
+        -v, --verbose    say on stderr what is mapped where
+        --               end of elfload's options
+
       Paging policies (--mode):
-        eager, all   Map every segment when the program starts: a private file \
-      mapping per segment, the bss tail zeroed, anonymous zero pages for the rest. \
-      The kernel then pages the file in lazily, as it does after execve.
+        eager, all  every segment mapped at start, as execve maps it: a private
+                    file mapping per segment, the bss tail zeroed, anonymous
+                    zero pages for the rest; the kernel then pages the file in
+                    lazily (the default)
 
       Exit status: the program's own, or, when elfload cannot start it, 127 if the \
       file does not exist and 126 if it cannot be run (not ELF, wrong machine, \
@@ -125,7 +136,8 @@ func bytes(_ pointer: UnsafeMutablePointer<CChar>) -> [UInt8] {
 extension Elfload {
   public struct Run: ParsableCommand {
     public static let configuration = CommandConfiguration(
-      abstract: "Run PROGRAM with ARGS (the default command).")
+      abstract: "Run PROGRAM with ARGS (the default command; the word 'run' is optional).",
+      usage: "elfload [--mode <policy>] [--argv0 <name>] [--verbose] [--] <program> [<args> ...]")
 
     @OptionGroup public var options: RunOptions
 

@@ -70,7 +70,7 @@ public enum Launcher {
       switch st.st_mode & S_IFMT {
       case S_IFREG: break
       case S_IFDIR: throw LoadError.notRegularFile("a directory")
-      default: throw LoadError.notRegularFile("not a regular file")
+      default: throw LoadError.notRegularFile("a device, socket or pipe")
       }
       do { try Kernel.access(path, X_OK) } catch { throw LoadError.notExecutable }
       let source = try FileSource(fd: fd, size: UInt64(st.st_size))

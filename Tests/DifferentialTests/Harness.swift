@@ -1,0 +1,146 @@
+// Running programs natively and under elfload, and capturing everything a user can observe.
+import Foundation
+import Testing
+
+/// How a process ended: its exit status or the signal that killed it.
+enum Ending: Equatable, CustomStringConvertible {
+  case exited(Int32)
+  case signaled(Int32)
+  case timedOut
+
+  var description: String {
+    switch self {
+    case .exited(let s): return "exit \(s)"
+    case .signaled(let s): return "signal \(s)"
+    case .timedOut: return "timed out"
+    }
+  }
+}
+
+/// Everything observable about one run.
+struct Outcome: Equatable, CustomStringConvertible {
+  var stdout: String
+  var stderr: String
+  var ending: Ending
+  var seconds: Double
+
+  static func == (a: Outcome, b: Outcome) -> Bool {
+    a.stdout == b.stdout && a.stderr == b.stderr && a.ending == b.ending
+  }
+
+  var description: String {
+    "\(ending)\n--- stdout ---\n\(stdout)--- stderr ---\n\(stderr)"
+  }
+}
+
+enum Paths {
+  /// The package root, found from this file's path.
+  static let root: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    .deletingLastPathComponent().deletingLastPathComponent()
+
+  /// The elfload built beside this test bundle (`swift test` builds every
+  /// product of the package, so the debug loader is there).
+  static let elfload: String = {
+    let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+    var dir = exe.deletingLastPathComponent()
+    while dir.path != "/" {
+      let candidate = dir.appendingPathComponent("elfload").path
+      if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+      dir = dir.deletingLastPathComponent()
+    }
+    return root.appendingPathComponent(".build/debug/elfload").path
+  }()
+
+  /// Builds the sample programs once per test process, with the repository's Makefile.
+  static let samples: String = {
+    let dir = root.appendingPathComponent("Samples").path
+    let result = run([ "/usr/bin/make", "-s", "-C", dir, "-j2"], timeout: 600)
+    precondition(result.ending == .exited(0), "building the samples failed:\n\(result)")
+    return dir + "/build"
+  }()
+
+  static func sample(_ name: String, _ flavour: Flavour) -> String {
+    "\(samples)/\(flavour.rawValue)/\(name)"
+  }
+}
+
+enum Flavour: String, CaseIterable, CustomTestStringConvertible {
+  case staticExec = "static"
+  case staticPIE = "static-pie"
+  var testDescription: String { rawValue }
+}
+
+/// Runs `argv[0]`'s program (`executable`, or argv[0] itself) with exactly
+/// `argv` and `environment`, capturing stdout and stderr through files.
+func run(
+  _ argv: [String], executable: String? = nil, environment: [String]? = nil,
+  timeout: Double = 30
+) -> Outcome {
+  let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+    "elfload-test-\(UUID().uuidString)")
+  try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+  defer { try? FileManager.default.removeItem(at: dir) }
+  let outPath = dir.appendingPathComponent("out").path
+  let errPath = dir.appendingPathComponent("err").path
+
+  var actions: posix_spawn_file_actions_t = posix_spawn_file_actions_t()
+  posix_spawn_file_actions_init(&actions)
+  defer { posix_spawn_file_actions_destroy(&actions) }
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+  posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+  posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+  var attributes = posix_spawnattr_t()
+  posix_spawnattr_init(&attributes)
+  defer { posix_spawnattr_destroy(&attributes) }
+  // A clean signal state, as a shell would give: default handlers, nothing blocked.
+  var none = sigset_t()
+  sigemptyset(&none)
+  var all = sigset_t()
+  sigfillset(&all)
+  posix_spawnattr_setsigmask(&attributes, &none)
+  posix_spawnattr_setsigdefault(&attributes, &all)
+  posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+  let env = environment ?? ProcessInfo.processInfo.environment.map { "\($0)=\($1)" }.sorted()
+  let cArgs = argv.map { strdup($0) } + [nil]
+  let cEnv = env.map { strdup($0) } + [nil]
+  defer {
+    cArgs.forEach { free($0) }
+    cEnv.forEach { free($0) }
+  }
+  let start = Date()
+  var pid: pid_t = 0
+  let rc = posix_spawn(&pid, executable ?? argv[0], &actions, &attributes, cArgs, cEnv)
+  guard rc == 0 else {
+    return Outcome(stdout: "", stderr: "posix_spawn: \(String(cString: strerror(rc)))\n", ending: .exited(-1), seconds: 0)
+  }
+  var status: Int32 = 0
+  var ending = Ending.timedOut
+  while true {
+    let r = waitpid(pid, &status, WNOHANG)
+    if r == pid {
+      let signal = status & 0x7f
+      ending = signal == 0 ? .exited((status >> 8) & 0xff) : .signaled(signal)
+      break
+    }
+    if Date().timeIntervalSince(start) > timeout {
+      kill(pid, SIGKILL)
+      waitpid(pid, &status, 0)
+      break
+    }
+    usleep(500)
+  }
+  let seconds = Date().timeIntervalSince(start)
+  let out = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "<unreadable>"
+  let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "<unreadable>"
+  return Outcome(stdout: out, stderr: err, ending: ending, seconds: seconds)
+}
+
+/// Runs `program args` natively and as `elfload [options] program args`.
+func compare(
+  _ program: String, _ args: [String] = [], options: [String] = [], environment: [String]? = nil
+) -> (native: Outcome, loaded: Outcome) {
+  let native = run([program] + args, environment: environment)
+  let loaded = run([Paths.elfload] + options + [program] + args, environment: environment)
+  return (native, loaded)
+}
