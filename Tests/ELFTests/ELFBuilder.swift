@@ -174,6 +174,54 @@ enum Samples {
   static let staticPIEHello = "static-pie/hello"
 }
 
+/// Applies one random mutation: flip bytes in the first 512, overwrite an
+/// aligned word of the headers with a boundary value, truncate, or several.
+func mutate(_ original: [UInt8], _ rng: inout SplitMix64) -> [UInt8] {
+  var bytes = original
+  let interesting: [UInt64] = [
+    0, 1, 2, 3, 0x38, 0x40, 0xfff, 0x1000, 0x1001, 0x7fff_ffff_f000, 0x7fff_ffff_efff,
+    0x8000_0000_0000, UInt64.max, UInt64.max - 0xfff, UInt64.max - 0x38, 0xffff_ffff, 0x8000_0000_0000_0000,
+  ]
+  let rounds = Int.random(in: 1...4, using: &rng)
+  for _ in 0..<rounds {
+    guard !bytes.isEmpty else { break }
+    let window = min(512, bytes.count)
+    switch Int.random(in: 0..<10, using: &rng) {
+    case 0..<5:
+      let at = Int.random(in: 0..<window, using: &rng)
+      bytes[at] ^= UInt8.random(in: 1...255, using: &rng)
+    case 5..<8 where window >= 8:
+      let slot = Int.random(in: 0..<(window / 8), using: &rng) * 8
+      let value = interesting.randomElement(using: &rng)! &+ UInt64.random(in: 0...2, using: &rng)
+      let width = [2, 4, 8].randomElement(using: &rng)!
+      for i in 0..<width where slot + i < bytes.count { bytes[slot + i] = UInt8(truncatingIfNeeded: value >> (8 * i)) }
+    default:
+      // Mostly within the headers, where truncation changes the outcome.
+      let limit = Bool.random(using: &rng) ? min(bytes.count, 1024) : bytes.count
+      bytes = Array(bytes.prefix(Int.random(in: 0...limit, using: &rng)))
+    }
+  }
+  return bytes
+}
+
+/// The files the property tests mutate: two synthetic ones and two real ones.
+enum MutationCorpus {
+  static let names = ["synthetic ET_EXEC", "synthetic ET_DYN", Samples.staticHello, Samples.staticPIEHello]
+
+  static func original(_ name: String) -> [UInt8]? {
+    switch name {
+    case "synthetic ET_EXEC": return ELFBuilder.executable().build()
+    case "synthetic ET_DYN": return ELFBuilder.positionIndependent().build()
+    default: return Samples.load(name)
+    }
+  }
+
+  /// A fixed seed per file (FNV-1a of its name), so failures replay.
+  static func seed(_ name: String) -> UInt64 {
+    name.utf8.reduce(0xcbf2_9ce4_8422_2325) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
+  }
+}
+
 /// SplitMix64: a tiny, fast, seedable generator, so every run of the
 /// property tests sees the same inputs and a failure can be replayed.
 struct SplitMix64: RandomNumberGenerator {

@@ -1,0 +1,1 @@
+../ELFTests/ELFBuilder.swift
