@@ -61,6 +61,52 @@ _start:
         addq    $16, %rsp
         cmpl    $0x37f, %eax
         jne     fail_fpu
+        # AVX-512, when the CPU and kernel have it: zmm16-31 and k0-k7 zero too.
+        movl    $7, %eax
+        xorl    %ecx, %ecx
+        cpuid
+        btl     $16, %ebx
+        jnc     no_avx512
+        xorl    %ecx, %ecx
+        xgetbv
+        andl    $0xe6, %eax
+        cmpl    $0xe6, %eax
+        jne     no_avx512
+        kmovw   %k0, %eax
+        kmovw   %k1, %ebx
+        orl     %ebx, %eax
+        kmovw   %k2, %ebx
+        orl     %ebx, %eax
+        kmovw   %k3, %ebx
+        orl     %ebx, %eax
+        kmovw   %k4, %ebx
+        orl     %ebx, %eax
+        kmovw   %k5, %ebx
+        orl     %ebx, %eax
+        kmovw   %k6, %ebx
+        orl     %ebx, %eax
+        kmovw   %k7, %ebx
+        orl     %ebx, %eax
+        jnz     fail_mask
+        vpord   %zmm17, %zmm16, %zmm16
+        vpord   %zmm18, %zmm16, %zmm16
+        vpord   %zmm19, %zmm16, %zmm16
+        vpord   %zmm20, %zmm16, %zmm16
+        vpord   %zmm21, %zmm16, %zmm16
+        vpord   %zmm22, %zmm16, %zmm16
+        vpord   %zmm23, %zmm16, %zmm16
+        vpord   %zmm24, %zmm16, %zmm16
+        vpord   %zmm25, %zmm16, %zmm16
+        vpord   %zmm26, %zmm16, %zmm16
+        vpord   %zmm27, %zmm16, %zmm16
+        vpord   %zmm28, %zmm16, %zmm16
+        vpord   %zmm29, %zmm16, %zmm16
+        vpord   %zmm30, %zmm16, %zmm16
+        vpord   %zmm31, %zmm16, %zmm16
+        vptestmd %zmm16, %zmm16, %k1
+        kortestw %k1, %k1
+        jnz     fail_zmm
+no_avx512:
         # arch_prctl(ARCH_GET_FS, &value): no thread pointer yet.
         subq    $16, %rsp
         movq    $0x1003, %rdi
@@ -83,6 +129,8 @@ fail_mxcsr: leaq msg_mxcsr(%rip), %rsi; movl $len_mxcsr, %edx; jmp failed
 fail_xmm:   leaq msg_xmm(%rip), %rsi;   movl $len_xmm, %edx;   jmp failed
 fail_fpu:   leaq msg_fpu(%rip), %rsi;   movl $len_fpu, %edx;   jmp failed
 fail_fs:    leaq msg_fs(%rip), %rsi;    movl $len_fs, %edx;    jmp failed
+fail_mask:  leaq msg_mask(%rip), %rsi;  movl $len_mask, %edx;  jmp failed
+fail_zmm:   leaq msg_zmm(%rip), %rsi;   movl $len_zmm, %edx;   jmp failed
 failed:
         movl    $1, %r12d
 out:
@@ -112,4 +160,8 @@ msg_fpu:   .ascii "entry state: FAIL x87 control word is not 0x37f\n"
         .set len_fpu, . - msg_fpu
 msg_fs:    .ascii "entry state: FAIL thread pointer (fs base) is set\n"
         .set len_fs, . - msg_fs
+msg_mask:  .ascii "entry state: FAIL AVX-512 mask registers not zero\n"
+        .set len_mask, . - msg_mask
+msg_zmm:   .ascii "entry state: FAIL zmm16-31 not zero\n"
+        .set len_zmm, . - msg_zmm
         .section .note.GNU-stack,"",@progbits

@@ -191,7 +191,7 @@ public enum Launcher {
     entry.pointee = elfload_entry(
       image: UnsafeRawPointer(stackImage.baseAddress), image_length: UInt64(stackImage.count),
       stack_top: stack.stackTop, stack_pointer: stack.stackPointer, entry: plan.entry,
-      scrub_low: pageStart(stack.stackTop - limit), use_avx: elfload_cpu_has_avx())
+      scrub_low: pageStart(stack.stackTop - limit), vector_state: elfload_vector_state())
     elfload_enter(entry)
   }
 

@@ -44,7 +44,7 @@ struct elfload_entry {
   uint64_t stack_pointer;  ///< rsp at entry: the address of argc
   uint64_t entry;          ///< where execution starts
   uint64_t scrub_low;      ///< stack pages below the image to hand back (page aligned)
-  int use_avx;             ///< clear the upper halves of the vector registers
+  int vector_state;        ///< 1: AVX (clear ymm), 2: AVX-512 (also zmm16-31, k0-7)
 };
 
 /// Puts the image in place on the stack, hands back the loader's old stack
@@ -56,8 +56,8 @@ __attribute__((noreturn)) void elfload_enter(const struct elfload_entry *entry);
 /// program's own C library can register its own. Returns 0 or -errno.
 long elfload_unregister_rseq(void);
 
-/// Whether the CPU and kernel have AVX state enabled (for elfload_enter).
-int elfload_cpu_has_avx(void);
+/// Which vector registers exist (for elfload_enter): 0 SSE, 1 AVX, 2 AVX-512.
+int elfload_vector_state(void);
 
 
 
