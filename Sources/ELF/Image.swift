@@ -182,12 +182,11 @@ public struct Image: Sendable {
   }
 
   /// The link-time address of the program headers in memory, as the kernel
-  /// computes AT_PHDR since 5.18: the PT_LOAD whose file range holds e_phoff;
-  /// PT_PHDR when none does.
+  /// computes AT_PHDR since 5.18: the PT_LOAD whose file range holds e_phoff
+  /// (the last such, as its loop has no break); PT_PHDR when none does.
   public var programHeaderAddress: UInt64? {
-    for ph in loadSegments where ph.offset <= header.phoff && header.phoff - ph.offset < ph.filesz {
-      return header.phoff - ph.offset + ph.vaddr
-    }
+    let holders = loadSegments.filter { $0.offset <= header.phoff && header.phoff - $0.offset < $0.filesz }
+    if let ph = holders.last { return header.phoff - ph.offset + ph.vaddr }
     return programHeaders.first { $0.type == .phdr }?.vaddr
   }
 }
