@@ -162,13 +162,12 @@ public struct Image: Sendable {
     guard inside else { throw ELFError.entryOutsideSegments(entry: entry) }
   }
 
-  /// Page-aligned [lowest, highest) link-time address of the PT_LOADs with
-  /// memory; validated not to overflow.
+  /// Page-aligned [lowest, highest) link-time address of all PT_LOADs, empty
+  /// ones included, as the kernel's total_mapping_size counts them; validated
+  /// not to overflow.
   public var span: (low: UInt64, high: UInt64) {
-    let withMemory = loadSegments.filter { $0.memsz > 0 }
-    let segments = withMemory.isEmpty ? loadSegments : withMemory
-    let low = segments.map { pageStart($0.vaddr) }.min() ?? 0
-    let high = segments.map { pageAlign($0.vaddr + $0.memsz) ?? userSpaceEnd }.max() ?? 0
+    let low = loadSegments.map { pageStart($0.vaddr) }.min() ?? 0
+    let high = loadSegments.map { pageAlign($0.vaddr + $0.memsz) ?? userSpaceEnd }.max() ?? 0
     return (low, high)
   }
 

@@ -114,7 +114,7 @@ public struct Elfload: ParsableCommand {
     do {
       var command = try parseAsRoot(arguments)
       if var run = command as? Run {
-        run.programIndex = raw.count - run.command.count
+        run.programIndex = raw.count - run.programAndArguments.count
         run.raw = raw
         command = run
       }
@@ -154,12 +154,18 @@ extension Elfload {
 
     enum CodingKeys: CodingKey { case options, command }
 
+    /// PROGRAM and its arguments: `command` without the `--` that
+    /// `.captureForPassthrough` keeps when it ends elfload's options.
+    public var programAndArguments: [String] {
+      command.first == "--" ? Array(command.dropFirst()) : command
+    }
+
     public func validate() throws {
-      guard !command.isEmpty else { throw ValidationError("Missing the program to run: elfload PROGRAM [ARGS...]") }
+      guard !programAndArguments.isEmpty else { throw ValidationError("Missing the program to run: elfload PROGRAM [ARGS...]") }
     }
 
     public func run() throws {
-      let raw = self.raw.isEmpty ? [[UInt8]]([Array("elfload".utf8)]) + command.map { Array($0.utf8) } : self.raw
+      let raw = self.raw.isEmpty ? [[UInt8]]([Array("elfload".utf8)]) + programAndArguments.map { Array($0.utf8) } : self.raw
       let index = self.raw.isEmpty ? 1 : programIndex
       Run.launch(settings: options.settings, raw: raw, programIndex: index)
     }

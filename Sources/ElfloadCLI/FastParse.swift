@@ -48,6 +48,8 @@ public enum FastParse {
       guard let mode = PagingMode(argument: value) else { return false }
       options.mode = mode
     case "--argv0":
+      // ArgumentParser takes no value that looks like an option, nor an empty one.
+      guard !value.isEmpty, value == "-" || !value.hasPrefix("-") else { return false }
       options.argv0 = value
     default:
       return false

@@ -70,6 +70,16 @@ enum Flavour: String, CaseIterable, CustomTestStringConvertible {
   var testDescription: String { rawValue }
 }
 
+/// glibc's posix_spawn_file_actions_addclosefrom_np, which Swift's Glibc
+/// module does not export.
+private func closeFrom(_ actions: inout posix_spawn_file_actions_t, _ fd: Int32) {
+  typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+  guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else {
+    return
+  }
+  _ = unsafeBitCast(symbol, to: AddCloseFrom.self)(&actions, fd)
+}
+
 /// Runs `argv[0]`'s program (`executable`, or argv[0] itself) with exactly
 /// `argv` and `environment`, capturing stdout and stderr through files.
 func run(
@@ -89,6 +99,9 @@ func run(
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
   posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
   posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+  // Tests run in parallel: without this, a descriptor another test thread has
+  // open at this moment leaks into one run and not the other.
+  closeFrom(&actions, 3)
   var attributes = posix_spawnattr_t()
   posix_spawnattr_init(&attributes)
   defer { posix_spawnattr_destroy(&attributes) }
