@@ -40,18 +40,21 @@ public enum ELFError: Error, Equatable, Sendable, CustomStringConvertible {
   public var description: String {
     switch self {
     case .truncated(let what, let offset, let needed, let fileSize):
-      return "file is truncated: \(what) needs bytes \(hex(offset))..\(hex(offset &+ needed)) but the file has \(hex(fileSize))"
+      return
+        "file is truncated: \(what) needs bytes \(hex(offset))..\(hex(offset &+ needed)) but the file has \(hex(fileSize))"
     case .badMagic(let bytes):
       let shown = bytes.prefix(4).map { hex($0, width: 2) }.joined(separator: " ")
       return "not an ELF file (e_ident starts \(shown), expected 7f 45 4c 46)"
     case .unsupportedClass(let c):
       return "e_ident[EI_CLASS] is \(c) (\(c == 1 ? "32-bit" : "unknown")); only 64-bit ELF (2) is supported"
     case .unsupportedEncoding(let e):
-      return "e_ident[EI_DATA] is \(e) (\(e == 2 ? "big-endian" : "unknown")); only little-endian (1) is supported"
+      return
+        "e_ident[EI_DATA] is \(e) (\(e == 2 ? "big-endian" : "unknown")); only little-endian (1) is supported"
     case .unsupportedVersion(let field, let value):
       return "\(field) is \(value); only version 1 (EV_CURRENT) exists"
     case .unsupportedType(let t):
-      return "e_type is \(t) (\(ObjectType.name(t))); only executables (ET_EXEC) and position-independent executables (ET_DYN) can be run"
+      return
+        "e_type is \(t) (\(ObjectType.name(t))); only executables (ET_EXEC) and position-independent executables (ET_DYN) can be run"
     case .unsupportedMachine(let m):
       return "e_machine is \(m) (\(machineName(m))); elfload runs x86-64 programs (62)"
     case .badProgramHeaderSize(let s):
@@ -63,9 +66,11 @@ public enum ELFError: Error, Equatable, Sendable, CustomStringConvertible {
     case .segment(let index, let problem):
       return "program header \(index): \(problem.description)"
     case .segmentsOutOfOrder(let index, let vaddr, let previous):
-      return "program header \(index): PT_LOAD p_vaddr \(hex(vaddr)) is below the previous PT_LOAD's \(hex(previous)); PT_LOAD entries must be sorted by address"
+      return
+        "program header \(index): PT_LOAD p_vaddr \(hex(vaddr)) is below the previous PT_LOAD's \(hex(previous)); PT_LOAD entries must be sorted by address"
     case .segmentsOverlap(let index, let start, let previousEnd):
-      return "program header \(index): PT_LOAD starts at \(hex(start)), inside the previous PT_LOAD, which ends at \(hex(previousEnd))"
+      return
+        "program header \(index): PT_LOAD starts at \(hex(start)), inside the previous PT_LOAD, which ends at \(hex(previousEnd))"
     case .multipleInterpreters(let index):
       return "program header \(index): a second PT_INTERP"
     case .badInterpreter(let index, let problem):
@@ -82,13 +87,16 @@ extension ELFError.SegmentProblem: CustomStringConvertible {
     case .fileSizeExceedsMemorySize(let filesz, let memsz):
       return "p_filesz \(hex(filesz)) is larger than p_memsz \(hex(memsz))"
     case .pastEndOfFile(let offset, let filesz, let fileSize):
-      return "p_offset \(hex(offset)) + p_filesz \(hex(filesz)) is past the end of the file (size \(hex(fileSize)))"
+      return
+        "p_offset \(hex(offset)) + p_filesz \(hex(filesz)) is past the end of the file (size \(hex(fileSize)))"
     case .misaligned(let vaddr, let offset):
-      return "p_vaddr \(hex(vaddr)) and p_offset \(hex(offset)) differ modulo the page size (4096), so the segment cannot be mapped"
+      return
+        "p_vaddr \(hex(vaddr)) and p_offset \(hex(offset)) differ modulo the page size (4096), so the segment cannot be mapped"
     case .addressOverflow(let vaddr, let memsz):
       return "p_vaddr \(hex(vaddr)) + p_memsz \(hex(memsz)) overflows 64 bits"
     case .outsideUserSpace(let start, let end):
-      return "addresses \(hex(start))..\(hex(end)) are outside user space (which ends at \(hex(userSpaceEnd)))"
+      return
+        "addresses \(hex(start))..\(hex(end)) are outside user space (which ends at \(hex(userSpaceEnd)))"
     case .belowMinimumAddress(let vaddr, let minimum):
       return "p_vaddr \(hex(vaddr)) is below the lowest mappable address \(hex(minimum)) (vm.mmap_min_addr)"
     case .badTLS(let memsz, let filesz, let align):
@@ -103,7 +111,8 @@ extension ELFError.InterpreterProblem: CustomStringConvertible {
     case .badLength(let n):
       return "p_filesz is \(n); an interpreter path is 2 to 4096 bytes including its NUL"
     case .pastEndOfFile(let offset, let filesz, let fileSize):
-      return "p_offset \(hex(offset)) + p_filesz \(hex(filesz)) is past the end of the file (size \(hex(fileSize)))"
+      return
+        "p_offset \(hex(offset)) + p_filesz \(hex(filesz)) is past the end of the file (size \(hex(fileSize)))"
     case .notTerminated:
       return "the interpreter path is not NUL-terminated"
     case .empty:

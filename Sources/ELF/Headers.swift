@@ -2,7 +2,10 @@
 
 /// `e_type`.
 public enum ObjectType: UInt16, Sendable {
-  case relocatable = 1, executable = 2, sharedObject = 3, core = 4
+  case relocatable = 1
+  case executable = 2
+  case sharedObject = 3
+  case core = 4
 
   static func name(_ raw: UInt16) -> String {
     switch raw {

@@ -58,8 +58,9 @@ public struct Image: Sendable {
     for (index, ph) in programHeaders.enumerated() {
       switch ph.type {
       case .load:
-        try Self.validate(load: ph, index: index, fileSize: fileSize,
-                          fixed: header.type == .executable, minimumAddress: minimumAddress)
+        try Self.validate(
+          load: ph, index: index, fileSize: fileSize,
+          fixed: header.type == .executable, minimumAddress: minimumAddress)
       case .interp:
         guard interpreterIndex == nil else { throw ELFError.multipleInterpreters(index: index) }
         interpreterIndex = index

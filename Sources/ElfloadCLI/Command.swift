@@ -49,7 +49,6 @@ public struct RunSettings: Equatable, Sendable {
   }
 }
 
-
 public struct Elfload: ParsableCommand {
   public static let version = "0.1.0"
 
@@ -143,7 +142,8 @@ extension Elfload {
 
     @Argument(
       parsing: .captureForPassthrough,
-      help: ArgumentHelp("The program to run, then its arguments, passed on untouched.", valueName: "program"))
+      help: ArgumentHelp("The program to run, then its arguments, passed on untouched.", valueName: "program")
+    )
     public var command: [String] = []
 
     /// Where PROGRAM is in the raw argv, and the raw argv itself.
@@ -161,11 +161,15 @@ extension Elfload {
     }
 
     public func validate() throws {
-      guard !programAndArguments.isEmpty else { throw ValidationError("Missing the program to run: elfload PROGRAM [ARGS...]") }
+      guard !programAndArguments.isEmpty else {
+        throw ValidationError("Missing the program to run: elfload PROGRAM [ARGS...]")
+      }
     }
 
     public func run() throws {
-      let raw = self.raw.isEmpty ? [[UInt8]]([Array("elfload".utf8)]) + programAndArguments.map { Array($0.utf8) } : self.raw
+      let raw =
+        self.raw.isEmpty
+        ? [[UInt8]]([Array("elfload".utf8)]) + programAndArguments.map { Array($0.utf8) } : self.raw
       let index = self.raw.isEmpty ? 1 : programIndex
       Run.launch(settings: options.settings, raw: raw, programIndex: index)
     }
@@ -238,7 +242,9 @@ func resolve(_ name: [UInt8]) -> [UInt8] {
     let candidate = Array(dir.utf8) + [UInt8(ascii: "/")] + name
     var st = stat()
     let ok = (candidate + [0]).withUnsafeBufferPointer {
-      $0.withMemoryRebound(to: CChar.self) { stat($0.baseAddress!, &st) == 0 && access($0.baseAddress!, X_OK) == 0 }
+      $0.withMemoryRebound(to: CChar.self) {
+        stat($0.baseAddress!, &st) == 0 && access($0.baseAddress!, X_OK) == 0
+      }
     }
     if ok && (st.st_mode & S_IFMT) == S_IFREG { return candidate }
   }

@@ -149,7 +149,9 @@ public enum Launcher {
 
     let bias = try chooseBias(for: image)
     let plan = LoadPlan(image: image, bias: bias)
-    log("\(image.isPositionIndependent ? "static PIE" : "static executable"), base \(hex(plan.extent.start)), entry \(hex(plan.entry))")
+    log(
+      "\(image.isPositionIndependent ? "static PIE" : "static executable"), base \(hex(plan.extent.start)), entry \(hex(plan.entry))"
+    )
     switch request.mode {
     case .eager: try EagerPolicy.install(plan, fd: program.fd, log: log)
     }
@@ -176,10 +178,14 @@ public enum Launcher {
     do {
       try setMemoryMap(plan: plan, stack: stack, brk: brk)
     } catch {
-      log("prctl(PR_SET_MM_MAP) refused (\(error)): /proc/self/cmdline, environ and auxv show the loader's, and brk stays the loader's")
+      log(
+        "prctl(PR_SET_MM_MAP) refused (\(error)): /proc/self/cmdline, environ and auxv show the loader's, and brk stays the loader's"
+      )
     }
     let rseq = elfload_unregister_rseq()
-    if rseq != 0 { log("could not unregister rseq (errno \(-rseq)): the program's C library will run without it") }
+    if rseq != 0 {
+      log("could not unregister rseq (errno \(-rseq)): the program's C library will run without it")
+    }
 
     let limit = min(Kernel.softLimit(Int32(RLIMIT_STACK.rawValue)), 64 << 20)
     let entry = UnsafeMutablePointer<elfload_entry>.allocate(capacity: 1)

@@ -38,10 +38,12 @@ public enum LoadError: Error, CustomStringConvertible {
     case .invalid(let e):
       return e.description
     case .dynamicallyLinked(let interpreter):
-      return "dynamically linked programs are not supported yet (PT_INTERP \(interpreter)); static and static-PIE programs are"
+      return
+        "dynamically linked programs are not supported yet (PT_INTERP \(interpreter)); static and static-PIE programs are"
     case .addressInUse(let segment, let range, let occupant):
       let what = occupant.map { " by \($0)" } ?? ""
-      return "program header \(segment) wants \(range), which is already in use\(what); elfload itself lives at \(hex(loaderRange.start))-\(hex(loaderRange.end))"
+      return
+        "program header \(segment) wants \(range), which is already in use\(what); elfload itself lives at \(hex(loaderRange.start))-\(hex(loaderRange.end))"
     case .noRoom(let size, let alignment, let e):
       return "no room for \(hex(size)) bytes aligned to \(hex(alignment)): \(e)"
     case .mapping(let segment, let range, let e):

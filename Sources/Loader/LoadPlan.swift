@@ -149,7 +149,8 @@ public struct LoadPlan: Equatable, Sendable {
           .map(\.start).min()
         guard let cut = firstPage else { continue }
         mappings[i].filePages.end = min(mappings[i].filePages.end, max(cut, mappings[i].filePages.start))
-        mappings[i].anonymousPages.end = min(mappings[i].anonymousPages.end, max(cut, mappings[i].anonymousPages.start))
+        mappings[i].anonymousPages.end = min(
+          mappings[i].anonymousPages.end, max(cut, mappings[i].anonymousPages.start))
         if mappings[i].zeroFill.start >= cut { mappings[i].zeroFill.end = mappings[i].zeroFill.start }
       }
     }

@@ -24,7 +24,8 @@ enum EagerPolicy {
           UnsafeMutableRawPointer(bitPattern: UInt(segment.zeroFill.start))!
             .initializeMemory(as: UInt8.self, repeating: 0, count: Int(segment.zeroFill.count))
         }
-        log("map \(segment.filePages) \(segment.protection) file offset \(hex(segment.fileOffset))"
+        log(
+          "map \(segment.filePages) \(segment.protection) file offset \(hex(segment.fileOffset))"
             + (segment.zeroFill.isEmpty ? "" : ", zero \(segment.zeroFill)"))
       }
       if !segment.anonymousPages.isEmpty {

@@ -7,7 +7,8 @@ struct ErrorTests {
   static let scratch: String = {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("elfload-errors-\(getpid())").path
     try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    FileManager.default.createFile(atPath: dir + "/text", contents: Data("just text\n".utf8), attributes: [.posixPermissions: 0o755])
+    FileManager.default.createFile(
+      atPath: dir + "/text", contents: Data("just text\n".utf8), attributes: [.posixPermissions: 0o755])
     let hello = Paths.sample("hello", .staticExec)
     try? FileManager.default.removeItem(atPath: dir + "/noexec")
     try? FileManager.default.copyItem(atPath: hello, toPath: dir + "/noexec")
@@ -24,12 +25,21 @@ struct ErrorTests {
   }
 
   static let refusals: [Refusal] = [
-    Refusal(path: { "/nonexistent/program" }, status: 127, message: "no such file or directory", label: "missing file"),
+    Refusal(
+      path: { "/nonexistent/program" }, status: 127, message: "no such file or directory",
+      label: "missing file"),
     Refusal(path: { scratch }, status: 126, message: "is a directory", label: "a directory"),
-    Refusal(path: { scratch + "/text" }, status: 126, message: "not an ELF file (e_ident starts 6a 75 73 74", label: "a text file"),
-    Refusal(path: { scratch + "/noexec" }, status: 126, message: "permission denied", label: "not executable"),
-    Refusal(path: { "/bin/true" }, status: 126, message: "dynamically linked programs are not supported yet (PT_INTERP", label: "dynamic program"),
-    Refusal(path: { "/dev/null" }, status: 126, message: "is a device, socket or pipe, not a program", label: "a device"),
+    Refusal(
+      path: { scratch + "/text" }, status: 126, message: "not an ELF file (e_ident starts 6a 75 73 74",
+      label: "a text file"),
+    Refusal(
+      path: { scratch + "/noexec" }, status: 126, message: "permission denied", label: "not executable"),
+    Refusal(
+      path: { "/bin/true" }, status: 126,
+      message: "dynamically linked programs are not supported yet (PT_INTERP", label: "dynamic program"),
+    Refusal(
+      path: { "/dev/null" }, status: 126, message: "is a device, socket or pipe, not a program",
+      label: "a device"),
   ]
 
   @Test(arguments: refusals)
@@ -44,7 +54,9 @@ struct ErrorTests {
 
   @Test("the native run agrees that these cannot run (126 or 127 from the shell)")
   func shellAgrees() {
-    for (path, status) in [("/nonexistent/program", Int32(127)), (Self.scratch + "/noexec", 126), (Self.scratch, 126)] {
+    for (path, status) in [
+      ("/nonexistent/program", Int32(127)), (Self.scratch + "/noexec", 126), (Self.scratch, 126),
+    ] {
       let native = run(["/bin/sh", "-c", "\"$0\"", path])
       #expect(native.ending == .exited(status), "\(path): \(native)")
     }

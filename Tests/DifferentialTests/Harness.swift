@@ -54,7 +54,7 @@ enum Paths {
   /// Builds the sample programs once per test process, with the repository's Makefile.
   static let samples: String = {
     let dir = root.appendingPathComponent("Samples").path
-    let result = run([ "/usr/bin/make", "-s", "-C", dir, "-j2"], timeout: 600)
+    let result = run(["/usr/bin/make", "-s", "-C", dir, "-j2"], timeout: 600)
     precondition(result.ending == .exited(0), "building the samples failed:\n\(result)")
     return dir + "/build"
   }()
@@ -74,7 +74,8 @@ enum Flavour: String, CaseIterable, CustomTestStringConvertible {
 /// module does not export.
 private func closeFrom(_ actions: inout posix_spawn_file_actions_t, _ fd: Int32) {
   typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
-  guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else {
+  guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np")
+  else {
     return
   }
   _ = unsafeBitCast(symbol, to: AddCloseFrom.self)(&actions, fd)
@@ -125,7 +126,8 @@ func run(
   var pid: pid_t = 0
   let rc = posix_spawn(&pid, executable ?? argv[0], &actions, &attributes, cArgs, cEnv)
   guard rc == 0 else {
-    return Outcome(stdout: "", stderr: "posix_spawn: \(String(cString: strerror(rc)))\n", ending: .exited(-1), seconds: 0)
+    return Outcome(
+      stdout: "", stderr: "posix_spawn: \(String(cString: strerror(rc)))\n", ending: .exited(-1), seconds: 0)
   }
   var status: Int32 = 0
   var ending = Ending.timedOut

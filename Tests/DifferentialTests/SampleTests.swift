@@ -11,7 +11,9 @@ struct SampleRun: Sendable, CustomTestStringConvertible {
 
   static let all: [SampleRun] = [
     SampleRun(name: "hello"),
-    SampleRun(name: "bench1_args", args: ["x", "y z", "", "ünïcode"], extraEnvironment: ["ELFLOAD_SAMPLE_ENV=present"]),
+    SampleRun(
+      name: "bench1_args", args: ["x", "y z", "", "ünïcode"], extraEnvironment: ["ELFLOAD_SAMPLE_ENV=present"]
+    ),
     SampleRun(name: "bench2_pages", args: ["5"]),
     SampleRun(name: "bench3_bss"),
     SampleRun(name: "null"),
@@ -31,7 +33,8 @@ struct SampleTests {
   @Test(arguments: SampleRun.all, Flavour.allCases)
   func sameAsNative(_ sample: SampleRun, _ flavour: Flavour) {
     let program = Paths.sample(sample.name, flavour)
-    let (native, loaded) = compare(program, sample.args, environment: baseEnvironment + sample.extraEnvironment)
+    let (native, loaded) = compare(
+      program, sample.args, environment: baseEnvironment + sample.extraEnvironment)
     #expect(native.ending != .timedOut)
     #expect(loaded == native, "native:\n\(native)\nunder elfload:\n\(loaded)")
     // No check in a sample may fail, natively or under elfload.
@@ -62,7 +65,9 @@ struct SampleTests {
 
   @Test("options end at --, and the program's own options pass through", arguments: Flavour.allCases)
   func doubleDash(_ flavour: Flavour) {
-    let (native, loaded) = compare(Paths.sample("probe", flavour), ["--verbose", "--mode", "x"], options: ["--"], environment: baseEnvironment)
+    let (native, loaded) = compare(
+      Paths.sample("probe", flavour), ["--verbose", "--mode", "x"], options: ["--"],
+      environment: baseEnvironment)
     #expect(loaded == native, "native:\n\(native)\nunder elfload:\n\(loaded)")
   }
 
@@ -71,7 +76,9 @@ struct SampleTests {
     // sh -c 'trap "" USR1; exec ...' sets SIGUSR1 to SIG_IGN before exec.
     let program = Paths.sample("probe", .staticExec)
     let native = run(["/bin/sh", "-c", "trap '' USR1; exec \"$0\" x", program], environment: baseEnvironment)
-    let loaded = run(["/bin/sh", "-c", "trap '' USR1; exec \"$1\" \"$0\" x", program, Paths.elfload], environment: baseEnvironment)
+    let loaded = run(
+      ["/bin/sh", "-c", "trap '' USR1; exec \"$1\" \"$0\" x", program, Paths.elfload],
+      environment: baseEnvironment)
     #expect(native.stdout.contains("10(ignored)"))
     #expect(loaded == native, "native:\n\(native)\nunder elfload:\n\(loaded)")
   }

@@ -194,7 +194,9 @@ func mutate(_ original: [UInt8], _ rng: inout SplitMix64) -> [UInt8] {
       let slot = Int.random(in: 0..<(window / 8), using: &rng) * 8
       let value = interesting.randomElement(using: &rng)! &+ UInt64.random(in: 0...2, using: &rng)
       let width = [2, 4, 8].randomElement(using: &rng)!
-      for i in 0..<width where slot + i < bytes.count { bytes[slot + i] = UInt8(truncatingIfNeeded: value >> (8 * i)) }
+      for i in 0..<width where slot + i < bytes.count {
+        bytes[slot + i] = UInt8(truncatingIfNeeded: value >> (8 * i))
+      }
     default:
       // Mostly within the headers, where truncation changes the outcome.
       let limit = Bool.random(using: &rng) ? min(bytes.count, 1024) : bytes.count

@@ -110,8 +110,11 @@ let headerCases: [Malformed] = [
   malformed("bad magic", mentions: ["e_ident", "7f 45 4c 46"], { $0.magic = [0x7f, 0x45, 0x4c, 0x47] }) {
     _ in .badMagic([0x7f, 0x45, 0x4c, 0x47])
   },
-  malformed("32-bit class", mentions: ["EI_CLASS", "32-bit"], { $0.elfClass = 1 }) { _ in .unsupportedClass(1) },
-  malformed("big-endian", mentions: ["EI_DATA", "big-endian"], { $0.encoding = 2 }) { _ in .unsupportedEncoding(2) },
+  malformed("32-bit class", mentions: ["EI_CLASS", "32-bit"], { $0.elfClass = 1 }) { _ in .unsupportedClass(1)
+  },
+  malformed("big-endian", mentions: ["EI_DATA", "big-endian"], { $0.encoding = 2 }) { _ in
+    .unsupportedEncoding(2)
+  },
   malformed("EI_VERSION 0", mentions: ["EI_VERSION"], { $0.identVersion = 0 }) {
     _ in .unsupportedVersion(field: "e_ident[EI_VERSION]", value: 0)
   },
@@ -122,65 +125,106 @@ let headerCases: [Malformed] = [
   malformed("ET_REL", mentions: ["e_type", "ET_REL"], { $0.type = 1 }) { _ in .unsupportedType(1) },
   malformed("ET_CORE", mentions: ["e_type", "ET_CORE"], { $0.type = 4 }) { _ in .unsupportedType(4) },
   malformed("i386", mentions: ["e_machine", "i386"], { $0.machine = 3 }) { _ in .unsupportedMachine(3) },
-  malformed("AArch64", mentions: ["e_machine", "AArch64"], { $0.machine = 183 }) { _ in .unsupportedMachine(183) },
+  malformed("AArch64", mentions: ["e_machine", "AArch64"], { $0.machine = 183 }) { _ in
+    .unsupportedMachine(183)
+  },
   malformed("e_phentsize 32", mentions: ["e_phentsize", "32"], { $0.phentsize = 32 }) {
     _ in .badProgramHeaderSize(32)
   },
   malformed("e_phnum 0", mentions: ["e_phnum"], { $0.phnum = 0 }) { _ in .badProgramHeaderCount(0) },
   malformed("e_phnum 74", mentions: ["e_phnum", "74"], { $0.phnum = 74 }) { _ in .badProgramHeaderCount(74) },
-  malformed("e_phoff past the end of the file", mentions: ["e_phoff", "truncated"], {
-    $0.phoff = 0x10000
-    $0.fileSize = 0x1110
-  }) { _ in .truncated(what: "3 program headers at e_phoff", offset: 0x10000, needed: 168, fileSize: 0x1110)
+  malformed(
+    "e_phoff past the end of the file", mentions: ["e_phoff", "truncated"],
+    {
+      $0.phoff = 0x10000
+      $0.fileSize = 0x1110
+    }
+  ) { _ in .truncated(what: "3 program headers at e_phoff", offset: 0x10000, needed: 168, fileSize: 0x1110)
   },
   malformed("e_phoff + table size overflows", mentions: ["e_phoff"], { $0.phoff = UInt64.max - 100 }) {
-    .truncated(what: "3 program headers at e_phoff", offset: UInt64.max - 100, needed: 168, fileSize: UInt64($0.count))
+    .truncated(
+      what: "3 program headers at e_phoff", offset: UInt64.max - 100, needed: 168, fileSize: UInt64($0.count))
   },
 ]
 
 /// Changes to program header 1, the data segment at 0x402010 (file 0x1010).
 let segmentCases: [Malformed] = [
-  malformed("PT_LOAD p_filesz > p_memsz", mentions: ["p_filesz", "p_memsz"], {
-    $0.programHeaders[1].filesz = 0x3000
-    $0.fileSize = 0x1110
-  }) { _ in .segment(index: 1, .fileSizeExceedsMemorySize(filesz: 0x3000, memsz: 0x2500)) },
-  malformed("PT_LOAD past the end of the file", mentions: ["p_offset", "p_filesz"], {
-    $0.programHeaders[1].filesz = 0x2000
-    $0.fileSize = 0x1110
-  }) { _ in .segment(index: 1, .pastEndOfFile(offset: 0x1010, filesz: 0x2000, fileSize: 0x1110)) },
-  malformed("PT_LOAD p_offset + p_filesz overflows", mentions: ["p_offset"], {
-    $0.programHeaders[1].offset = UInt64.max - 0xfef  // ...f010: still congruent with p_vaddr
-  }) { .segment(index: 1, .pastEndOfFile(offset: UInt64.max - 0xfef, filesz: 0x100, fileSize: UInt64($0.count))) },
-  malformed("p_vaddr and p_offset not congruent mod 4096", mentions: ["p_vaddr", "p_offset", "4096"], {
-    $0.programHeaders[1].offset = 0x1000
-  }) { _ in .segment(index: 1, .misaligned(vaddr: 0x40_2010, offset: 0x1000)) },
-  malformed("p_vaddr + p_memsz overflows", mentions: ["p_vaddr", "p_memsz", "overflows"], {
-    $0.programHeaders[1].vaddr = 0xffff_ffff_ffff_f010
-  }) { _ in .segment(index: 1, .addressOverflow(vaddr: 0xffff_ffff_ffff_f010, memsz: 0x2500)) },
+  malformed(
+    "PT_LOAD p_filesz > p_memsz", mentions: ["p_filesz", "p_memsz"],
+    {
+      $0.programHeaders[1].filesz = 0x3000
+      $0.fileSize = 0x1110
+    }
+  ) { _ in .segment(index: 1, .fileSizeExceedsMemorySize(filesz: 0x3000, memsz: 0x2500)) },
+  malformed(
+    "PT_LOAD past the end of the file", mentions: ["p_offset", "p_filesz"],
+    {
+      $0.programHeaders[1].filesz = 0x2000
+      $0.fileSize = 0x1110
+    }
+  ) { _ in .segment(index: 1, .pastEndOfFile(offset: 0x1010, filesz: 0x2000, fileSize: 0x1110)) },
+  malformed(
+    "PT_LOAD p_offset + p_filesz overflows", mentions: ["p_offset"],
+    {
+      $0.programHeaders[1].offset = UInt64.max - 0xfef  // ...f010: still congruent with p_vaddr
+    }
+  ) {
+    .segment(index: 1, .pastEndOfFile(offset: UInt64.max - 0xfef, filesz: 0x100, fileSize: UInt64($0.count)))
+  },
+  malformed(
+    "p_vaddr and p_offset not congruent mod 4096", mentions: ["p_vaddr", "p_offset", "4096"],
+    {
+      $0.programHeaders[1].offset = 0x1000
+    }
+  ) { _ in .segment(index: 1, .misaligned(vaddr: 0x40_2010, offset: 0x1000)) },
+  malformed(
+    "p_vaddr + p_memsz overflows", mentions: ["p_vaddr", "p_memsz", "overflows"],
+    {
+      $0.programHeaders[1].vaddr = 0xffff_ffff_ffff_f010
+    }
+  ) { _ in .segment(index: 1, .addressOverflow(vaddr: 0xffff_ffff_ffff_f010, memsz: 0x2500)) },
   // The end itself fits in 64 bits but rounding it up to a page does not.
-  malformed("p_vaddr + p_memsz cannot be page aligned", mentions: ["p_vaddr", "p_memsz"], {
-    $0.programHeaders[1].vaddr = 0xffff_ffff_ffff_f010
-    $0.programHeaders[1].memsz = 0xfef
-  }) { _ in .segment(index: 1, .addressOverflow(vaddr: 0xffff_ffff_ffff_f010, memsz: 0xfef)) },
-  malformed("ET_EXEC segment above user space", mentions: ["user space"], {
-    $0.programHeaders[1].vaddr = 0x7fff_ffff_f000
-    $0.programHeaders[1].offset = 0x1000
-    $0.programHeaders[1].memsz = 0x1000
-  }) { _ in .segment(index: 1, .outsideUserSpace(start: 0x7fff_ffff_f000, end: 0x8000_0000_0000)) },
-  malformed("ET_EXEC segment below vm.mmap_min_addr", mentions: ["p_vaddr", "mmap_min_addr"], minimumAddress: 0x1000, {
-    $0.programHeaders[0].vaddr = 0
-    $0.entry = 0x100
-  }) { _ in .segment(index: 0, .belowMinimumAddress(vaddr: 0, minimum: 0x1000)) },
-  malformed("PT_LOADs out of order", mentions: ["p_vaddr", "sorted"], {
-    $0.programHeaders.swapAt(0, 1)
-  }) { _ in .segmentsOutOfOrder(index: 1, vaddr: 0x40_0000, previousVaddr: 0x40_2010) },
-  malformed("PT_LOADs overlap", mentions: ["PT_LOAD", "0x400100", "0x400200"], {
-    $0.programHeaders[1].vaddr = 0x40_0100
-    $0.programHeaders[1].offset = 0x100
-  }) { _ in .segmentsOverlap(index: 1, start: 0x40_0100, previousEnd: 0x40_0200) },
-  malformed("no PT_LOAD", mentions: ["PT_LOAD"], {
-    $0.programHeaders.removeFirst(2)
-  }) { _ in .noLoadableSegments },
+  malformed(
+    "p_vaddr + p_memsz cannot be page aligned", mentions: ["p_vaddr", "p_memsz"],
+    {
+      $0.programHeaders[1].vaddr = 0xffff_ffff_ffff_f010
+      $0.programHeaders[1].memsz = 0xfef
+    }
+  ) { _ in .segment(index: 1, .addressOverflow(vaddr: 0xffff_ffff_ffff_f010, memsz: 0xfef)) },
+  malformed(
+    "ET_EXEC segment above user space", mentions: ["user space"],
+    {
+      $0.programHeaders[1].vaddr = 0x7fff_ffff_f000
+      $0.programHeaders[1].offset = 0x1000
+      $0.programHeaders[1].memsz = 0x1000
+    }
+  ) { _ in .segment(index: 1, .outsideUserSpace(start: 0x7fff_ffff_f000, end: 0x8000_0000_0000)) },
+  malformed(
+    "ET_EXEC segment below vm.mmap_min_addr", mentions: ["p_vaddr", "mmap_min_addr"], minimumAddress: 0x1000,
+    {
+      $0.programHeaders[0].vaddr = 0
+      $0.entry = 0x100
+    }
+  ) { _ in .segment(index: 0, .belowMinimumAddress(vaddr: 0, minimum: 0x1000)) },
+  malformed(
+    "PT_LOADs out of order", mentions: ["p_vaddr", "sorted"],
+    {
+      $0.programHeaders.swapAt(0, 1)
+    }
+  ) { _ in .segmentsOutOfOrder(index: 1, vaddr: 0x40_0000, previousVaddr: 0x40_2010) },
+  malformed(
+    "PT_LOADs overlap", mentions: ["PT_LOAD", "0x400100", "0x400200"],
+    {
+      $0.programHeaders[1].vaddr = 0x40_0100
+      $0.programHeaders[1].offset = 0x100
+    }
+  ) { _ in .segmentsOverlap(index: 1, start: 0x40_0100, previousEnd: 0x40_0200) },
+  malformed(
+    "no PT_LOAD", mentions: ["PT_LOAD"],
+    {
+      $0.programHeaders.removeFirst(2)
+    }
+  ) { _ in .noLoadableSegments },
   malformed("entry in a non-executable segment", mentions: ["e_entry"], { $0.entry = 0x40_2010 }) {
     _ in .entryOutsideSegments(entry: 0x40_2010)
   },
@@ -199,38 +243,61 @@ let interpreterCases: [Malformed] = [
   malformed("PT_INTERP too short", mentions: ["p_filesz"], { $0.addInterpreter([0]) }) {
     _ in .badInterpreter(index: 3, .badLength(1))
   },
-  malformed("PT_INTERP too long", mentions: ["p_filesz", "4096"], { $0.addInterpreter(interpreterPath, filesz: 5000) }) {
+  malformed(
+    "PT_INTERP too long", mentions: ["p_filesz", "4096"], { $0.addInterpreter(interpreterPath, filesz: 5000) }
+  ) {
     _ in .badInterpreter(index: 3, .badLength(5000))
   },
-  malformed("PT_INTERP not NUL-terminated", mentions: ["NUL"], { $0.addInterpreter(Array("/lib64/ld".utf8)) }) {
+  malformed("PT_INTERP not NUL-terminated", mentions: ["NUL"], { $0.addInterpreter(Array("/lib64/ld".utf8)) })
+  {
     _ in .badInterpreter(index: 3, .notTerminated)
   },
   malformed("PT_INTERP empty string", mentions: ["empty"], { $0.addInterpreter([0, 0]) }) {
     _ in .badInterpreter(index: 3, .empty)
   },
-  malformed("PT_INTERP past the end of the file", mentions: ["p_offset", "p_filesz"], {
-    $0.addInterpreter(interpreterPath, offset: 0x1100)
-    $0.fileSize = 0x1110
-  }) { _ in .badInterpreter(index: 3, .pastEndOfFile(offset: 0x1100, filesz: 28, fileSize: 0x1110)) },
-  malformed("PT_INTERP p_offset + p_filesz overflows", mentions: ["p_offset"], {
-    $0.programHeaders.append(
-      ProgramHeader(type: .interp, flags: [.read], offset: UInt64.max - 5, vaddr: 0, filesz: 28, memsz: 28, align: 1))
-  }) { .badInterpreter(index: 3, .pastEndOfFile(offset: UInt64.max - 5, filesz: 28, fileSize: UInt64($0.count))) },
-  malformed("two PT_INTERPs", mentions: ["PT_INTERP"], {
-    $0.addInterpreter(interpreterPath)
-    $0.addInterpreter(interpreterPath, offset: 0x380)
-  }) { _ in .multipleInterpreters(index: 4) },
+  malformed(
+    "PT_INTERP past the end of the file", mentions: ["p_offset", "p_filesz"],
+    {
+      $0.addInterpreter(interpreterPath, offset: 0x1100)
+      $0.fileSize = 0x1110
+    }
+  ) { _ in .badInterpreter(index: 3, .pastEndOfFile(offset: 0x1100, filesz: 28, fileSize: 0x1110)) },
+  malformed(
+    "PT_INTERP p_offset + p_filesz overflows", mentions: ["p_offset"],
+    {
+      $0.programHeaders.append(
+        ProgramHeader(
+          type: .interp, flags: [.read], offset: UInt64.max - 5, vaddr: 0, filesz: 28, memsz: 28, align: 1))
+    }
+  ) {
+    .badInterpreter(index: 3, .pastEndOfFile(offset: UInt64.max - 5, filesz: 28, fileSize: UInt64($0.count)))
+  },
+  malformed(
+    "two PT_INTERPs", mentions: ["PT_INTERP"],
+    {
+      $0.addInterpreter(interpreterPath)
+      $0.addInterpreter(interpreterPath, offset: 0x380)
+    }
+  ) { _ in .multipleInterpreters(index: 4) },
 ]
 
 let tlsCases: [Malformed] = [
-  malformed("PT_TLS p_filesz > p_memsz", mentions: ["PT_TLS"], {
-    $0.programHeaders.append(
-      ProgramHeader(type: .tls, flags: [.read], offset: 0x1010, vaddr: 0x40_2010, filesz: 0x20, memsz: 0x10, align: 8))
-  }) { _ in .segment(index: 3, .badTLS(memsz: 0x10, filesz: 0x20, align: 8)) },
-  malformed("PT_TLS p_align 3", mentions: ["PT_TLS", "p_align"], {
-    $0.programHeaders.append(
-      ProgramHeader(type: .tls, flags: [.read], offset: 0x1010, vaddr: 0x40_2010, filesz: 0x10, memsz: 0x20, align: 3))
-  }) { _ in .segment(index: 3, .badTLS(memsz: 0x20, filesz: 0x10, align: 3)) },
+  malformed(
+    "PT_TLS p_filesz > p_memsz", mentions: ["PT_TLS"],
+    {
+      $0.programHeaders.append(
+        ProgramHeader(
+          type: .tls, flags: [.read], offset: 0x1010, vaddr: 0x40_2010, filesz: 0x20, memsz: 0x10, align: 8))
+    }
+  ) { _ in .segment(index: 3, .badTLS(memsz: 0x10, filesz: 0x20, align: 8)) },
+  malformed(
+    "PT_TLS p_align 3", mentions: ["PT_TLS", "p_align"],
+    {
+      $0.programHeaders.append(
+        ProgramHeader(
+          type: .tls, flags: [.read], offset: 0x1010, vaddr: 0x40_2010, filesz: 0x10, memsz: 0x20, align: 3))
+    }
+  ) { _ in .segment(index: 3, .badTLS(memsz: 0x20, filesz: 0x10, align: 3)) },
 ]
 
 @Test(arguments: headerCases + segmentCases + interpreterCases + tlsCases)
@@ -309,7 +376,8 @@ func rejectsMalformed(_ c: Malformed) {
 func acceptsTLSWithTrivialAlignment(_ align: UInt64) throws {
   var b = ELFBuilder.executable()
   b.programHeaders.append(
-    ProgramHeader(type: .tls, flags: [.read], offset: 0x1010, vaddr: 0x40_2010, filesz: 0x18, memsz: 0x60, align: align))
+    ProgramHeader(
+      type: .tls, flags: [.read], offset: 0x1010, vaddr: 0x40_2010, filesz: 0x18, memsz: 0x60, align: align))
   #expect(try Image(parsing: b.build()).tls?.align == align)
 }
 
@@ -323,13 +391,14 @@ func acceptsTLSWithTrivialAlignment(_ align: UInt64) throws {
   #expect(image.maximumAlignment == pageSize)
 }
 
-@Test(arguments: [
-  ([0x1000, 0x1000], 0x1000),
-  ([0x20_0000, 0x1000], 0x20_0000),
-  ([0, 1], 0x1000),
-  ([3, 0x4000], 0x4000),
-  ([0x30_0000, 0x10], 0x1000),
-] as [([UInt64], UInt64)])
+@Test(
+  arguments: [
+    ([0x1000, 0x1000], 0x1000),
+    ([0x20_0000, 0x1000], 0x20_0000),
+    ([0, 1], 0x1000),
+    ([3, 0x4000], 0x4000),
+    ([0x30_0000, 0x10], 0x1000),
+  ] as [([UInt64], UInt64)])
 func maximumAlignment(_ aligns: [UInt64], _ expected: UInt64) throws {
   var b = ELFBuilder.positionIndependent()
   b.programHeaders[0].align = aligns[0]
@@ -337,11 +406,12 @@ func maximumAlignment(_ aligns: [UInt64], _ expected: UInt64) throws {
   #expect(try Image(parsing: b.build()).maximumAlignment == expected)
 }
 
-@Test(arguments: [
-  ([.read, .write], false),
-  ([.read, .write, .execute], true),
-  ([.execute], true),
-] as [(SegmentFlags, Bool)])
+@Test(
+  arguments: [
+    ([.read, .write], false),
+    ([.read, .write, .execute], true),
+    ([.execute], true),
+  ] as [(SegmentFlags, Bool)])
 func gnuStackFlags(_ flags: SegmentFlags, _ executable: Bool) throws {
   var b = ELFBuilder.executable()
   b.programHeaders[2].flags = flags
@@ -358,7 +428,8 @@ func gnuStackFlags(_ flags: SegmentFlags, _ executable: Bool) throws {
 @Test func zeroSizeLoadBelowMinimumAddressIsAccepted() throws {
   var b = ELFBuilder.executable()
   b.programHeaders.insert(
-    ProgramHeader(type: .load, flags: [.read], offset: 0, vaddr: 0, filesz: 0, memsz: 0, align: 0x1000), at: 0)
+    ProgramHeader(type: .load, flags: [.read], offset: 0, vaddr: 0, filesz: 0, memsz: 0, align: 0x1000), at: 0
+  )
   let image = try Image(parsing: b.build(), minimumAddress: 0x10000)
   #expect(image.loadIndexes == [0, 1, 2])
   // span counts it anyway, as the kernel's total_mapping_size does.

@@ -60,7 +60,8 @@ let stackCases: [StackCase] = [
   StackCase(arguments: ["prog", "a", "bc"], environment: ["A=1", "B=2"], gap: 0),
   StackCase(arguments: ["prog", "a", "bc"], environment: ["A=1", "B=2"], gap: 1234),
   StackCase(arguments: ["prog"], environment: [], gap: 0),
-  StackCase(arguments: ["prog", "x"], environment: ["LONG=" + String(repeating: "v", count: 300)], gap: 8191),
+  StackCase(
+    arguments: ["prog", "x"], environment: ["LONG=" + String(repeating: "v", count: 300)], gap: 8191),
   StackCase(arguments: ["p", "", "three"], environment: ["A=", "B=22", "C=333"], gap: 15),
 ]
 

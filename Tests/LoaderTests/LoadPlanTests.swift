@@ -48,12 +48,13 @@ func withData(_ change: (inout ProgramHeader) -> Void) throws -> Image {
 /// padzero() fails silently on a page that is not writable, so only a
 /// writable segment gets its tail zeroed; the bss pages are always writable
 /// (vm_brk_flags), and executable when the segment is.
-@Test(arguments: [
-  ([.read], false, [.read, .write]),
-  ([.read, .execute], false, [.read, .write, .execute]),
-  ([.read, .write], true, [.read, .write]),
-  ([.read, .write, .execute], true, [.read, .write, .execute]),
-] as [(SegmentFlags, Bool, Protection)])
+@Test(
+  arguments: [
+    ([.read], false, [.read, .write]),
+    ([.read, .execute], false, [.read, .write, .execute]),
+    ([.read, .write], true, [.read, .write]),
+    ([.read, .write, .execute], true, [.read, .write, .execute]),
+  ] as [(SegmentFlags, Bool, Protection)])
 func bssTailDependsOnFlags(_ flags: SegmentFlags, _ zeroed: Bool, _ anonymous: Protection) throws {
   let data = LoadPlan(image: try withData { $0.flags = flags }, bias: 0).segments[1]
   #expect(data.protection == Protection(flags))
@@ -87,7 +88,12 @@ func bssTailDependsOnFlags(_ flags: SegmentFlags, _ zeroed: Bool, _ anonymous: P
 }
 
 @Test func emptySegmentMapsNothing() throws {
-  let data = LoadPlan(image: try withData { $0.filesz = 0; $0.memsz = 0 }, bias: 0).segments[1]
+  let data = LoadPlan(
+    image: try withData {
+      $0.filesz = 0
+      $0.memsz = 0
+    }, bias: 0
+  ).segments[1]
   #expect(data.filePages.isEmpty)
   #expect(data.zeroFill.isEmpty)
   #expect(data.anonymousPages.isEmpty)
@@ -119,8 +125,12 @@ func bssTailDependsOnFlags(_ flags: SegmentFlags, _ zeroed: Bool, _ anonymous: P
   var b = ELFBuilder()
   b.entry = 0x40_1100
   b.programHeaders = [
-    ProgramHeader(type: .load, flags: [.read, .write], offset: 0, vaddr: 0x40_0000, filesz: 0x100, memsz: 0x1100, align: 0x1000),
-    ProgramHeader(type: .load, flags: [.read, .execute], offset: 0x1100, vaddr: 0x40_1100, filesz: 0x10, memsz: 0x10, align: 0x1000),
+    ProgramHeader(
+      type: .load, flags: [.read, .write], offset: 0, vaddr: 0x40_0000, filesz: 0x100, memsz: 0x1100,
+      align: 0x1000),
+    ProgramHeader(
+      type: .load, flags: [.read, .execute], offset: 0x1100, vaddr: 0x40_1100, filesz: 0x10, memsz: 0x10,
+      align: 0x1000),
   ]
   let plan = LoadPlan(image: try parsed(b), bias: 0)
   #expect(plan.segments[0].filePages == AddressRange(0x40_0000, 0x40_1000))
@@ -135,8 +145,12 @@ func bssTailDependsOnFlags(_ flags: SegmentFlags, _ zeroed: Bool, _ anonymous: P
   var b = ELFBuilder()
   b.entry = 0x40_0200
   b.programHeaders = [
-    ProgramHeader(type: .load, flags: [.read, .write], offset: 0, vaddr: 0x40_0000, filesz: 0x100, memsz: 0x200, align: 0x1000),
-    ProgramHeader(type: .load, flags: [.read, .execute], offset: 0x200, vaddr: 0x40_0200, filesz: 0x10, memsz: 0x10, align: 0x1000),
+    ProgramHeader(
+      type: .load, flags: [.read, .write], offset: 0, vaddr: 0x40_0000, filesz: 0x100, memsz: 0x200,
+      align: 0x1000),
+    ProgramHeader(
+      type: .load, flags: [.read, .execute], offset: 0x200, vaddr: 0x40_0200, filesz: 0x10, memsz: 0x10,
+      align: 0x1000),
   ]
   let plan = LoadPlan(image: try parsed(b), bias: 0)
   #expect(plan.segments[0].filePages.isEmpty)
@@ -173,13 +187,14 @@ func biasIsAddedEverywhere(_ bias: UInt64) throws {
   #expect(plan.segments[1].memory == AddressRange(0x2010 + bias, 0x4510 + bias))
 }
 
-@Test(arguments: [
-  (0, false),  // the first page would be page 0
-  (0x1000, true),
-  (userSpaceEnd - 0x5000, true),  // ends exactly at the end of user space
-  (userSpaceEnd - 0x4000, false),
-  (UInt64.max - 0x1000, false),  // wraps around
-] as [(UInt64, Bool)])
+@Test(
+  arguments: [
+    (0, false),  // the first page would be page 0
+    (0x1000, true),
+    (userSpaceEnd - 0x5000, true),  // ends exactly at the end of user space
+    (userSpaceEnd - 0x4000, false),
+    (UInt64.max - 0x1000, false),  // wraps around
+  ] as [(UInt64, Bool)])
 func fitsKeepsTheImageInUserSpace(_ bias: UInt64, _ fits: Bool) throws {
   #expect(LoadPlan.fits(try parsed(.positionIndependent()), bias: bias) == fits)
 }
@@ -191,7 +206,9 @@ func fitsKeepsTheImageInUserSpace(_ bias: UInt64, _ fits: Bool) throws {
 @Test func emptyLoadFarAboveThePIEIsCountedInItsSpan() throws {
   var b = ELFBuilder.positionIndependent()
   b.programHeaders.insert(
-    ProgramHeader(type: .load, flags: [.read], offset: 0, vaddr: 0xffff_ffff_ffff_0000, filesz: 0, memsz: 0, align: 0x1000),
+    ProgramHeader(
+      type: .load, flags: [.read], offset: 0, vaddr: 0xffff_ffff_ffff_0000, filesz: 0, memsz: 0, align: 0x1000
+    ),
     at: 2)
   let bias: UInt64 = 0x7f00_0000_0000
   // Refusing it outright is right too; accepting it and planning it is not.
@@ -231,11 +248,20 @@ func fitsKeepsTheImageInUserSpace(_ bias: UInt64, _ fits: Bool) throws {
   var b = ELFBuilder()
   b.entry = 0x40_1000
   b.programHeaders = [
-    ProgramHeader(type: .load, flags: [.read], offset: 0, vaddr: 0x40_0000, filesz: 0x100, memsz: 0x100, align: 0x1000),
-    ProgramHeader(type: .load, flags: [.read, .execute], offset: 0x1000, vaddr: 0x40_1000, filesz: 0x500, memsz: 0x500, align: 0x1000),
-    ProgramHeader(type: .load, flags: [.read, .execute], offset: 0x2000, vaddr: 0x40_2000, filesz: 0x80, memsz: 0x900, align: 0x1000),
-    ProgramHeader(type: .load, flags: [.read], offset: 0x3000, vaddr: 0x40_3000, filesz: 0x300, memsz: 0x300, align: 0x1000),
-    ProgramHeader(type: .load, flags: [.read, .write], offset: 0x4010, vaddr: 0x40_4010, filesz: 0x100, memsz: 0x2000, align: 0x1000),
+    ProgramHeader(
+      type: .load, flags: [.read], offset: 0, vaddr: 0x40_0000, filesz: 0x100, memsz: 0x100, align: 0x1000),
+    ProgramHeader(
+      type: .load, flags: [.read, .execute], offset: 0x1000, vaddr: 0x40_1000, filesz: 0x500, memsz: 0x500,
+      align: 0x1000),
+    ProgramHeader(
+      type: .load, flags: [.read, .execute], offset: 0x2000, vaddr: 0x40_2000, filesz: 0x80, memsz: 0x900,
+      align: 0x1000),
+    ProgramHeader(
+      type: .load, flags: [.read], offset: 0x3000, vaddr: 0x40_3000, filesz: 0x300, memsz: 0x300,
+      align: 0x1000),
+    ProgramHeader(
+      type: .load, flags: [.read, .write], offset: 0x4010, vaddr: 0x40_4010, filesz: 0x100, memsz: 0x2000,
+      align: 0x1000),
   ]
   let plan = LoadPlan(image: try parsed(b), bias: 0)
   #expect(plan.startCode == 0x40_1000)
@@ -278,7 +304,8 @@ func fitsKeepsTheImageInUserSpace(_ bias: UInt64, _ fits: Bool) throws {
   var b = ELFBuilder.positionIndependent()
   b.phoff = 0x1200  // past every PT_LOAD's file bytes
   b.programHeaders.append(
-    ProgramHeader(type: .phdr, flags: [.read], offset: 0x1200, vaddr: 0x3000, filesz: 224, memsz: 224, align: 8))
+    ProgramHeader(
+      type: .phdr, flags: [.read], offset: 0x1200, vaddr: 0x3000, filesz: 224, memsz: 224, align: 8))
   let image = try parsed(b)
   #expect(image.programHeaderAddress == 0x3000)
   #expect(LoadPlan(image: image, bias: 0x10_0000).programHeaderAddress == 0x10_3000)
@@ -309,7 +336,8 @@ func fitsKeepsTheImageInUserSpace(_ bias: UInt64, _ fits: Bool) throws {
   var b = ELFBuilder.executable()
   // A second mapping of the file's first page, after the data segment.
   b.programHeaders.insert(
-    ProgramHeader(type: .load, flags: [.read], offset: 0, vaddr: 0x60_0000, filesz: 0x200, memsz: 0x200, align: 0x1000),
+    ProgramHeader(
+      type: .load, flags: [.read], offset: 0, vaddr: 0x60_0000, filesz: 0x200, memsz: 0x200, align: 0x1000),
     at: 2)
   let image = try parsed(b)
   #expect(image.programHeaderAddress == 0x60_0040)
