@@ -1,6 +1,5 @@
 // The elfload command line: running a program, inspecting its load plan, help and version.
 import ArgumentParser
-import CElfload
 import ELF
 import Glibc
 import Loader
@@ -104,8 +103,7 @@ public struct Elfload: ParsableCommand {
   /// static hello; the fast parser accepts exactly the same run options and
   /// hands anything else (help, version, inspect, errors) to ArgumentParser.
   public static func main() {
-    let original = elfload_original().pointee
-    let raw = (0..<Int(original.argc)).map { bytes(original.argv[$0]!) }
+    let raw = OriginalStack.read()?.arguments ?? CommandLine.arguments.map { Array($0.utf8) }
     if let parsed = FastParse.parse(raw) {
       Run.launch(settings: parsed.settings, raw: raw, programIndex: parsed.programIndex)
     }
@@ -121,14 +119,6 @@ public struct Elfload: ParsableCommand {
     } catch {
       exit(withError: error)
     }
-  }
-}
-
-/// The C string at `pointer`, as bytes.
-func bytes(_ pointer: UnsafeMutablePointer<CChar>) -> [UInt8] {
-  let n = strlen(pointer)
-  return pointer.withMemoryRebound(to: UInt8.self, capacity: n) {
-    Array(UnsafeBufferPointer(start: $0, count: n))
   }
 }
 
@@ -180,7 +170,7 @@ extension Elfload {
       let path = resolve(given)
       var arguments = Array(raw[programIndex...])
       if let argv0 = options.argv0 { arguments[0] = Array(argv0.utf8) }
-      let environment = environmentBytes()
+      let environment = OriginalStack.read()?.environment ?? []
       let request = LaunchRequest(
         path: path, arguments: arguments, environment: environment, mode: options.mode,
         verbose: options.verbose)
@@ -218,17 +208,6 @@ func fail(path: [UInt8], _ error: LoadError) -> Never {
   let line = Array("elfload: ".utf8) + path + Array(": \(error.description)\n".utf8)
   _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
   exit(error.exitStatus)
-}
-
-/// The environment elfload was started with, byte for byte.
-func environmentBytes() -> [[UInt8]] {
-  var result: [[UInt8]] = []
-  var p = elfload_original().pointee.envp!
-  while let s = p.pointee {
-    result.append(bytes(s))
-    p += 1
-  }
-  return result
 }
 
 /// A name without a slash is looked up in PATH, like `env`, `strace` or

@@ -94,13 +94,16 @@ public enum Kernel {
     if r < 0 { throw SystemCallError("mprotect", errno: Int32(-r)) }
   }
 
-  /// `getrandom(count)`: bytes from the kernel's random pool.
+  /// `getrandom(count)`: bytes from the kernel's random pool (blocking only
+  /// before the pool is initialised, as the kernel's own AT_RANDOM would).
   public static func randomBytes(_ count: Int) -> [UInt8] {
     var bytes = [UInt8](repeating: 0, count: count)
     var done = 0
     while done < count {
       let n = bytes.withUnsafeMutableBytes { getrandom($0.baseAddress! + done, count - done, 0) }
-      if n <= 0 { continue }
+      if n < 0 && Glibc.errno == EINTR { continue }
+      // getrandom cannot fail otherwise on Linux 3.17+; never spin if it does.
+      guard n > 0 else { break }
       done += n
     }
     return bytes

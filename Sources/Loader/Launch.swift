@@ -142,6 +142,7 @@ public enum Launcher {
         let line = "elfload: \(message)\n"
         _ = line.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
       } : { _ in }
+    guard let original = OriginalStack.read() else { throw .noStartupStack }
     let program = try open(request.path)
     let image = program.image
     if let interpreter = image.interpreter { throw .dynamicallyLinked(interpreter: interpreter) }
@@ -165,14 +166,17 @@ public enum Launcher {
       brk += Kernel.random(below: (1 << 30) / pageSize) * pageSize
     }
 
-    let original = elfload_original().pointee
     let stack = buildStack(request: request, plan: plan, original: original, randomize: randomize)
     log("stack \(hex(stack.base))-\(hex(stack.stackTop)), rsp \(hex(stack.stackPointer)), brk \(hex(brk))")
 
     if plan.executableStack {
       // PT_GNU_STACK asked for PF_X: the whole stack mapping becomes executable.
       let PROT_GROWSDOWN: Int32 = 0x0100_0000
-      try? Kernel.protect(pageStart(stack.stackTop - 1), pageSize, 7 | PROT_GROWSDOWN)
+      do {
+        try Kernel.protect(pageStart(stack.stackTop - 1), pageSize, 7 | PROT_GROWSDOWN)
+      } catch {
+        log("could not make the stack executable (\(error)): the program asked for it in PT_GNU_STACK")
+      }
     }
     setProcessName(request.path)
     do {
@@ -204,39 +208,24 @@ public enum Launcher {
   /// The kernel's create_elf_tables for this program, reusing the loader's
   /// stack (its top is just past the AT_EXECFN string the kernel gave us).
   static func buildStack(
-    request: LaunchRequest, plan: LoadPlan, original: elfload_original_stack, randomize: Int
+    request: LaunchRequest, plan: LoadPlan, original: OriginalStack, randomize: Int
   ) -> InitialStack {
-    var auxv: [AuxvEntry] = []
-    var stackTop: UInt64 = 0
-    var platform: [UInt8]? = nil
-    var pointer = original.auxv!
-    while pointer[0] != 0 {
-      let tag = AuxvTag(rawValue: pointer[0])
-      let value = pointer[1]
-      pointer += 2
-      switch tag {
-      case .phdr: auxv.append(AuxvEntry(tag, plan.programHeaderAddress))
-      case .phent: auxv.append(AuxvEntry(tag, UInt64(ProgramHeader.size)))
-      case .phnum: auxv.append(AuxvEntry(tag, UInt64(plan.programHeaderCount)))
-      case .base: auxv.append(AuxvEntry(tag, 0))
-      case .entry: auxv.append(AuxvEntry(tag, plan.entry))
-      case .execfd: continue  // binfmt_misc's, not ours to pass on
-      case .execfn:
-        let s = UnsafePointer<CChar>(bitPattern: UInt(value))!
-        stackTop = value + UInt64(strlen(s)) + 1 + 8
-        auxv.append(AuxvEntry(tag, 0))
-      case .platform:
-        let s = UnsafePointer<UInt8>(bitPattern: UInt(value))!
-        platform = Array(UnsafeBufferPointer(start: s, count: strlen(UnsafePointer<CChar>(OpaquePointer(s)))))
-        auxv.append(AuxvEntry(tag, 0))
-      default: auxv.append(AuxvEntry(tag, value))
+    let auxv = original.auxv.compactMap { entry -> AuxvEntry? in
+      switch entry.tag {
+      case .phdr: return AuxvEntry(.phdr, plan.programHeaderAddress)
+      case .phent: return AuxvEntry(.phent, UInt64(ProgramHeader.size))
+      case .phnum: return AuxvEntry(.phnum, UInt64(plan.programHeaderCount))
+      case .base: return AuxvEntry(.base, 0)
+      case .entry: return AuxvEntry(.entry, plan.entry)
+      case .execfd: return nil  // binfmt_misc's, not ours to pass on
+      default: return entry  // AT_EXECFN, AT_PLATFORM, AT_RANDOM: InitialStack fills them in
       }
     }
     let gap = randomize > 0 ? Kernel.random(below: 8192) : 0
     return InitialStack(
       arguments: request.arguments, environment: request.environment, execfn: request.path,
-      platform: platform, randomBytes: Kernel.randomBytes(16), auxv: auxv, stackTop: stackTop,
-      randomGap: gap)
+      platform: original.platform, randomBytes: Kernel.randomBytes(16), auxv: auxv,
+      stackTop: original.stackTop, randomGap: gap)
   }
 
   /// PR_SET_NAME: the kernel names the task after the file's base name.

@@ -17,6 +17,7 @@ public enum LoadError: Error, CustomStringConvertible {
   case noRoom(size: UInt64, alignment: UInt64, SystemCallError)
   case mapping(segment: Int, range: AddressRange, SystemCallError)
   case system(SystemCallError)
+  case noStartupStack
 
   /// 127 when the file does not exist, 126 when it cannot be run: the shell's
   /// convention, which `env`, `nohup` and `timeout` follow too.
@@ -50,6 +51,9 @@ public enum LoadError: Error, CustomStringConvertible {
       return "program header \(segment): mapping \(range) failed: \(e)"
     case .system(let e):
       return e.description
+    case .noStartupStack:
+      return
+        "the kernel gave elfload no AT_EXECFN, so the top of its stack is unknown (Linux 2.6.26 or later gives one)"
     }
   }
 }
