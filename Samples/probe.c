@@ -50,6 +50,16 @@ static int stack_bounds(uintptr_t *lo, uintptr_t *hi) {
   return found;
 }
 
+static const char *stack_perms(void) {
+  static char perms[8] = "?";
+  FILE *f = fopen("/proc/self/maps", "r");
+  char line[512];
+  while (fgets(line, sizeof line, f))
+    if (strstr(line, "[stack]")) sscanf(line, "%*s %7s", perms);
+  fclose(f);
+  return perms;
+}
+
 #define CHECK(name, cond) printf("%s: %s\n", name, (cond) ? "ok" : "FAIL")
 
 int main(int argc, char **argv) {
@@ -83,6 +93,7 @@ int main(int argc, char **argv) {
   // Layout of the top of the stack, as create_elf_tables writes it.
   uintptr_t lo = 0, hi = 0;
   CHECK("[stack] mapping exists", stack_bounds(&lo, &hi));
+  printf("[stack] permissions: %s\n", stack_perms());
   CHECK("argc is inside [stack]", (uintptr_t)argv > lo && (uintptr_t)argv < hi);
   CHECK("stack top = execfn + its length + 8", hi == (uintptr_t)execfn + strlen(execfn) + 1 + 8);
   CHECK("8 zero bytes at the stack top", *(uint64_t *)(hi - 8) == 0);

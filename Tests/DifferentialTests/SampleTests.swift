@@ -22,6 +22,7 @@ struct SampleRun: Sendable, CustomTestStringConvertible {
     SampleRun(name: "exit_code", args: ["7"]),
     SampleRun(name: "sparse"),
     SampleRun(name: "probe", args: ["a", "--b", "-c"]),
+    SampleRun(name: "probe_execstack"),
     SampleRun(name: "entry_regs", args: ["one"]),
   ]
 }
