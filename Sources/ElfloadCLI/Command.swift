@@ -8,10 +8,12 @@ extension PagingMode: ExpressibleByArgument {
   public init?(argument: String) {
     switch argument {
     case "eager", "all": self = .eager
+    case "demand": self = .demand
+    case "hybrid": self = .hybrid
     default: return nil
     }
   }
-  public static var allValueStrings: [String] { ["eager", "all"] }
+  public static var allValueStrings: [String] { ["eager", "all", "demand", "hybrid"] }
   public var defaultValueDescription: String { rawValue }
 }
 
@@ -20,9 +22,16 @@ public struct RunOptions: ParsableArguments {
   @Option(
     name: .long,
     help: ArgumentHelp(
-      "Paging policy. eager (also: all): map every segment up front, as execve does.",
+      "Paging policy: eager (also: all), demand or hybrid; see 'elfload --help'.",
       valueName: "policy"))
   public var mode: PagingMode = .eager
+
+  @Option(
+    name: .long,
+    help: ArgumentHelp(
+      "With --mode hybrid: pages to map after each faulting page (\(prefetchRange.lowerBound) to \(prefetchRange.upperBound), default 1).",
+      valueName: "n"))
+  public var prefetch: Int?
 
   @Option(name: .long, help: ArgumentHelp("Pass NAME as argv[0] (like exec -a).", valueName: "name"))
   public var argv0: String?
@@ -32,19 +41,40 @@ public struct RunOptions: ParsableArguments {
 
   public init() {}
 
+  public func validate() throws {
+    if let message = RunSettings.check(mode: mode, prefetch: prefetch) { throw ValidationError(message) }
+  }
+
   /// The parsed values: what the fast parser and ArgumentParser must agree on.
-  public var settings: RunSettings { RunSettings(mode: mode, argv0: argv0, verbose: verbose) }
+  public var settings: RunSettings {
+    RunSettings(mode: mode, prefetch: prefetch ?? 1, argv0: argv0, verbose: verbose)
+  }
 }
 
 /// The run options as plain values.
 public struct RunSettings: Equatable, Sendable {
   public var mode: PagingMode = .eager
+  public var prefetch = 1
   public var argv0: String?
   public var verbose = false
-  public init(mode: PagingMode = .eager, argv0: String? = nil, verbose: Bool = false) {
+  public init(mode: PagingMode = .eager, prefetch: Int = 1, argv0: String? = nil, verbose: Bool = false) {
     self.mode = mode
+    self.prefetch = prefetch
     self.argv0 = argv0
     self.verbose = verbose
+  }
+
+  /// Why this combination is refused, or nil.
+  static func check(mode: PagingMode, prefetch: Int?) -> String? {
+    guard let prefetch else { return nil }
+    if mode != .hybrid {
+      return "--prefetch applies to --mode hybrid (the mode is \(mode.rawValue))"
+    }
+    if !prefetchRange.contains(prefetch) {
+      return
+        "--prefetch must be from \(prefetchRange.lowerBound) to \(prefetchRange.upperBound) pages, not \(prefetch)"
+    }
+    return nil
   }
 }
 
@@ -173,7 +203,7 @@ extension Elfload {
       let environment = OriginalStack.read()?.environment ?? []
       let request = LaunchRequest(
         path: path, arguments: arguments, environment: environment, mode: options.mode,
-        verbose: options.verbose)
+        prefetch: options.prefetch, verbose: options.verbose)
       do {
         try Launcher.run(request)
       } catch {

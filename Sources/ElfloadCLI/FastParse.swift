@@ -12,6 +12,7 @@ public enum FastParse {
 
   public static func parse(_ argv: [[UInt8]]) -> Result? {
     var options = RunSettings()
+    var prefetch: Int?
     var i = 1
     func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
     while i < argv.count {
@@ -24,26 +25,39 @@ public enum FastParse {
       if arg == "--verbose" || arg == "-v" {
         options.verbose = true
         i += 1
-      } else if arg == "--mode" || arg == "--argv0" {
+      } else if arg == "--mode" || arg == "--argv0" || arg == "--prefetch" {
         guard i + 1 < argv.count else { return nil }
-        guard set(arg, text(argv[i + 1]), &options) else { return nil }
+        guard set(arg, text(argv[i + 1]), &options, &prefetch) else { return nil }
         i += 2
-      } else if arg.hasPrefix("--mode=") || arg.hasPrefix("--argv0=") {
+      } else if arg.hasPrefix("--mode=") || arg.hasPrefix("--argv0=") || arg.hasPrefix("--prefetch=") {
         let parts = arg.split(separator: "=", maxSplits: 1)
-        guard set(String(parts[0]), parts.count > 1 ? String(parts[1]) : "", &options) else { return nil }
+        guard set(String(parts[0]), parts.count > 1 ? String(parts[1]) : "", &options, &prefetch) else {
+          return nil
+        }
         i += 1
       } else {
         return nil
       }
     }
     guard i < argv.count else { return nil }
+    // Refusals (and their messages) are ArgumentParser's.
+    if RunSettings.check(mode: options.mode, prefetch: prefetch) != nil { return nil }
+    options.prefetch = prefetch ?? 1
     // A first word that names a subcommand is ArgumentParser's business.
     if i == 1 && ["inspect", "run", "help"].contains(text(argv[i])) { return nil }
     return Result(settings: options, programIndex: i)
   }
 
-  static func set(_ name: String, _ value: String, _ options: inout RunSettings) -> Bool {
+  static func set(_ name: String, _ value: String, _ options: inout RunSettings, _ prefetch: inout Int?)
+    -> Bool
+  {
     switch name {
+    case "--prefetch":
+      // Only plain decimal digits: anything else ArgumentParser judges.
+      guard !value.isEmpty, value.utf8.count <= 4, value.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }),
+        let n = Int(value)
+      else { return false }
+      prefetch = n
     case "--mode":
       guard let mode = PagingMode(argument: value) else { return false }
       options.mode = mode

@@ -11,15 +11,19 @@ public struct LaunchRequest: Sendable {
   public var arguments: [[UInt8]]
   public var environment: [[UInt8]]
   public var mode: PagingMode
+  /// Pages mapped after each faulting page (hybrid only).
+  public var prefetch: Int
   public var verbose: Bool
 
   public init(
-    path: [UInt8], arguments: [[UInt8]], environment: [[UInt8]], mode: PagingMode, verbose: Bool
+    path: [UInt8], arguments: [[UInt8]], environment: [[UInt8]], mode: PagingMode, prefetch: Int = 1,
+    verbose: Bool
   ) {
     self.path = path
     self.arguments = arguments
     self.environment = environment
     self.mode = mode
+    self.prefetch = prefetch
     self.verbose = verbose
   }
 }
@@ -155,6 +159,8 @@ public enum Launcher {
     )
     switch request.mode {
     case .eager: try EagerPolicy.install(plan, fd: program.fd, log: log)
+    case .demand: try DemandPolicy.install(plan, fd: program.fd, prefetch: 0, log: log)
+    case .hybrid: try DemandPolicy.install(plan, fd: program.fd, prefetch: request.prefetch, log: log)
     }
     Kernel.close(program.fd)
 
@@ -202,6 +208,7 @@ public enum Launcher {
       image: UnsafeRawPointer(stackImage.baseAddress), image_length: UInt64(stackImage.count),
       stack_top: stack.stackTop, stack_pointer: stack.stackPointer, entry: plan.entry,
       scrub_low: pageStart(stack.stackTop - limit), vector_state: elfload_vector_state())
+    if request.mode != .eager { try DemandPolicy.activate() }
     elfload_enter(entry)
   }
 

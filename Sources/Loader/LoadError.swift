@@ -18,6 +18,7 @@ public enum LoadError: Error, CustomStringConvertible {
   case mapping(segment: Int, range: AddressRange, SystemCallError)
   case system(SystemCallError)
   case noStartupStack
+  case tooManySegments(limit: Int)
 
   /// 127 when the file does not exist, 126 when it cannot be run: the shell's
   /// convention, which `env`, `nohup` and `timeout` follow too.
@@ -54,6 +55,8 @@ public enum LoadError: Error, CustomStringConvertible {
     case .noStartupStack:
       return
         "the kernel gave elfload no AT_EXECFN, so the top of its stack is unknown (Linux 2.6.26 or later gives one)"
+    case .tooManySegments(let limit):
+      return "more than \(limit) regions to page on demand; use --mode eager"
     }
   }
 }

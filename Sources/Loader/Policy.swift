@@ -1,4 +1,5 @@
 // Paging policies: how the pages of a load plan become memory.
+import CElfload
 import ELF
 import Glibc
 
@@ -6,7 +7,14 @@ import Glibc
 public enum PagingMode: String, CaseIterable, Sendable {
   /// Every PT_LOAD mapped up front, exactly as the kernel's execve maps it.
   case eager
+  /// Nothing mapped up front: a page is mapped when the program first touches it.
+  case demand
+  /// Demand, and each fault also maps the next `prefetch` pages.
+  case hybrid
 }
+
+/// Pages mapped after each faulting one under `hybrid`.
+public let prefetchRange = 1...512
 
 let MAP_FIXED_NOREPLACE: Int32 = 0x100000
 
@@ -74,5 +82,94 @@ enum EagerPolicy {
       return "\(name) at \(hex(start))-\(hex(end))"
     }
     return nil
+  }
+}
+
+/// The demand and hybrid policies. Every page is reserved PROT_NONE with its
+/// real backing, and the SIGSEGV handler in the no-runtime zone (demand.c,
+/// which says why this mechanism) gives a page its protection when first
+/// touched, plus `prefetch` following pages under hybrid.
+enum DemandPolicy {
+  static func install(_ plan: LoadPlan, fd: Int32, prefetch: Int, log: (String) -> Void) throws(LoadError) {
+    let pages = plan.segments.reduce(0) { $0 + $1.filePages.pageCount + $1.anonymousPages.pageCount }
+    var firstState: UInt64 = 0
+    func add(_ segment: SegmentMapping, _ range: AddressRange, _ protection: Protection, staged: (page: UInt64, copy: UInt64, zeroFrom: UInt64)?) throws(LoadError) {
+      var region = elfload_demand_region(
+        start: range.start, end: range.end, first_state: firstState, staged_page: staged?.page ?? 0,
+        staging: staged?.copy ?? 0, zero_from: staged?.zeroFrom ?? 0, protection: protection.rawValue,
+        segment: Int32(segment.programHeaderIndex))
+      guard elfload_demand_add_region(&region) == 0 else { throw .tooManySegments(limit: Int(ELFLOAD_DEMAND_MAX_REGIONS)) }
+      firstState += range.pageCount
+    }
+    // Every reservation first: the state array and staging copies below go
+    // wherever the kernel puts them, which must not be inside the program's range.
+    for segment in plan.segments {
+      if !segment.filePages.isEmpty {
+        try EagerPolicy.map(
+          segment, segment.filePages, readableUpFront(segment) ? segment.protection : [], flags: MAP_PRIVATE,
+          fd: fd, offset: segment.fileOffset)
+      }
+      if !segment.anonymousPages.isEmpty {
+        try EagerPolicy.map(segment, segment.anonymousPages, [], flags: MAP_PRIVATE | MAP_ANONYMOUS)
+      }
+    }
+    // One state byte per page, zero (reserved) until the handler maps the page.
+    let states: UInt64
+    do {
+      // pages <= the plan's span / 4096: no overflow.
+      let length = (pages + pageSize) & ~(pageSize - 1)
+      states = try Kernel.map(0, length, [.read, .write], flags: MAP_PRIVATE | MAP_ANONYMOUS)
+    } catch {
+      throw .system(error)
+    }
+    elfload_demand_configure(UnsafeMutablePointer(bitPattern: UInt(states)), UInt32(prefetch))
+    for segment in plan.segments {
+      if !segment.filePages.isEmpty && readableUpFront(segment) {
+        log("map \(segment.filePages) \(segment.protection) file offset \(hex(segment.fileOffset)): read-only data, readable up front")
+      } else if !segment.filePages.isEmpty {
+        var staged: (page: UInt64, copy: UInt64, zeroFrom: UInt64)?
+        if !segment.zeroFill.isEmpty {
+          // The page whose tail must read as zero is prepared out of place
+          // (a private copy of the same file page) and moved in when touched.
+          let page = pageStart(segment.zeroFill.start)
+          do {
+            let copy = try Kernel.map(
+              0, pageSize, [.read, .write], flags: MAP_PRIVATE, fd: fd, offset: segment.fileOffset(of: page))
+            staged = (page, copy, segment.zeroFill.start)
+          } catch {
+            throw .mapping(segment: segment.programHeaderIndex, range: AddressRange(page, page + pageSize), error)
+          }
+        }
+        try add(segment, segment.filePages, segment.protection, staged: staged)
+        log(
+          "reserve \(segment.filePages) \(segment.protection) on demand, file offset \(hex(segment.fileOffset))"
+            + (staged.map { ", page \(hex($0.page)) staged with \(segment.zeroFill) zeroed" } ?? ""))
+      }
+      if !segment.anonymousPages.isEmpty {
+        try add(segment, segment.anonymousPages, segment.anonymousProtection, staged: nil)
+        log("reserve \(segment.anonymousPages) \(segment.anonymousProtection) on demand, anonymous (bss)")
+      }
+    }
+    log(prefetch == 0 ? "demand paging: one page per fault" : "hybrid paging: each fault maps up to \(prefetch) following pages")
+  }
+
+  /// Read-only data (a segment that is neither writable nor executable) is
+  /// mapped readable, unpopulated, as eager maps it: the kernel reads
+  /// constants from it on the program's behalf -- glibc's pthread_create
+  /// passes its all-signals set from .rodata to rt_sigprocmask, fopen a path
+  /// literal to openat -- and a system call never faults into our handler:
+  /// on a PROT_NONE page it fails with EFAULT. (Measured: with .rodata
+  /// PROT_NONE, pthread_create's block-all call failed with EFAULT, glibc
+  /// then restored an uninitialised mask with SIGSEGV blocked, and the next
+  /// fault killed the program.) Its pages are paged in by the kernel, so
+  /// the handler neither sees nor counts them.
+  static func readableUpFront(_ segment: SegmentMapping) -> Bool {
+    segment.protection == [.read] && segment.zeroFill.isEmpty
+  }
+
+  /// Installs the SIGSEGV handler: the last step before the jump.
+  static func activate() throws(LoadError) {
+    let r = elfload_demand_activate()
+    if r != 0 { throw .system(SystemCallError("rt_sigaction", errno: Int32(-r))) }
   }
 }

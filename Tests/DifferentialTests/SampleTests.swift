@@ -24,27 +24,114 @@ struct SampleRun: Sendable, CustomTestStringConvertible {
     SampleRun(name: "probe", args: ["a", "--b", "-c"]),
     SampleRun(name: "probe_execstack"),
     SampleRun(name: "entry_regs", args: ["one"]),
+    SampleRun(name: "race"),
+    SampleRun(name: "limits", args: ["efault"]),
   ]
+}
+
+/// A paging policy, as elfload options.
+enum Policy: String, CaseIterable, Sendable, CustomTestStringConvertible {
+  case eager, demand
+  case hybrid1 = "hybrid 1", hybrid4 = "hybrid 4", hybrid64 = "hybrid 64"
+
+  var options: [String] {
+    switch self {
+    case .eager: ["--mode", "eager"]
+    case .demand: ["--mode", "demand"]
+    case .hybrid1: ["--mode", "hybrid", "--prefetch", "1"]
+    case .hybrid4: ["--mode", "hybrid", "--prefetch", "4"]
+    case .hybrid64: ["--mode", "hybrid", "--prefetch", "64"]
+    }
+  }
+  /// Demand and hybrid: pages mapped by the SIGSEGV handler.
+  var onDemand: Bool { self != .eager }
+  var testDescription: String { rawValue }
+}
+
+/// A flavour of sample under a policy.
+struct Configuration: Sendable, CustomTestStringConvertible {
+  var flavour: Flavour
+  var policy: Policy
+  static let all = Flavour.allCases.flatMap { f in Policy.allCases.map { Configuration(flavour: f, policy: $0) } }
+  var testDescription: String { "\(flavour.rawValue), \(policy.rawValue)" }
+}
+
+/// What a run under a demand policy may differ in, each for a documented
+/// reason (README, "Known limits"); everything else must be identical.
+enum DemandDifferences {
+  /// glibc's pthread_create runs with every signal blocked from just before
+  /// clone until the new thread has started; a fault there on a page nobody
+  /// has touched yet cannot be delivered, so the kernel kills the process
+  /// (strace shows `rt_sigprocmask(SIG_BLOCK, ~[])`, then the fault, then
+  /// the kill). Whether a run hits it depends on which thread touches which
+  /// page first: it happens under load and not on a quiet machine. Such a run
+  /// must still have printed exactly what the native run printed up to then.
+  static func mayDieInPthreadCreate(_ sample: SampleRun) -> Bool { sample.name == "threads_tls" }
+
+  /// The native outcome, changed the way the limits say it will be.
+  static func expected(_ native: Outcome, _ sample: SampleRun) -> Outcome {
+    var expected = native
+    if sample.name == "limits" {
+      // A system call that writes into a page nobody touched yet gets EFAULT.
+      expected.stdout = "read into untouched .bss: Bad address\n"
+    }
+    return expected
+  }
+
+  /// The probe's two lines that differ by design: SIGSEGV has a handler, and
+  /// the mappings include the PROT_NONE placeholders of untouched pages.
+  static func normalise(probe loaded: Outcome, native: Outcome) -> Outcome {
+    var result = loaded
+    var lines = loaded.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+    let nativeLines = native.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+    for (i, line) in lines.enumerated() {
+      if line.hasPrefix("signals not default:") {
+        #expect(line.contains(" 11(handled)"), "SIGSEGV should have elfload's handler: \(line)")
+        lines[i] = line.replacingOccurrences(of: " 11(handled)", with: "")
+      } else if line.hasPrefix("file mappings:"), let nativeLine = nativeLines.first(where: { $0.hasPrefix("file mappings:") }) {
+        let allowed = Set(nativeLine.split(separator: " ").dropFirst(2)).union(["---p"])
+        let seen = Set(line.split(separator: " ").dropFirst(2))
+        #expect(seen.isSubset(of: allowed), "mappings: \(line)\nnative: \(nativeLine)")
+        lines[i] = nativeLine
+      }
+    }
+    result.stdout = lines.joined(separator: "\n")
+    return result
+  }
 }
 
 let baseEnvironment = ProcessInfo.processInfo.environment.map { "\($0)=\($1)" }.sorted()
 
-@Suite("Samples under eager, both flavours")
+@Suite("Samples under every policy, both flavours")
 struct SampleTests {
-  @Test(arguments: SampleRun.all, Flavour.allCases)
-  func sameAsNative(_ sample: SampleRun, _ flavour: Flavour) {
-    let program = Paths.sample(sample.name, flavour)
+  @Test(arguments: SampleRun.all, Configuration.all)
+  func sameAsNative(_ sample: SampleRun, _ configuration: Configuration) {
+    let program = Paths.sample(sample.name, configuration.flavour)
     let (native, loaded) = compare(
-      program, sample.args, environment: baseEnvironment + sample.extraEnvironment)
+      program, sample.args, options: configuration.policy.options,
+      environment: baseEnvironment + sample.extraEnvironment)
     #expect(native.ending != .timedOut)
-    #expect(loaded == native, "native:\n\(native)\nunder elfload:\n\(loaded)")
     // No check in a sample may fail, natively or under elfload.
     #expect(!native.stdout.contains("FAIL"), "\(native)")
+    guard configuration.policy.onDemand else {
+      #expect(loaded == native, "native:\n\(native)\nunder elfload:\n\(loaded)")
+      return
+    }
+    let expected = DemandDifferences.expected(native, sample)
+    let seen = sample.name.hasPrefix("probe") ? DemandDifferences.normalise(probe: loaded, native: native) : loaded
+    if DemandDifferences.mayDieInPthreadCreate(sample), seen.ending == .signaled(SIGSEGV) {
+      // The documented limit, not a pass: say so in the test log.
+      print("known limit: \(sample.name) (\(configuration.testDescription)) was killed by SIGSEGV in a signal-blocked window")
+      #expect(expected.stdout.hasPrefix(seen.stdout), "output before the kill must match:\n\(loaded)")
+      return
+    }
+    #expect(seen == expected, "expected:\n\(expected)\nunder elfload:\n\(loaded)")
   }
 
-  @Test("the NULL dereference dies by SIGSEGV both ways", arguments: Flavour.allCases)
-  func nullDiesBySIGSEGV(_ flavour: Flavour) {
-    let (native, loaded) = compare(Paths.sample("null", flavour))
+  @Test("the NULL dereference dies by SIGSEGV both ways", arguments: Configuration.all)
+  func nullDiesBySIGSEGV(_ configuration: Configuration) {
+    let (native, loaded) = compare(
+      Paths.sample("null", configuration.flavour), options: configuration.policy.options)
     #expect(native.ending == .signaled(SIGSEGV))
     #expect(loaded.ending == .signaled(SIGSEGV))
   }

@@ -33,6 +33,15 @@ let agreed: [RunLine] = [
   // A lone "-" is a program name, and a subcommand's name after an option is too.
   RunLine(argv: ["elfload", "-", "x"], programIndex: 1, settings: RunSettings()),
   RunLine(argv: ["elfload", "-v", "inspect"], programIndex: 2, settings: RunSettings(verbose: true)),
+  RunLine(argv: ["elfload", "--mode", "demand", "./p"], programIndex: 3, settings: RunSettings(mode: .demand)),
+  RunLine(
+    argv: ["elfload", "--mode=hybrid", "./p"], programIndex: 2, settings: RunSettings(mode: .hybrid, prefetch: 1)),
+  RunLine(
+    argv: ["elfload", "--mode", "hybrid", "--prefetch", "16", "./p"], programIndex: 5,
+    settings: RunSettings(mode: .hybrid, prefetch: 16)),
+  RunLine(
+    argv: ["elfload", "--prefetch=512", "--mode", "hybrid", "./p"], programIndex: 4,
+    settings: RunSettings(mode: .hybrid, prefetch: 512)),
 ]
 
 @Test(arguments: agreed)
@@ -70,8 +79,14 @@ func fastParserDefersValuesArgumentParserRejects(_ argv: [String]) throws {
   ["elfload", "--version"],
   ["elfload", "inspect", "./p"],
   ["elfload", "run", "./p"],
-  ["elfload", "--mode", "demand", "./p"],
+  ["elfload", "--mode", "lazy", "./p"],
   ["elfload", "--mode=", "./p"],
+  ["elfload", "--mode", "hybrid", "--prefetch", "0", "./p"],
+  ["elfload", "--mode", "hybrid", "--prefetch", "513", "./p"],
+  ["elfload", "--mode", "hybrid", "--prefetch", "-1", "./p"],
+  ["elfload", "--mode", "hybrid", "--prefetch", "x", "./p"],
+  ["elfload", "--prefetch", "4", "./p"],
+  ["elfload", "--mode", "demand", "--prefetch", "4", "./p"],
   ["elfload", "--bogus", "./p"],
   ["elfload", "-vx", "./p"],
   ["elfload", "--mode"],
@@ -96,8 +111,12 @@ func fastParserDefers(_ argv: [String]) {
 /// unknown long option as the start of the command, so that runs "--bogus".)
 @Test(arguments: [
   [],
-  ["--mode", "demand", "./p"],
+  ["--mode", "lazy", "./p"],
   ["--mode"],
+  ["--mode", "hybrid", "--prefetch", "0", "./p"],
+  ["--mode", "hybrid", "--prefetch", "513", "./p"],
+  ["--prefetch", "4", "./p"],
+  ["--mode", "demand", "--prefetch", "4", "./p"],
   ["-vx", "./p"],
 ])
 func mistakesAreArgumentParserErrors(_ arguments: [String]) {

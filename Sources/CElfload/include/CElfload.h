@@ -59,7 +59,38 @@ long elfload_unregister_rseq(void);
 /// Which vector registers exist (for elfload_enter): 0 SSE, 1 AVX, 2 AVX-512.
 int elfload_vector_state(void);
 
+// ---- Demand paging (demand.c): the SIGSEGV handler and its state. ----
 
+enum { ELFLOAD_DEMAND_MAX_REGIONS = 64 };
+
+/// Pages reserved PROT_NONE that become `protection` when first touched: one
+/// protection and one backing (a file mapping or anonymous memory).
+struct elfload_demand_region {
+  uint64_t start, end;     ///< page aligned
+  uint64_t first_state;    ///< index of `start`'s byte in the page-state array
+  uint64_t staged_page;    ///< the page that is prepared elsewhere, or 0
+  uint64_t staging;        ///< where its prepared copy is mapped (read-write)
+  uint64_t zero_from;      ///< in the staged page, bytes from here on become zero
+  int32_t protection;      ///< PROT_* once mapped
+  int32_t segment;         ///< the PT_LOAD's index, for messages
+};
+
+/// Kept by the handler; counted with relaxed atomics, read after the fact.
+struct elfload_demand_counters {
+  uint64_t faults;            ///< faults served by mapping pages
+  uint64_t pages_mapped;      ///< pages made accessible, the faulting ones included
+  uint64_t pages_prefetched;  ///< of those, pages mapped ahead of a fault on them
+  uint64_t waits;             ///< times a thread waited for another to map a page
+};
+
+/// One state byte per reserved page (zeroed, sized for every region), and the
+/// number of pages to map after each faulting one (0: pure demand).
+void elfload_demand_configure(uint8_t *page_state, uint32_t prefetch);
+/// Returns 0, or -1 when ELFLOAD_DEMAND_MAX_REGIONS are in use.
+int elfload_demand_add_region(const struct elfload_demand_region *region);
+/// Installs the SIGSEGV handler. Returns 0 or -errno.
+long elfload_demand_activate(void);
+const struct elfload_demand_counters *elfload_demand_counters(void);
 
 /// The loader's own image, from the linker-defined `__executable_start` to `_end`.
 const void *elfloadImageStart(void);

@@ -1,0 +1,234 @@
+// The no-runtime zone after the jump: the SIGSEGV handler of the demand and
+// hybrid policies.
+//
+// It runs on the program's threads, with the program's TLS in %fs, at any
+// moment: so it uses only raw system calls, atomics on state that was
+// allocated before the jump, and no libc, no errno, no Swift.
+//
+// Mechanism (chosen by measurement, see Benchmarks/faultcost.c and
+// BENCHMARKS.md): every page of the program is reserved up front with its
+// real backing -- a private file mapping for file pages, anonymous memory for
+// the bss -- but PROT_NONE. A fault on a reserved page is served by
+// mprotect()ing it (and, for hybrid, the pages after it) to the segment's
+// protection. Compared with mmap(MAP_FIXED) of each page on fault:
+//   - it is cheaper per fault (one protection change, no new VMA to build);
+//   - it never replaces a mapping, so two threads faulting on one page cannot
+//     lose a write (a second MAP_FIXED would drop the first thread's page);
+//   - the reservation holds the file, so the program sees no extra fd;
+//   - untouched bss stays untouched anonymous memory: it costs nothing.
+// The one page that cannot be served in place is the last file page of a
+// writable segment with a bss: its bytes after p_filesz must read as zero
+// before any thread can see the page. That page is prepared in a private
+// staging mapping and moved over its PROT_NONE placeholder with mremap(), in
+// one step; the placeholder is the only thing ever replaced, and only by the
+// thread that claimed it.
+#define _GNU_SOURCE  // REG_ERR
+#include "CElfload.h"
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+
+enum { page_size = 4096 };
+
+enum page_state {
+  page_reserved = 0,    // PROT_NONE, never touched
+  page_claimed = 1,     // a thread is mapping it right now
+  page_faulted = 2,     // mapped because it was touched
+  page_prefetched = 3,  // mapped ahead of a fault on an earlier page
+};
+
+static struct {
+  struct elfload_demand_region regions[ELFLOAD_DEMAND_MAX_REGIONS];
+  uint32_t region_count;
+  uint32_t prefetch;
+  _Atomic uint8_t *page_state;
+  struct elfload_demand_counters counters;
+} demand;
+
+// The x86 page-fault error code in the signal context.
+enum { fault_write = 1 << 1, fault_instruction = 1 << 4 };
+
+void elfload_demand_configure(uint8_t *page_state, uint32_t prefetch) {
+  demand.page_state = (_Atomic uint8_t *)page_state;
+  demand.prefetch = prefetch;
+  demand.region_count = 0;
+}
+
+int elfload_demand_add_region(const struct elfload_demand_region *region) {
+  if (demand.region_count == ELFLOAD_DEMAND_MAX_REGIONS) return -1;
+  demand.regions[demand.region_count++] = *region;
+  return 0;
+}
+
+const struct elfload_demand_counters *elfload_demand_counters(void) { return &demand.counters; }
+
+static long sys(long n, long a1, long a2, long a3, long a4, long a5) {
+  return elfload_syscall6(n, a1, a2, a3, a4, a5, 0);
+}
+
+static void count(uint64_t *counter, uint64_t n) {
+  __atomic_fetch_add(counter, n, __ATOMIC_RELAXED);
+}
+
+// The kernel's sigaction for rt_sigaction(2) on x86-64: the restorer is
+// mandatory there (the kernel returns through it).
+struct kernel_sigaction {
+  void *handler;
+  unsigned long flags;
+  void (*restorer)(void);
+  uint64_t mask;
+};
+enum { sa_restorer_flag = 0x04000000 };
+
+void elfload_demand_restorer(void);
+__asm__(
+    ".text\n"
+    ".globl elfload_demand_restorer\n"
+    ".type elfload_demand_restorer,@function\n"
+    "elfload_demand_restorer:\n\t"
+    "mov $15, %eax\n\t"  // rt_sigreturn
+    "syscall\n\t"
+    "hlt\n"
+    ".size elfload_demand_restorer, .-elfload_demand_restorer\n");
+
+// Gives SIGSEGV back to the default action. If the signal came from the
+// hardware, returning re-runs the faulting instruction, which now kills the
+// process exactly as a native run dies. If someone sent it (kill, raise), it
+// is sent again; it is blocked until the handler returns, then kills.
+static void die_natively(int signal, const siginfo_t *info) {
+  struct kernel_sigaction action = {.handler = SIG_DFL};
+  sys(SYS_rt_sigaction, signal, (long)&action, 0, 8, 0);
+  if (info->si_code <= 0) {
+    long pid = sys(SYS_getpid, 0, 0, 0, 0, 0);
+    long tid = sys(SYS_gettid, 0, 0, 0, 0, 0);
+    sys(SYS_tgkill, pid, tid, signal, 0, 0);
+  }
+}
+
+static void say(const char *text) {
+  long length = 0;
+  while (text[length] != 0) length++;
+  sys(SYS_write, 2, (long)text, length, 0, 0);
+}
+
+static struct elfload_demand_region *region_of(uint64_t address) {
+  for (uint32_t i = 0; i < demand.region_count; i++) {
+    struct elfload_demand_region *r = &demand.regions[i];
+    if (address >= r->start && address < r->end) return r;
+  }
+  return NULL;
+}
+
+static _Atomic uint8_t *state_of(const struct elfload_demand_region *r, uint64_t page) {
+  return &demand.page_state[r->first_state + (page - r->start) / page_size];
+}
+
+static int allows(int protection, uint64_t error) {
+  if (error & fault_write) return (protection & PROT_WRITE) != 0;
+  if (error & fault_instruction) return (protection & PROT_EXEC) != 0;
+  return protection != PROT_NONE;
+}
+
+// The staged page: its prepared copy (file bytes, zeroed tail) replaces the
+// placeholder in one mremap, so no thread ever sees the unzeroed tail.
+static long install_staged(const struct elfload_demand_region *r) {
+  uint64_t length = r->staged_page + page_size - r->zero_from;
+  void *tail = (void *)(r->staging + (r->zero_from - r->staged_page));
+  __asm__ volatile("rep stosb" : "+D"(tail), "+c"(length) : "a"(0) : "memory");
+  if (r->protection != (PROT_READ | PROT_WRITE)) {
+    long ret = sys(SYS_mprotect, (long)r->staging, page_size, r->protection, 0, 0);
+    if (ret != 0) return ret;
+  }
+  long ret = sys(SYS_mremap, (long)r->staging, page_size, page_size,
+                 MREMAP_MAYMOVE | MREMAP_FIXED, (long)r->staged_page);
+  return ret < 0 ? ret : 0;
+}
+
+// Maps `page` (claimed by this thread), and up to `prefetch` unclaimed pages
+// after it in the same region. Returns 0 or -errno.
+static long install(const struct elfload_demand_region *r, uint64_t page) {
+  if (page == r->staged_page) {
+    long ret = install_staged(r);
+    if (ret != 0) return ret;
+    atomic_store_explicit(state_of(r, page), page_faulted, memory_order_release);
+    count(&demand.counters.faults, 1);
+    count(&demand.counters.pages_mapped, 1);
+    return 0;
+  }
+  // Claim a run of following pages; stop at the first one that is taken,
+  // and before the staged page, which has its own way in.
+  uint64_t end = page + page_size;
+  for (uint32_t i = 0; i < demand.prefetch && end < r->end && end != r->staged_page; i++) {
+    uint8_t expected = page_reserved;
+    if (!atomic_compare_exchange_strong(state_of(r, end), &expected, page_claimed)) break;
+    end += page_size;
+  }
+  long ret = sys(SYS_mprotect, (long)page, (long)(end - page), r->protection, 0, 0);
+  // The following pages' claims end here; the faulting page's ends in serve().
+  uint8_t following = ret == 0 ? page_prefetched : page_reserved;
+  for (uint64_t p = page + page_size; p < end; p += page_size)
+    atomic_store_explicit(state_of(r, p), following, memory_order_release);
+  if (ret != 0) return ret;
+  atomic_store_explicit(state_of(r, page), page_faulted, memory_order_release);
+  uint64_t pages = (end - page) / page_size;
+  count(&demand.counters.faults, 1);
+  count(&demand.counters.pages_mapped, pages);
+  count(&demand.counters.pages_prefetched, pages - 1);
+  return 0;
+}
+
+enum outcome { retry, not_ours, failed };
+
+static enum outcome serve(const struct elfload_demand_region *r, uint64_t page, uint64_t error) {
+  _Atomic uint8_t *state = state_of(r, page);
+  for (;;) {
+    uint8_t seen = page_reserved;
+    if (atomic_compare_exchange_strong(state, &seen, page_claimed)) {
+      if (install(r, page) == 0) return retry;
+      atomic_store_explicit(state, page_reserved, memory_order_release);
+      return failed;
+    }
+    if (seen != page_claimed)
+      // Mapped already, maybe by another thread while this one trapped: the
+      // access goes through now, unless the protection forbids it.
+      return allows(r->protection, error) ? retry : not_ours;
+    // Another thread is mapping it: wait until it is done, then retry.
+    count(&demand.counters.waits, 1);
+    sys(SYS_sched_yield, 0, 0, 0, 0, 0);
+  }
+}
+
+static void on_fault(int signal, siginfo_t *info, void *context) {
+  const ucontext_t *uc = context;
+  uint64_t address = (uint64_t)info->si_addr;
+  // Our pages are always mapped: a fault on them is an access error.
+  if (info->si_code == SEGV_ACCERR) {
+    const struct elfload_demand_region *r = region_of(address);
+    if (r != NULL) {
+      uint64_t page = address & ~(uint64_t)(page_size - 1);
+      switch (serve(r, page, (uint64_t)uc->uc_mcontext.gregs[REG_ERR])) {
+      case retry: return;
+      case not_ours: break;
+      case failed:
+        say("elfload: demand paging could not map a page (out of memory or map count?)\n");
+        break;
+      }
+    }
+  }
+  die_natively(signal, info);
+}
+
+long elfload_demand_activate(void) {
+  struct kernel_sigaction action = {
+      .handler = (void *)on_fault,
+      // Every signal blocked while a page is mapped: a program's signal handler
+      // on this thread must not fault on a page this thread has claimed.
+      .mask = ~(uint64_t)0,
+      .flags = SA_SIGINFO | SA_ONSTACK | sa_restorer_flag,
+      .restorer = elfload_demand_restorer,
+  };
+  return sys(SYS_rt_sigaction, SIGSEGV, (long)&action, 0, 8, 0);
+}

@@ -1,0 +1,78 @@
+// The demand and hybrid policies beyond the sample matrix: lost writes, fork and exec, faults that are
+// the program's own, and the known limits, each as documented.
+import Foundation
+import Testing
+
+@Suite("Demand and hybrid paging")
+struct DemandTests {
+  static let onDemand = Configuration.all.filter { $0.policy.onDemand }
+
+  @Test("threads writing at once into fresh pages lose nothing (10 runs)", arguments: onDemand)
+  func noLostWrites(_ configuration: Configuration) {
+    let program = Paths.sample("race", configuration.flavour)
+    for _ in 0..<10 {
+      let loaded = run([Paths.elfload] + configuration.policy.options + [program], environment: baseEnvironment)
+      #expect(loaded.stdout.hasSuffix("every byte ok\n"), "\(loaded)")
+      #expect(loaded.ending == .exited(0), "\(loaded)")
+      if loaded.ending != .exited(0) { break }
+    }
+  }
+
+  @Test("a forked child keeps demand paging and can exec a program", arguments: Configuration.all)
+  func forkAndExec(_ configuration: Configuration) {
+    let hello = Paths.sample("hello", configuration.flavour)
+    let (native, loaded) = compare(
+      Paths.sample("forks", configuration.flavour), [hello], options: configuration.policy.options,
+      environment: baseEnvironment)
+    #expect(native.stdout.contains("hello, world"))
+    #expect(loaded == native, "native:\n\(native)\nunder elfload:\n\(loaded)")
+  }
+
+  @Test("posix_spawn from a loaded program (eager)", arguments: Flavour.allCases)
+  func spawn(_ flavour: Flavour) {
+    let hello = Paths.sample("hello", flavour)
+    let (native, loaded) = compare(
+      Paths.sample("forks", flavour), ["--spawn", hello], options: ["--mode", "eager"],
+      environment: baseEnvironment)
+    #expect(native.stdout.contains("spawned program exited with status 0"))
+    #expect(loaded == native, "native:\n\(native)\nunder elfload:\n\(loaded)")
+  }
+
+  @Test(
+    "the program's own faults die by SIGSEGV: a write to read-only memory, raise(SIGSEGV)",
+    arguments: ["rodata", "raise"], Configuration.all)
+  func ownFaults(_ how: String, _ configuration: Configuration) {
+    let (native, loaded) = compare(
+      Paths.sample("null", configuration.flavour), [how], options: configuration.policy.options)
+    #expect(native.ending == .signaled(SIGSEGV))
+    #expect(loaded == native, "native:\n\(native)\nunder elfload:\n\(loaded)")
+  }
+
+  // Known limits, as the README states them.
+
+  @Test("limit: a program's own SIGSEGV handler receives the demand faults", arguments: Configuration.all)
+  func ownHandler(_ configuration: Configuration) {
+    let (native, loaded) = compare(
+      Paths.sample("limits", configuration.flavour), ["handler"], options: configuration.policy.options)
+    #expect(native == Outcome(stdout: "touched a fresh page: no fault\n", stderr: "", ending: .exited(0), seconds: 0))
+    if configuration.policy.onDemand {
+      #expect(loaded.stdout == "the program's own SIGSEGV handler ran\n")
+      #expect(loaded.ending == .exited(3))
+    } else {
+      #expect(loaded == native)
+    }
+  }
+
+  @Test("limit: a fault on a fresh page with SIGSEGV blocked kills the program", arguments: Configuration.all)
+  func blocked(_ configuration: Configuration) {
+    let (native, loaded) = compare(
+      Paths.sample("limits", configuration.flavour), ["blocked"], options: configuration.policy.options)
+    #expect(native.ending == .exited(0))
+    if configuration.policy.onDemand {
+      #expect(loaded.ending == .signaled(SIGSEGV))
+      #expect(loaded.stdout == "")
+    } else {
+      #expect(loaded == native)
+    }
+  }
+}
