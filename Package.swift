@@ -46,7 +46,7 @@ let package = Package(
       dependencies: ["ElfloadCLI"],
       linkerSettings: [.unsafeFlags(staticLoaderLinkFlags)]),
     .testTarget(name: "ELFTests", dependencies: ["ELF"]),
-    .testTarget(name: "LoaderTests", dependencies: ["Loader", "ELF", "ElfloadCLI"]),
+    .testTarget(name: "LoaderTests", dependencies: ["Loader", "ELF", "ElfloadCLI", "CElfload"]),
     .testTarget(name: "DifferentialTests"),
   ]
 )

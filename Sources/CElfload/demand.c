@@ -55,6 +55,7 @@ void elfload_demand_configure(uint8_t *page_state, uint32_t prefetch) {
   demand.page_state = (_Atomic uint8_t *)page_state;
   demand.prefetch = prefetch;
   demand.region_count = 0;
+  demand.counters = (struct elfload_demand_counters){0};
 }
 
 int elfload_demand_add_region(const struct elfload_demand_region *region) {

@@ -93,12 +93,17 @@ enum DemandPolicy {
   static func install(_ plan: LoadPlan, fd: Int32, prefetch: Int, log: (String) -> Void) throws(LoadError) {
     let pages = plan.segments.reduce(0) { $0 + $1.filePages.pageCount + $1.anonymousPages.pageCount }
     var firstState: UInt64 = 0
-    func add(_ segment: SegmentMapping, _ range: AddressRange, _ protection: Protection, staged: (page: UInt64, copy: UInt64, zeroFrom: UInt64)?) throws(LoadError) {
+    func add(
+      _ segment: SegmentMapping, _ range: AddressRange, _ protection: Protection,
+      staged: (page: UInt64, copy: UInt64, zeroFrom: UInt64)?
+    ) throws(LoadError) {
       var region = elfload_demand_region(
         start: range.start, end: range.end, first_state: firstState, staged_page: staged?.page ?? 0,
         staging: staged?.copy ?? 0, zero_from: staged?.zeroFrom ?? 0, protection: protection.rawValue,
         segment: Int32(segment.programHeaderIndex))
-      guard elfload_demand_add_region(&region) == 0 else { throw .tooManySegments(limit: Int(ELFLOAD_DEMAND_MAX_REGIONS)) }
+      guard elfload_demand_add_region(&region) == 0 else {
+        throw .tooManySegments(limit: Int(ELFLOAD_DEMAND_MAX_REGIONS))
+      }
       firstState += range.pageCount
     }
     // Every reservation first: the state array and staging copies below go
@@ -125,7 +130,9 @@ enum DemandPolicy {
     elfload_demand_configure(UnsafeMutablePointer(bitPattern: UInt(states)), UInt32(prefetch))
     for segment in plan.segments {
       if !segment.filePages.isEmpty && readableUpFront(segment) {
-        log("map \(segment.filePages) \(segment.protection) file offset \(hex(segment.fileOffset)): read-only data, readable up front")
+        log(
+          "map \(segment.filePages) \(segment.protection) file offset \(hex(segment.fileOffset)): read-only data, readable up front"
+        )
       } else if !segment.filePages.isEmpty {
         var staged: (page: UInt64, copy: UInt64, zeroFrom: UInt64)?
         if !segment.zeroFill.isEmpty {
@@ -137,7 +144,8 @@ enum DemandPolicy {
               0, pageSize, [.read, .write], flags: MAP_PRIVATE, fd: fd, offset: segment.fileOffset(of: page))
             staged = (page, copy, segment.zeroFill.start)
           } catch {
-            throw .mapping(segment: segment.programHeaderIndex, range: AddressRange(page, page + pageSize), error)
+            throw .mapping(
+              segment: segment.programHeaderIndex, range: AddressRange(page, page + pageSize), error)
           }
         }
         try add(segment, segment.filePages, segment.protection, staged: staged)
@@ -150,7 +158,10 @@ enum DemandPolicy {
         log("reserve \(segment.anonymousPages) \(segment.anonymousProtection) on demand, anonymous (bss)")
       }
     }
-    log(prefetch == 0 ? "demand paging: one page per fault" : "hybrid paging: each fault maps up to \(prefetch) following pages")
+    log(
+      prefetch == 0
+        ? "demand paging: one page per fault"
+        : "hybrid paging: each fault maps up to \(prefetch) following pages")
   }
 
   /// Read-only data (a segment that is neither writable nor executable) is

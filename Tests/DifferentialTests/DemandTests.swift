@@ -11,7 +11,8 @@ struct DemandTests {
   func noLostWrites(_ configuration: Configuration) {
     let program = Paths.sample("race", configuration.flavour)
     for _ in 0..<10 {
-      let loaded = run([Paths.elfload] + configuration.policy.options + [program], environment: baseEnvironment)
+      let loaded = run(
+        [Paths.elfload] + configuration.policy.options + [program], environment: baseEnvironment)
       #expect(loaded.stdout.hasSuffix("every byte ok\n"), "\(loaded)")
       #expect(loaded.ending == .exited(0), "\(loaded)")
       if loaded.ending != .exited(0) { break }
@@ -54,7 +55,9 @@ struct DemandTests {
   func ownHandler(_ configuration: Configuration) {
     let (native, loaded) = compare(
       Paths.sample("limits", configuration.flavour), ["handler"], options: configuration.policy.options)
-    #expect(native == Outcome(stdout: "touched a fresh page: no fault\n", stderr: "", ending: .exited(0), seconds: 0))
+    #expect(
+      native
+        == Outcome(stdout: "touched a fresh page: no fault\n", stderr: "", ending: .exited(0), seconds: 0))
     if configuration.policy.onDemand {
       #expect(loaded.stdout == "the program's own SIGSEGV handler ran\n")
       #expect(loaded.ending == .exited(3))

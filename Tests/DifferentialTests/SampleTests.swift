@@ -32,7 +32,9 @@ struct SampleRun: Sendable, CustomTestStringConvertible {
 /// A paging policy, as elfload options.
 enum Policy: String, CaseIterable, Sendable, CustomTestStringConvertible {
   case eager, demand
-  case hybrid1 = "hybrid 1", hybrid4 = "hybrid 4", hybrid64 = "hybrid 64"
+  case hybrid1 = "hybrid 1"
+  case hybrid4 = "hybrid 4"
+  case hybrid64 = "hybrid 64"
 
   var options: [String] {
     switch self {
@@ -52,7 +54,9 @@ enum Policy: String, CaseIterable, Sendable, CustomTestStringConvertible {
 struct Configuration: Sendable, CustomTestStringConvertible {
   var flavour: Flavour
   var policy: Policy
-  static let all = Flavour.allCases.flatMap { f in Policy.allCases.map { Configuration(flavour: f, policy: $0) } }
+  static let all = Flavour.allCases.flatMap { f in
+    Policy.allCases.map { Configuration(flavour: f, policy: $0) }
+  }
   var testDescription: String { "\(flavour.rawValue), \(policy.rawValue)" }
 }
 
@@ -88,7 +92,9 @@ enum DemandDifferences {
       if line.hasPrefix("signals not default:") {
         #expect(line.contains(" 11(handled)"), "SIGSEGV should have elfload's handler: \(line)")
         lines[i] = line.replacingOccurrences(of: " 11(handled)", with: "")
-      } else if line.hasPrefix("file mappings:"), let nativeLine = nativeLines.first(where: { $0.hasPrefix("file mappings:") }) {
+      } else if line.hasPrefix("file mappings:"),
+        let nativeLine = nativeLines.first(where: { $0.hasPrefix("file mappings:") })
+      {
         let allowed = Set(nativeLine.split(separator: " ").dropFirst(2)).union(["---p"])
         let seen = Set(line.split(separator: " ").dropFirst(2))
         #expect(seen.isSubset(of: allowed), "mappings: \(line)\nnative: \(nativeLine)")
@@ -118,10 +124,13 @@ struct SampleTests {
       return
     }
     let expected = DemandDifferences.expected(native, sample)
-    let seen = sample.name.hasPrefix("probe") ? DemandDifferences.normalise(probe: loaded, native: native) : loaded
+    let seen =
+      sample.name.hasPrefix("probe") ? DemandDifferences.normalise(probe: loaded, native: native) : loaded
     if DemandDifferences.mayDieInPthreadCreate(sample), seen.ending == .signaled(SIGSEGV) {
       // The documented limit, not a pass: say so in the test log.
-      print("known limit: \(sample.name) (\(configuration.testDescription)) was killed by SIGSEGV in a signal-blocked window")
+      print(
+        "known limit: \(sample.name) (\(configuration.testDescription)) was killed by SIGSEGV in a signal-blocked window"
+      )
       #expect(expected.stdout.hasPrefix(seen.stdout), "output before the kill must match:\n\(loaded)")
       return
     }

@@ -33,9 +33,11 @@ let agreed: [RunLine] = [
   // A lone "-" is a program name, and a subcommand's name after an option is too.
   RunLine(argv: ["elfload", "-", "x"], programIndex: 1, settings: RunSettings()),
   RunLine(argv: ["elfload", "-v", "inspect"], programIndex: 2, settings: RunSettings(verbose: true)),
-  RunLine(argv: ["elfload", "--mode", "demand", "./p"], programIndex: 3, settings: RunSettings(mode: .demand)),
   RunLine(
-    argv: ["elfload", "--mode=hybrid", "./p"], programIndex: 2, settings: RunSettings(mode: .hybrid, prefetch: 1)),
+    argv: ["elfload", "--mode", "demand", "./p"], programIndex: 3, settings: RunSettings(mode: .demand)),
+  RunLine(
+    argv: ["elfload", "--mode=hybrid", "./p"], programIndex: 2,
+    settings: RunSettings(mode: .hybrid, prefetch: 1)),
   RunLine(
     argv: ["elfload", "--mode", "hybrid", "--prefetch", "16", "./p"], programIndex: 5,
     settings: RunSettings(mode: .hybrid, prefetch: 16)),
