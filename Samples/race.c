@@ -51,12 +51,20 @@ static unsigned char value(int area, int page, int thread) {
     return (unsigned char)(1 + (area * 131 + page * 7 + thread * 29) % 251);
 }
 
+/* sched_yield without the C library: no errno, no TLS. */
+static void raw_yield(void) {
+    long ret;
+    __asm__ volatile("syscall" : "=a"(ret) : "a"((long)SYS_sched_yield) : "rcx", "r11", "memory");
+}
+
 /* Everyone waits here until all THREADS have arrived, then they go at once. */
 static void start_line(int generation) {
     if (atomic_fetch_add(&arrived, 1) == THREADS * (generation + 1) - 1)
         atomic_store(&go, generation + 1);
-    while (atomic_load(&go) <= generation)
-        ;
+    /* Spin (so that running threads leave together), yielding now and then:
+     * there are more threads than CPUs. */
+    for (long spins = 0; atomic_load(&go) <= generation; spins++)
+        if (spins % 256 == 255) raw_yield();
 }
 
 /* Plain loops: a thread made by clone() shares the main thread's TLS, so

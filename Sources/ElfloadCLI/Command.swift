@@ -85,7 +85,7 @@ public struct Elfload: ParsableCommand {
     commandName: "elfload",
     abstract: "Run a Linux x86-64 ELF program the way execve would, from user space.",
     usage: """
-      elfload [--mode <policy>] [--argv0 <name>] [--verbose] [--] <program> [<args> ...]
+      elfload [--mode <policy>] [--prefetch <n>] [--argv0 <name>] [--verbose] [--] <program> [<args> ...]
       elfload inspect <program>
       """,
     discussion: """
@@ -100,6 +100,7 @@ public struct Elfload: ParsableCommand {
 
       Options for running (before PROGRAM; 'elfload run --help' has them all):
         --mode <policy>  how the program's pages come into memory (below)
+        --prefetch <n>   with --mode hybrid: pages to map after each fault
         --argv0 <name>   give the program NAME as argv[0], like exec -a
         -v, --verbose    say on stderr what is mapped where
         --               end of elfload's options
@@ -109,6 +110,20 @@ public struct Elfload: ParsableCommand {
                     file mapping per segment, the bss tail zeroed, anonymous
                     zero pages for the rest; the kernel then pages the file in
                     lazily (the default)
+        demand      code, data and bss reserved with no access; elfload's
+                    SIGSEGV handler maps each page when the program first
+                    touches it (read-only data is mapped readable up front)
+        hybrid      demand, and each fault also maps up to N following pages
+                    (--prefetch N, 1 to 512, default 1)
+
+      Limits of demand and hybrid (signal-based paging; use eager instead):
+        - a system call that touches an untouched page fails with EFAULT
+          (read() into a fresh .bss buffer, for example);
+        - a program that installs its own SIGSEGV handler gets elfload's faults;
+        - a fault while SIGSEGV is blocked kills the program, and glibc blocks
+          every signal inside pthread_create and posix_spawn: a threaded or
+          spawning program can die by SIGSEGV if that code was never run before.
+        The program also sees a SIGSEGV handler it did not install.
 
       Exit status: the program's own, or, when elfload cannot start it, 127 if the \
       file does not exist and 126 if it cannot be run (not ELF, wrong machine, \
@@ -118,6 +133,7 @@ public struct Elfload: ParsableCommand {
       Examples:
         elfload ./hello
         elfload --verbose -- ./prog --its-own-flag
+        elfload --mode hybrid --prefetch 16 ./prog
         elfload --argv0 sh ./busybox -c 'echo hi'
         elfload inspect ./prog
       """,
@@ -156,7 +172,8 @@ extension Elfload {
   public struct Run: ParsableCommand {
     public static let configuration = CommandConfiguration(
       abstract: "Run PROGRAM with ARGS (the default command; the word 'run' is optional).",
-      usage: "elfload [--mode <policy>] [--argv0 <name>] [--verbose] [--] <program> [<args> ...]")
+      usage:
+        "elfload [--mode <policy>] [--prefetch <n>] [--argv0 <name>] [--verbose] [--] <program> [<args> ...]")
 
     @OptionGroup public var options: RunOptions
 
