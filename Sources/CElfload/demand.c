@@ -99,9 +99,12 @@ __asm__(
 // hardware, returning re-runs the faulting instruction, which now kills the
 // process exactly as a native run dies. If someone sent it (kill, raise), it
 // is sent again; it is blocked until the handler returns, then kills.
+static const struct kernel_sigaction default_action = {.handler = SIG_DFL};
+
 static void die_natively(int signal, const siginfo_t *info) {
-  struct kernel_sigaction action = {.handler = SIG_DFL};
-  sys(SYS_rt_sigaction, signal, (long)&action, 0, 8, 0);
+  // A constant, not a local: initialising a local struct may compile to a
+  // call to memset, and the handler calls nothing it does not own.
+  sys(SYS_rt_sigaction, signal, (long)&default_action, 0, 8, 0);
   if (info->si_code <= 0) {
     long pid = sys(SYS_getpid, 0, 0, 0, 0, 0);
     long tid = sys(SYS_gettid, 0, 0, 0, 0, 0);
