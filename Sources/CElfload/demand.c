@@ -33,26 +33,31 @@
 
 enum { page_size = 4096 };
 
+// One 32-bit state per page. While a thread maps a page, the state holds
+// that thread's id (with the top bit set): a thread that finds the page
+// claimed waits for the claimer, and takes the claim over if the claimer is
+// not in its process -- which happens in a child forked while another thread
+// of its parent was mapping a page. Without that, the child would wait forever.
 enum page_state {
-  page_reserved = 0,    // PROT_NONE, never touched
-  page_claimed = 1,     // a thread is mapping it right now
-  page_faulted = 2,     // mapped because it was touched
-  page_prefetched = 3,  // mapped ahead of a fault on an earlier page
+  page_reserved = 0,           // PROT_NONE, never touched
+  page_faulted = 1,            // mapped because it was touched
+  page_prefetched = 2,         // mapped ahead of a fault on an earlier page
+  page_claimed = 0x80000000u,  // | the claiming thread's id: being mapped now
 };
 
 static struct {
   struct elfload_demand_region regions[ELFLOAD_DEMAND_MAX_REGIONS];
   uint32_t region_count;
   uint32_t prefetch;
-  _Atomic uint8_t *page_state;
+  _Atomic uint32_t *page_state;
   struct elfload_demand_counters counters;
 } demand;
 
 // The x86 page-fault error code in the signal context.
 enum { fault_write = 1 << 1, fault_instruction = 1 << 4 };
 
-void elfload_demand_configure(uint8_t *page_state, uint32_t prefetch) {
-  demand.page_state = (_Atomic uint8_t *)page_state;
+void elfload_demand_configure(uint32_t *page_state, uint32_t prefetch) {
+  demand.page_state = (_Atomic uint32_t *)page_state;
   demand.prefetch = prefetch;
   demand.region_count = 0;
   demand.counters = (struct elfload_demand_counters){0};
@@ -126,7 +131,7 @@ static struct elfload_demand_region *region_of(uint64_t address) {
   return NULL;
 }
 
-static _Atomic uint8_t *state_of(const struct elfload_demand_region *r, uint64_t page) {
+static _Atomic uint32_t *state_of(const struct elfload_demand_region *r, uint64_t page) {
   return &demand.page_state[r->first_state + (page - r->start) / page_size];
 }
 
@@ -139,6 +144,11 @@ static int allows(int protection, uint64_t error) {
 // The staged page: its prepared copy (file bytes, zeroed tail) replaces the
 // placeholder in one mremap, so no thread ever sees the unzeroed tail.
 static long install_staged(const struct elfload_demand_region *r) {
+  // Moved in already, by a thread whose claim this one took over (see serve)?
+  // Then the staging address is no longer mapped.
+  unsigned char resident;
+  if (sys(SYS_mincore, (long)r->staging, page_size, (long)&resident, 0, 0) == -12)  // ENOMEM
+    return 0;
   uint64_t length = r->staged_page + page_size - r->zero_from;
   void *tail = (void *)(r->staging + (r->zero_from - r->staged_page));
   __asm__ volatile("rep stosb" : "+D"(tail), "+c"(length) : "a"(0) : "memory");
@@ -151,9 +161,9 @@ static long install_staged(const struct elfload_demand_region *r) {
   return ret < 0 ? ret : 0;
 }
 
-// Maps `page` (claimed by this thread), and up to `prefetch` unclaimed pages
-// after it in the same region. Returns 0 or -errno.
-static long install(const struct elfload_demand_region *r, uint64_t page) {
+// Maps `page` (claimed by this thread as `claim`), and up to `prefetch`
+// unclaimed pages after it in the same region. Returns 0 or -errno.
+static long install(const struct elfload_demand_region *r, uint64_t page, uint32_t claim) {
   if (page == r->staged_page) {
     long ret = install_staged(r);
     if (ret != 0) return ret;
@@ -166,13 +176,13 @@ static long install(const struct elfload_demand_region *r, uint64_t page) {
   // and before the staged page, which has its own way in.
   uint64_t end = page + page_size;
   for (uint32_t i = 0; i < demand.prefetch && end < r->end && end != r->staged_page; i++) {
-    uint8_t expected = page_reserved;
-    if (!atomic_compare_exchange_strong(state_of(r, end), &expected, page_claimed)) break;
+    uint32_t expected = page_reserved;
+    if (!atomic_compare_exchange_strong(state_of(r, end), &expected, claim)) break;
     end += page_size;
   }
   long ret = sys(SYS_mprotect, (long)page, (long)(end - page), r->protection, 0, 0);
   // The following pages' claims end here; the faulting page's ends in serve().
-  uint8_t following = ret == 0 ? page_prefetched : page_reserved;
+  uint32_t following = ret == 0 ? page_prefetched : page_reserved;
   for (uint64_t p = page + page_size; p < end; p += page_size)
     atomic_store_explicit(state_of(r, p), following, memory_order_release);
   if (ret != 0) return ret;
@@ -186,22 +196,33 @@ static long install(const struct elfload_demand_region *r, uint64_t page) {
 
 enum outcome { retry, not_ours, failed };
 
+// Whether thread `tid` is in this process (a forked child's are not).
+static int alive(uint32_t tid) {
+  long pid = sys(SYS_getpid, 0, 0, 0, 0, 0);
+  return sys(SYS_tgkill, pid, tid, 0, 0, 0) != -3;  // ESRCH
+}
+
 static enum outcome serve(const struct elfload_demand_region *r, uint64_t page, uint64_t error) {
-  _Atomic uint8_t *state = state_of(r, page);
-  for (;;) {
-    uint8_t seen = page_reserved;
-    if (atomic_compare_exchange_strong(state, &seen, page_claimed)) {
-      if (install(r, page) == 0) return retry;
+  _Atomic uint32_t *state = state_of(r, page);
+  uint32_t claim = page_claimed | (uint32_t)sys(SYS_gettid, 0, 0, 0, 0, 0);
+  uint32_t seen = page_reserved;
+  for (unsigned waits = 1;; waits++) {
+    if (atomic_compare_exchange_strong(state, &seen, claim)) {
+      // Mapping again after taking a claim over is harmless: mprotect to
+      // the same protection, or a staged page that is already in place.
+      if (install(r, page, claim) == 0) return retry;
       atomic_store_explicit(state, page_reserved, memory_order_release);
       return failed;
     }
-    if (seen != page_claimed)
+    if (!(seen & page_claimed))
       // Mapped already, maybe by another thread while this one trapped: the
       // access goes through now, unless the protection forbids it.
       return allows(r->protection, error) ? retry : not_ours;
-    // Another thread is mapping it: wait until it is done, then retry.
-    count(&demand.counters.waits, 1);
+    // Another thread is mapping it: wait for it, now and then checking that
+    // it still exists; if not, take its claim over (the CAS above, with `seen`).
+    if (waits == 1) count(&demand.counters.waits, 1);
     sys(SYS_sched_yield, 0, 0, 0, 0, 0);
+    if (waits % 64 != 0 || alive(seen & ~page_claimed)) seen = atomic_load(state);
   }
 }
 

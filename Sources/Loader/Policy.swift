@@ -118,11 +118,11 @@ enum DemandPolicy {
         try EagerPolicy.map(segment, segment.anonymousPages, [], flags: MAP_PRIVATE | MAP_ANONYMOUS)
       }
     }
-    // One state byte per page, zero (reserved) until the handler maps the page.
+    // One 32-bit state per page, zero (reserved) until the handler maps the page.
     let states: UInt64
     do {
-      // pages <= the plan's span / 4096: no overflow.
-      let length = (pages + pageSize) & ~(pageSize - 1)
+      // pages <= the plan's span / 4096 < 2^36: no overflow.
+      let length = (pages * 4 + pageSize) & ~(pageSize - 1)
       states = try Kernel.map(0, length, [.read, .write], flags: MAP_PRIVATE | MAP_ANONYMOUS)
     } catch {
       throw .system(error)

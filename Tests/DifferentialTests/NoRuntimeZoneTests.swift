@@ -28,7 +28,8 @@ struct NoRuntimeZoneTests {
     for line in dump.stdout.split(separator: "\n") {
       if line.hasSuffix(">:"), let open = line.firstIndex(of: "<") {
         function = String(line[line.index(after: open)..<line.index(line.endIndex, offsetBy: -2)])
-      } else if line.contains("R_X86_64_PLT32") || line.contains("R_X86_64_GOTPCREL") || line.contains("%fs:") {
+      } else if line.contains("R_X86_64_PLT32") || line.contains("R_X86_64_GOTPCREL") || line.contains("%fs:")
+      {
         if !setUp.contains(function) { offenders.append("\(function): \(line)") }
       }
     }

@@ -21,10 +21,12 @@ private func byte(_ address: UInt64) -> UnsafeMutablePointer<UInt8> {
 /// Runs `body` with elfload's SIGSEGV handler serving `regions`, then puts
 /// the previous SIGSEGV action back.
 private func withHandler(
-  prefetch: UInt32, _ regions: [elfload_demand_region], _ body: () -> Void
+  prefetch: UInt32, _ regions: [elfload_demand_region], states initial: [Int: UInt32] = [:],
+  _ body: () -> Void
 ) -> elfload_demand_counters {
-  let states = UnsafeMutablePointer<UInt8>.allocate(capacity: 1 << 16)
-  states.initialize(repeating: 0, count: 1 << 16)
+  let states = UnsafeMutablePointer<UInt32>.allocate(capacity: 1 << 12)
+  states.initialize(repeating: 0, count: 1 << 12)
+  for (index, state) in initial { states[index] = state }
   defer { states.deallocate() }
   var previous = sigaction()
   sigaction(SIGSEGV, nil, &previous)
@@ -87,6 +89,21 @@ struct HandlerTests {
     #expect(counters.pages_mapped == 1 + 4)
     #expect(permissions(of: base + UInt64(3 * page)) == "r--p")
     #expect(permissions(of: base + UInt64(4 * page)) == "rw-p")
+  }
+
+  @Test("a page claimed by a thread that is not in this process is taken over, not waited for forever")
+  func claimOfAVanishedThreadIsTakenOver() {
+    // What a child forked while a thread of its parent was mapping page 2
+    // finds: the page claimed (top bit) by a thread id it does not have.
+    let base = reserve(4)
+    defer { munmap(UnsafeMutableRawPointer(bitPattern: UInt(base)), 4 * page) }
+    let counters = withHandler(prefetch: 0, [region(base, pages: 4)], states: [2: 0x8000_0000 | 0x3fff_fff0])
+    {
+      byte(base + UInt64(2 * page)).pointee = 7
+      #expect(byte(base + UInt64(2 * page)).pointee == 7)
+    }
+    #expect(counters.waits == 1)
+    #expect(counters.faults == 1)
   }
 
   @Test func theStagedPageHasTheFileBytesThenZeros() throws {

@@ -61,13 +61,14 @@ int elfload_vector_state(void);
 
 // ---- Demand paging (demand.c): the SIGSEGV handler and its state. ----
 
-enum { ELFLOAD_DEMAND_MAX_REGIONS = 64 };
+/// Two per PT_LOAD (file pages, bss) for the most program headers elfload accepts.
+enum { ELFLOAD_DEMAND_MAX_REGIONS = 160 };
 
 /// Pages reserved PROT_NONE that become `protection` when first touched: one
 /// protection and one backing (a file mapping or anonymous memory).
 struct elfload_demand_region {
   uint64_t start, end;     ///< page aligned
-  uint64_t first_state;    ///< index of `start`'s byte in the page-state array
+  uint64_t first_state;    ///< index of `start`'s entry in the page-state array
   uint64_t staged_page;    ///< the page that is prepared elsewhere, or 0
   uint64_t staging;        ///< where its prepared copy is mapped (read-write)
   uint64_t zero_from;      ///< in the staged page, bytes from here on become zero
@@ -83,9 +84,9 @@ struct elfload_demand_counters {
   uint64_t waits;             ///< times a thread waited for another to map a page
 };
 
-/// One state byte per reserved page (zeroed, sized for every region), and the
-/// number of pages to map after each faulting one (0: pure demand).
-void elfload_demand_configure(uint8_t *page_state, uint32_t prefetch);
+/// One 32-bit state per reserved page (zeroed, sized for every region; see
+/// demand.c), and the number of pages to map after each faulting one (0: pure demand).
+void elfload_demand_configure(uint32_t *page_state, uint32_t prefetch);
 /// Returns 0, or -1 when ELFLOAD_DEMAND_MAX_REGIONS are in use.
 int elfload_demand_add_region(const struct elfload_demand_region *region);
 /// Installs the SIGSEGV handler. Returns 0 or -errno.
