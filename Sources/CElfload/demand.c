@@ -33,31 +33,45 @@
 
 enum { page_size = 4096 };
 
-// One 32-bit state per page. While a thread maps a page, the state holds
-// that thread's id (with the top bit set): a thread that finds the page
-// claimed waits for the claimer, and takes the claim over if the claimer is
-// not in its process -- which happens in a child forked while another thread
-// of its parent was mapping a page. Without that, the child would wait forever.
+// One state byte per page. The array is MADV_WIPEONFORK: a child forked while
+// a thread of its parent was mapping a page must not find that page claimed
+// by a thread it does not have (it would wait forever), so the child starts
+// with every page "reserved". Pages it finds accessible never fault; a page
+// it does fault on is mapped again, which is harmless (mprotect to the same
+// protection; a staged page that is already in place is left alone).
 enum page_state {
-  page_reserved = 0,           // PROT_NONE, never touched
-  page_faulted = 1,            // mapped because it was touched
-  page_prefetched = 2,         // mapped ahead of a fault on an earlier page
-  page_claimed = 0x80000000u,  // | the claiming thread's id: being mapped now
+  page_reserved = 0,    // PROT_NONE, never touched
+  page_claimed = 1,     // a thread is mapping it right now
+  page_faulted = 2,     // mapped because it was touched
+  page_prefetched = 3,  // mapped ahead of a fault on an earlier page
 };
 
 static struct {
   struct elfload_demand_region regions[ELFLOAD_DEMAND_MAX_REGIONS];
   uint32_t region_count;
   uint32_t prefetch;
-  _Atomic uint32_t *page_state;
+  _Atomic uint8_t *page_state;
   struct elfload_demand_counters counters;
 } demand;
 
 // The x86 page-fault error code in the signal context.
 enum { fault_write = 1 << 1, fault_instruction = 1 << 4 };
 
-void elfload_demand_configure(uint32_t *page_state, uint32_t prefetch) {
-  demand.page_state = (_Atomic uint32_t *)page_state;
+long elfload_demand_allocate_states(uint64_t pages) {
+  uint64_t length = (pages + page_size) & ~(uint64_t)(page_size - 1);
+  long address = elfload_syscall6(SYS_mmap, 0, (long)length, PROT_READ | PROT_WRITE,
+                                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (address < 0 && address > -4096) return address;
+  long ret = elfload_syscall6(SYS_madvise, address, (long)length, MADV_WIPEONFORK, 0, 0, 0);
+  if (ret != 0) {
+    elfload_syscall6(SYS_munmap, address, (long)length, 0, 0, 0, 0);
+    return ret;
+  }
+  return address;
+}
+
+void elfload_demand_configure(uint8_t *page_state, uint32_t prefetch) {
+  demand.page_state = (_Atomic uint8_t *)page_state;
   demand.prefetch = prefetch;
   demand.region_count = 0;
   demand.counters = (struct elfload_demand_counters){0};
@@ -131,7 +145,7 @@ static struct elfload_demand_region *region_of(uint64_t address) {
   return NULL;
 }
 
-static _Atomic uint32_t *state_of(const struct elfload_demand_region *r, uint64_t page) {
+static _Atomic uint8_t *state_of(const struct elfload_demand_region *r, uint64_t page) {
   return &demand.page_state[r->first_state + (page - r->start) / page_size];
 }
 
@@ -144,8 +158,8 @@ static int allows(int protection, uint64_t error) {
 // The staged page: its prepared copy (file bytes, zeroed tail) replaces the
 // placeholder in one mremap, so no thread ever sees the unzeroed tail.
 static long install_staged(const struct elfload_demand_region *r) {
-  // Moved in already, by a thread whose claim this one took over (see serve)?
-  // Then the staging address is no longer mapped.
+  // Moved in already (in a parent this process was forked from, see
+  // page_state)? Then the staging address is no longer mapped.
   unsigned char resident;
   if (sys(SYS_mincore, (long)r->staging, page_size, (long)&resident, 0, 0) == -12)  // ENOMEM
     return 0;
@@ -161,9 +175,9 @@ static long install_staged(const struct elfload_demand_region *r) {
   return ret < 0 ? ret : 0;
 }
 
-// Maps `page` (claimed by this thread as `claim`), and up to `prefetch`
-// unclaimed pages after it in the same region. Returns 0 or -errno.
-static long install(const struct elfload_demand_region *r, uint64_t page, uint32_t claim) {
+// Maps `page` (claimed by this thread), and up to `prefetch` unclaimed pages
+// after it in the same region. Returns 0 or -errno.
+static long install(const struct elfload_demand_region *r, uint64_t page) {
   if (page == r->staged_page) {
     long ret = install_staged(r);
     if (ret != 0) return ret;
@@ -176,13 +190,13 @@ static long install(const struct elfload_demand_region *r, uint64_t page, uint32
   // and before the staged page, which has its own way in.
   uint64_t end = page + page_size;
   for (uint32_t i = 0; i < demand.prefetch && end < r->end && end != r->staged_page; i++) {
-    uint32_t expected = page_reserved;
-    if (!atomic_compare_exchange_strong(state_of(r, end), &expected, claim)) break;
+    uint8_t expected = page_reserved;
+    if (!atomic_compare_exchange_strong(state_of(r, end), &expected, page_claimed)) break;
     end += page_size;
   }
   long ret = sys(SYS_mprotect, (long)page, (long)(end - page), r->protection, 0, 0);
   // The following pages' claims end here; the faulting page's ends in serve().
-  uint32_t following = ret == 0 ? page_prefetched : page_reserved;
+  uint8_t following = ret == 0 ? page_prefetched : page_reserved;
   for (uint64_t p = page + page_size; p < end; p += page_size)
     atomic_store_explicit(state_of(r, p), following, memory_order_release);
   if (ret != 0) return ret;
@@ -196,33 +210,22 @@ static long install(const struct elfload_demand_region *r, uint64_t page, uint32
 
 enum outcome { retry, not_ours, failed };
 
-// Whether thread `tid` is in this process (a forked child's are not).
-static int alive(uint32_t tid) {
-  long pid = sys(SYS_getpid, 0, 0, 0, 0, 0);
-  return sys(SYS_tgkill, pid, tid, 0, 0, 0) != -3;  // ESRCH
-}
-
 static enum outcome serve(const struct elfload_demand_region *r, uint64_t page, uint64_t error) {
-  _Atomic uint32_t *state = state_of(r, page);
-  uint32_t claim = page_claimed | (uint32_t)sys(SYS_gettid, 0, 0, 0, 0, 0);
-  uint32_t seen = page_reserved;
-  for (unsigned waits = 1;; waits++) {
-    if (atomic_compare_exchange_strong(state, &seen, claim)) {
-      // Mapping again after taking a claim over is harmless: mprotect to
-      // the same protection, or a staged page that is already in place.
-      if (install(r, page, claim) == 0) return retry;
+  _Atomic uint8_t *state = state_of(r, page);
+  for (unsigned waits = 0;; waits++) {
+    uint8_t seen = page_reserved;
+    if (atomic_compare_exchange_strong(state, &seen, page_claimed)) {
+      if (install(r, page) == 0) return retry;
       atomic_store_explicit(state, page_reserved, memory_order_release);
       return failed;
     }
-    if (!(seen & page_claimed))
+    if (seen != page_claimed)
       // Mapped already, maybe by another thread while this one trapped: the
       // access goes through now, unless the protection forbids it.
       return allows(r->protection, error) ? retry : not_ours;
-    // Another thread is mapping it: wait for it, now and then checking that
-    // it still exists; if not, take its claim over (the CAS above, with `seen`).
-    if (waits == 1) count(&demand.counters.waits, 1);
+    // Another thread of this process is mapping it: wait until it is done.
+    if (waits == 0) count(&demand.counters.waits, 1);
     sys(SYS_sched_yield, 0, 0, 0, 0, 0);
-    if (waits % 64 != 0 || alive(seen & ~page_claimed)) seen = atomic_load(state);
   }
 }
 

@@ -118,15 +118,9 @@ enum DemandPolicy {
         try EagerPolicy.map(segment, segment.anonymousPages, [], flags: MAP_PRIVATE | MAP_ANONYMOUS)
       }
     }
-    // One 32-bit state per page, zero (reserved) until the handler maps the page.
-    let states: UInt64
-    do {
-      // pages <= the plan's span / 4096 < 2^36: no overflow.
-      let length = (pages * 4 + pageSize) & ~(pageSize - 1)
-      states = try Kernel.map(0, length, [.read, .write], flags: MAP_PRIVATE | MAP_ANONYMOUS)
-    } catch {
-      throw .system(error)
-    }
+    // One state byte per page, zero (reserved) until the handler maps the page.
+    let states = elfload_demand_allocate_states(pages)
+    if states < 0 { throw .system(SystemCallError("mmap", errno: Int32(-states))) }
     elfload_demand_configure(UnsafeMutablePointer(bitPattern: UInt(states)), UInt32(prefetch))
     for segment in plan.segments {
       if !segment.filePages.isEmpty && readableUpFront(segment) {

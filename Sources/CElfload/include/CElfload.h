@@ -84,9 +84,12 @@ struct elfload_demand_counters {
   uint64_t waits;             ///< times a thread waited for another to map a page
 };
 
-/// One 32-bit state per reserved page (zeroed, sized for every region; see
-/// demand.c), and the number of pages to map after each faulting one (0: pure demand).
-void elfload_demand_configure(uint32_t *page_state, uint32_t prefetch);
+/// The page-state array for `pages` pages: one byte each, zero, wiped in a
+/// forked child (see demand.c). Returns its address, or -errno.
+long elfload_demand_allocate_states(uint64_t pages);
+/// The page-state array (from elfload_demand_allocate_states) and the number
+/// of pages to map after each faulting one (0: pure demand).
+void elfload_demand_configure(uint8_t *page_state, uint32_t prefetch);
 /// Returns 0, or -1 when ELFLOAD_DEMAND_MAX_REGIONS are in use.
 int elfload_demand_add_region(const struct elfload_demand_region *region);
 /// Installs the SIGSEGV handler. Returns 0 or -errno.
