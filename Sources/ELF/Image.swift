@@ -135,22 +135,20 @@ public struct Image: Sendable {
     return String(decoding: path, as: UTF8.self)
   }
 
-  /// Order, overlap, span and entry point across all PT_LOADs.
+  /// Overlap, span and entry point across all PT_LOADs.
   mutating func validateLayout() throws {
-    var previous: ProgramHeader?
-    for index in loadIndexes {
-      let ph = programHeaders[index]
-      if let prev = previous {
-        guard ph.vaddr >= prev.vaddr else {
-          throw ELFError.segmentsOutOfOrder(index: index, vaddr: ph.vaddr, previousVaddr: prev.vaddr)
-        }
-        // Sharing a page is allowed (the later segment wins it, as in the
-        // kernel); sharing bytes is not.
-        guard ph.vaddr >= prev.vaddr + prev.memsz else {
-          throw ELFError.segmentsOverlap(index: index, start: ph.vaddr, previousEnd: prev.vaddr + prev.memsz)
-        }
+    // In address order (the kernel maps them in table order, whatever it is):
+    // sharing a page is allowed (the later one in the table wins it, as in
+    // the kernel); sharing bytes is not.
+    // Empty ones (p_memsz 0) hold no bytes: they overlap nothing.
+    let byAddress = loadIndexes.filter { programHeaders[$0].memsz > 0 }
+      .sorted { programHeaders[$0].vaddr < programHeaders[$1].vaddr }
+    for (lower, upper) in zip(byAddress, byAddress.dropFirst()) {
+      let prev = programHeaders[lower]
+      let ph = programHeaders[upper]
+      guard ph.vaddr >= prev.vaddr + prev.memsz else {
+        throw ELFError.segmentsOverlap(index: upper, start: ph.vaddr, previousEnd: prev.vaddr + prev.memsz)
       }
-      previous = ph
     }
     let (low, high) = span
     if isPositionIndependent, high - low > userSpaceEnd {

@@ -97,6 +97,16 @@ public enum Launcher {
     }
   }
 
+  /// Opens and validates the interpreter a program names, as the kernel's
+  /// open_exec and load_elf_interp do: it must exist, be an executable
+  /// regular file and a valid x86-64 ELF file, and need no interpreter itself.
+  static func checkInterpreter(_ path: String) throws(LoadError) {
+    let opened: OpenedProgram
+    do { opened = try open(Array(path.utf8)) } catch { throw .interpreter(path: path, error) }
+    Kernel.close(opened.fd)
+    if let its = opened.image.interpreter { throw .nestedInterpreter(path: path, itsInterpreter: its) }
+  }
+
   /// vm.mmap_min_addr: fixed mappings below it fail.
   static var minimumAddress: UInt64 {
     Kernel.readSmallFile("/proc/sys/vm/mmap_min_addr").flatMap { UInt64($0) } ?? pageSize
@@ -149,7 +159,12 @@ public enum Launcher {
     guard let original = OriginalStack.read() else { throw .noStartupStack }
     let program = try open(request.path)
     let image = program.image
-    if let interpreter = image.interpreter { throw .dynamicallyLinked(interpreter: interpreter) }
+    if let interpreter = image.interpreter {
+      // Checked as load_elf_binary checks it before refusing: a missing
+      // interpreter is "no such file" (127), like execve's ENOENT.
+      try checkInterpreter(interpreter)
+      throw .dynamicallyLinked(interpreter: interpreter)
+    }
     let randomize = randomization()
 
     let bias = try chooseBias(for: image)

@@ -13,9 +13,14 @@ public enum LoadError: Error, CustomStringConvertible {
   case notExecutable
   case invalid(ELFError)
   case dynamicallyLinked(interpreter: String)
+  /// The program's PT_INTERP names a file that cannot serve as its interpreter.
+  indirect case interpreter(path: String, LoadError)
+  case nestedInterpreter(path: String, itsInterpreter: String)
   case addressInUse(segment: Int, range: AddressRange, occupant: String?)
   case noRoom(size: UInt64, alignment: UInt64, SystemCallError)
   case mapping(segment: Int, range: AddressRange, SystemCallError)
+  /// The anonymous pages of a segment's p_memsz beyond p_filesz.
+  case bss(segment: Int, memsz: UInt64, range: AddressRange, SystemCallError)
   case system(SystemCallError)
   case noStartupStack
   case tooManySegments(limit: Int)
@@ -23,8 +28,10 @@ public enum LoadError: Error, CustomStringConvertible {
   /// 127 when the file does not exist, 126 when it cannot be run: the shell's
   /// convention, which `env`, `nohup` and `timeout` follow too.
   public var exitStatus: Int32 {
-    if case .notFound = self { return 127 }
-    return 126
+    switch self {
+    case .notFound, .interpreter(_, .notFound): return 127
+    default: return 126
+    }
   }
 
   public var description: String {
@@ -42,6 +49,11 @@ public enum LoadError: Error, CustomStringConvertible {
     case .dynamicallyLinked(let interpreter):
       return
         "dynamically linked programs are not supported yet (PT_INTERP \(interpreter)); static and static-PIE programs are"
+    case .interpreter(let path, let problem):
+      return "its interpreter \(path) (PT_INTERP): \(problem)"
+    case .nestedInterpreter(let path, let its):
+      return
+        "its interpreter \(path) (PT_INTERP) has a PT_INTERP itself (\(its)); an interpreter must not need another, and the kernel does not load one"
     case .addressInUse(let segment, let range, let occupant):
       let what = occupant.map { " by \($0)" } ?? ""
       return
@@ -50,6 +62,9 @@ public enum LoadError: Error, CustomStringConvertible {
       return "no room for \(hex(size)) bytes aligned to \(hex(alignment)): \(e)"
     case .mapping(let segment, let range, let e):
       return "program header \(segment): mapping \(range) failed: \(e)"
+    case .bss(let segment, let memsz, let range, let e):
+      return
+        "program header \(segment): p_memsz \(hex(memsz)) asks for a bss at \(range) (\(range.count >> 20) MiB), which cannot be mapped: \(e)"
     case .system(let e):
       return e.description
     case .noStartupStack:

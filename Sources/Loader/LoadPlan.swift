@@ -58,6 +58,26 @@ public struct SegmentMapping: Equatable, Sendable {
   /// (and execute when the segment has it) whatever p_flags says.
   public var anonymousProtection: Protection
 
+  /// Removes the pages in `taken` (which holds none of this segment's bytes)
+  /// from its ranges: they can only be at its start or at its end.
+  mutating func giveUp(_ taken: AddressRange) {
+    func cut(_ range: inout AddressRange) -> UInt64 {
+      guard taken.start < range.end, taken.end > range.start else { return 0 }
+      if taken.start <= range.start {
+        let moved = min(taken.end, range.end) - range.start
+        range.start += moved
+        return moved
+      }
+      range.end = taken.start
+      return 0
+    }
+    fileOffset += cut(&filePages)
+    _ = cut(&anonymousPages)
+    if taken.start < zeroFill.end, taken.end > zeroFill.start {
+      zeroFill = AddressRange(zeroFill.end, zeroFill.end)
+    }
+  }
+
   /// The file offset of the byte at `address`, which must be in `filePages`.
   public func fileOffset(of address: UInt64) -> UInt64 {
     fileOffset + (address - filePages.start)
@@ -140,18 +160,15 @@ public struct LoadPlan: Equatable, Sendable {
       endData = max(endData, ph.vaddr + ph.filesz)
       elfBrk = max(elfBrk, ph.vaddr + ph.memsz)
     }
-    // A page two segments share belongs to the later one, which the kernel
-    // maps over it with MAP_FIXED; we never map over anything, so the earlier
-    // segment simply stops short of it.
+    // A page two segments share belongs to the one later in the table, which
+    // the kernel maps over it with MAP_FIXED; we never map over anything, so
+    // the other segment gives the page up. Segments share no bytes, so a later
+    // one can only take the first or the last page of an earlier one.
     for i in mappings.indices {
       for later in mappings[(i + 1)...] {
-        let firstPage = [later.filePages, later.anonymousPages].filter { !$0.isEmpty }
-          .map(\.start).min()
-        guard let cut = firstPage else { continue }
-        mappings[i].filePages.end = min(mappings[i].filePages.end, max(cut, mappings[i].filePages.start))
-        mappings[i].anonymousPages.end = min(
-          mappings[i].anonymousPages.end, max(cut, mappings[i].anonymousPages.start))
-        if mappings[i].zeroFill.start >= cut { mappings[i].zeroFill.end = mappings[i].zeroFill.start }
+        let owned = [later.filePages, later.anonymousPages].filter { !$0.isEmpty }
+        guard let start = owned.map(\.start).min(), let end = owned.map(\.end).max() else { continue }
+        mappings[i].giveUp(AddressRange(start, end))
       }
     }
     segments = mappings

@@ -37,9 +37,13 @@ enum EagerPolicy {
             + (segment.zeroFill.isEmpty ? "" : ", zero \(segment.zeroFill)"))
       }
       if !segment.anonymousPages.isEmpty {
-        try map(
-          segment, segment.anonymousPages, segment.anonymousProtection,
-          flags: MAP_PRIVATE | MAP_ANONYMOUS)
+        do {
+          try map(
+            segment, segment.anonymousPages, segment.anonymousProtection,
+            flags: MAP_PRIVATE | MAP_ANONYMOUS)
+        } catch .mapping(let index, let range, let error) {
+          throw .bss(segment: index, memsz: segment.memory.count, range: range, error)
+        }
         log("map \(segment.anonymousPages) \(segment.anonymousProtection) anonymous (bss)")
       }
     }
@@ -105,6 +109,19 @@ enum DemandPolicy {
         throw .tooManySegments(limit: Int(ELFLOAD_DEMAND_MAX_REGIONS))
       }
       firstState += range.pageCount
+    }
+    // A PROT_NONE reservation costs no commit charge, so it would accept a
+    // bss the kernel (and eager) refuse; ask for the real thing once, so
+    // that every policy refuses the same programs.
+    for segment in plan.segments where !segment.anonymousPages.isEmpty {
+      let range = segment.anonymousPages
+      do {
+        let probe = try Kernel.map(
+          0, range.count, segment.anonymousProtection, flags: MAP_PRIVATE | MAP_ANONYMOUS)
+        Kernel.unmap(probe, range.count)
+      } catch {
+        throw .bss(segment: segment.programHeaderIndex, memsz: segment.memory.count, range: range, error)
+      }
     }
     // Every reservation first: the state array and staging copies below go
     // wherever the kernel puts them, which must not be inside the program's range.

@@ -416,3 +416,25 @@ func randomMutationsPlanWithoutTrapping(_ name: String) throws {
   }
   #expect(planned > 20, "only \(planned) of 2000 mutations parsed")
 }
+
+/// Out of address order, the segment later in the table still wins a shared
+/// page, as the kernel's MAP_FIXED in table order gives it: here the data
+/// (first in the table) loses its first page to the text below it.
+@Test func laterSegmentInTheTableWinsEvenBelow() throws {
+  var b = ELFBuilder.executable()
+  b.programHeaders[0].filesz = 0x1200  // text: 0x400000..0x401200
+  b.programHeaders[0].memsz = 0x1200
+  b.programHeaders[1].vaddr = 0x40_1200  // data starts in the text's last page
+  b.programHeaders[1].offset = 0x1200
+  b.programHeaders.swapAt(0, 1)
+  let plan = LoadPlan(image: try parsed(b), bias: 0)
+  let data = plan.segments[0]
+  let text = plan.segments[1]
+  #expect(text.filePages == AddressRange(0x40_0000, 0x40_2000))
+  #expect(data.filePages == AddressRange(0x40_2000, 0x40_2000))
+  #expect(data.fileOffset == 0x2000)
+  // The zero-fill was on the page the text took: none (the kernel's padzero
+  // ran before the text was mapped over it).
+  #expect(data.zeroFill.isEmpty)
+  #expect(data.anonymousPages == AddressRange(0x40_2000, 0x40_4000))
+}

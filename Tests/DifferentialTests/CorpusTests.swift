@@ -1,0 +1,180 @@
+// The malformed-ELF corpus: mutants of a real program, each judged against the kernel. Where the
+// kernel runs a mutant as it runs the original, elfload must run it identically; where the kernel
+// refuses it or the program crashes, elfload must refuse it before mapping anything, with one line
+// naming the field, under every policy, never dying by a signal and never hanging.
+import Foundation
+import Testing
+
+/// Little-endian field access on a file image.
+struct Mutant {
+  var bytes: [UInt8]
+
+  func u16(_ at: Int) -> Int { Int(bytes[at]) | Int(bytes[at + 1]) << 8 }
+  func u64(_ at: Int) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(bytes[at + $1]) << (8 * $1) } }
+  mutating func put16(_ at: Int, _ v: Int) {
+    for i in 0..<2 { bytes[at + i] = UInt8(truncatingIfNeeded: v >> (8 * i)) }
+  }
+  mutating func put32(_ at: Int, _ v: UInt32) {
+    for i in 0..<4 { bytes[at + i] = UInt8(truncatingIfNeeded: v >> (8 * i)) }
+  }
+  mutating func put64(_ at: Int, _ v: UInt64) {
+    for i in 0..<8 { bytes[at + i] = UInt8(truncatingIfNeeded: v >> (8 * i)) }
+  }
+
+  var phoff: Int { Int(u64(32)) }
+  var phnum: Int { u16(56) }
+  /// Offset of program header `i`'s field at `field` (p_type 0, p_flags 4, p_offset 8,
+  /// p_vaddr 16, p_filesz 32, p_memsz 40, p_align 48).
+  func ph(_ i: Int, _ field: Int) -> Int { phoff + 56 * i + field }
+  func type(_ i: Int) -> UInt32 { UInt32(u16(ph(i, 0))) | UInt32(u16(ph(i, 2))) << 16 }
+  var loads: [Int] { (0..<phnum).filter { type($0) == 1 } }
+  /// The first writable PT_LOAD (it has a bss in the samples).
+  var writable: Int { loads.first { bytes[ph($0, 4)] & 2 != 0 }! }
+  /// A program header the program can do without: PT_NOTE or PT_GNU_STACK.
+  var spare: Int { (0..<phnum).first { type($0) == 4 || type($0) == 0x6474_e551 }! }
+
+  /// Turns the spare program header into a PT_INTERP whose string is appended to the file.
+  mutating func interpreter(_ path: [UInt8], declaredLength: Int? = nil) {
+    let i = spare
+    put32(ph(i, 0), 3)
+    put64(ph(i, 8), UInt64(bytes.count))
+    put64(ph(i, 32), UInt64(declaredLength ?? path.count))
+    bytes += path
+  }
+}
+
+struct CorpusCase: Sendable, CustomTestStringConvertible {
+  var name: String
+  /// What the refusal must name (a field), when elfload refuses.
+  var mentions: String
+  /// 127 when a file it was asked to load does not exist.
+  var status: Int32 = 126
+  var mutate: @Sendable (inout Mutant) -> Void
+  var testDescription: String { name }
+
+  static let all: [CorpusCase] = [
+    CorpusCase(name: "empty file", mentions: "not an ELF file") { $0.bytes = [] },
+    CorpusCase(name: "truncated in the magic", mentions: "not an ELF file") {
+      $0.bytes.removeLast($0.bytes.count - 3)
+    },
+    CorpusCase(name: "truncated in the ELF header", mentions: "ELF header") {
+      $0.bytes.removeLast($0.bytes.count - 40)
+    },
+    CorpusCase(name: "truncated in the program headers", mentions: "program header") {
+      $0.bytes.removeLast($0.bytes.count - ($0.phoff + 56 + 20))
+    },
+    CorpusCase(name: "truncated in a segment", mentions: "p_filesz") {
+      $0.bytes.removeLast($0.bytes.count / 3)
+    },
+    CorpusCase(name: "bad magic", mentions: "not an ELF file") { $0.bytes[3] = 0x47 },
+    CorpusCase(name: "32-bit class byte on an x86-64 file", mentions: "EI_CLASS") { $0.bytes[4] = 1 },
+    CorpusCase(name: "big-endian byte on an x86-64 file", mentions: "EI_DATA") { $0.bytes[5] = 2 },
+    CorpusCase(name: "EI_VERSION 0", mentions: "EI_VERSION") { $0.bytes[6] = 0 },
+    CorpusCase(name: "e_version 0", mentions: "e_version") { $0.put32(20, 0) },
+    CorpusCase(name: "i386 machine", mentions: "e_machine") { $0.put16(18, 3) },
+    CorpusCase(name: "aarch64 machine", mentions: "e_machine") { $0.put16(18, 183) },
+    CorpusCase(name: "ET_REL", mentions: "e_type") { $0.put16(16, 1) },
+    CorpusCase(name: "ET_CORE", mentions: "e_type") { $0.put16(16, 4) },
+    CorpusCase(name: "e_phentsize 32", mentions: "e_phentsize") { $0.put16(54, 32) },
+    CorpusCase(name: "e_phnum 0", mentions: "e_phnum") { $0.put16(56, 0) },
+    CorpusCase(name: "e_phnum 74 (over a page)", mentions: "e_phnum") { $0.put16(56, 74) },
+    CorpusCase(name: "e_phnum 65535", mentions: "e_phnum") { $0.put16(56, 0xffff) },
+    CorpusCase(name: "e_phoff past the end", mentions: "program header") {
+      $0.put64(32, UInt64($0.bytes.count + 4096))
+    },
+    CorpusCase(name: "e_phoff overflows", mentions: "program header") { $0.put64(32, 0xffff_ffff_ffff_fff0) },
+    CorpusCase(name: "e_entry outside every executable segment", mentions: "e_entry") { $0.put64(24, 0x10) },
+    CorpusCase(name: "p_offset past the end", mentions: "p_offset") { m in
+      m.put64(m.ph(m.writable, 8), UInt64(m.bytes.count + 0x10000))
+    },
+    CorpusCase(name: "p_filesz past the end", mentions: "p_filesz") { m in
+      let i = m.writable
+      m.put64(m.ph(i, 32), UInt64(m.bytes.count))
+      m.put64(m.ph(i, 40), UInt64(m.bytes.count) * 2)
+    },
+    CorpusCase(name: "p_filesz > p_memsz", mentions: "p_filesz") { m in
+      let i = m.writable
+      m.put64(m.ph(i, 40), m.u64(m.ph(i, 32)) - 1)
+    },
+    CorpusCase(name: "p_vaddr and p_offset not congruent", mentions: "p_vaddr") { m in
+      let i = m.writable
+      m.put64(m.ph(i, 16), m.u64(m.ph(i, 16)) + 8)
+    },
+    CorpusCase(name: "p_vaddr + p_memsz overflows", mentions: "p_memsz") { m in
+      m.put64(m.ph(m.writable, 40), 0xffff_ffff_ffff_0000)
+    },
+    CorpusCase(name: "absurd p_memsz (64 TiB)", mentions: "p_memsz") { m in
+      m.put64(m.ph(m.writable, 40), 1 << 46)
+    },
+    CorpusCase(name: "p_align 3 (not a power of two)", mentions: "p_align") { m in
+      for i in m.loads { m.put64(m.ph(i, 48), 3) }
+    },
+    CorpusCase(name: "PT_LOADs out of order", mentions: "PT_LOAD") { m in
+      let (a, b) = (m.loads[1], m.loads[2])
+      let first = Array(m.bytes[m.ph(a, 0)..<m.ph(a, 56)])
+      m.bytes.replaceSubrange(m.ph(a, 0)..<m.ph(a, 56), with: m.bytes[m.ph(b, 0)..<m.ph(b, 56)])
+      m.bytes.replaceSubrange(m.ph(b, 0)..<m.ph(b, 56), with: first)
+    },
+    CorpusCase(name: "PT_INTERP missing", mentions: "interpreter", status: 127) { m in
+      m.interpreter(Array("/nonexistent/ld.so\0".utf8))
+    },
+    CorpusCase(name: "PT_INTERP unterminated", mentions: "PT_INTERP") { m in
+      m.interpreter(Array("/lib64/ld-linux-x86-64.so.2".utf8))
+    },
+    CorpusCase(name: "PT_INTERP huge", mentions: "PT_INTERP") { m in
+      m.interpreter(Array(repeating: UInt8(ascii: "a"), count: 5000) + [0])
+    },
+    CorpusCase(name: "PT_INTERP a directory", mentions: "interpreter") { m in
+      m.interpreter(Array("/tmp\0".utf8))
+    },
+    CorpusCase(name: "PT_INTERP not ELF (a shell script)", mentions: "interpreter") { m in
+      m.interpreter(Array("/usr/bin/ldd\0".utf8))
+    },
+    CorpusCase(name: "PT_INTERP that has a PT_INTERP", mentions: "interpreter") { m in
+      m.interpreter(Array("/bin/true\0".utf8))
+    },
+  ]
+}
+
+@Suite("Malformed ELF corpus, judged against the kernel")
+struct CorpusTests {
+  static let scratch: String = {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("elfload-corpus-\(getpid())").path
+    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    return dir
+  }()
+
+  static let policies: [Policy] = [.eager, .demand, .hybrid4]
+
+  @Test(arguments: CorpusCase.all, Flavour.allCases)
+  func mutant(_ corpusCase: CorpusCase, _ flavour: Flavour) throws {
+    let original = Paths.sample("hello", flavour)
+    var mutant = Mutant(bytes: try [UInt8](Data(contentsOf: URL(fileURLWithPath: original))))
+    corpusCase.mutate(&mutant)
+    let path =
+      "\(Self.scratch)/\(flavour.rawValue)-\(corpusCase.name.replacingOccurrences(of: " ", with: "-"))"
+    FileManager.default.createFile(
+      atPath: path, contents: Data(mutant.bytes), attributes: [.posixPermissions: 0o755])
+
+    let reference = run([original], environment: baseEnvironment)
+    let native = run([path], environment: baseEnvironment, timeout: 10)
+    let kernelRunsIt = native == reference
+    for policy in Self.policies {
+      let loaded = run([Paths.elfload] + policy.options + [path], environment: baseEnvironment, timeout: 10)
+      if kernelRunsIt {
+        #expect(loaded == native, "\(policy): the kernel runs it; under elfload:\n\(loaded)")
+        continue
+      }
+      #expect(
+        loaded.ending == .exited(corpusCase.status), "\(policy): native \(native.ending); elfload:\n\(loaded)"
+      )
+      #expect(loaded.stdout == "")
+      let lines = loaded.stderr.split(separator: "\n")
+      #expect(lines.count == 1, "\(policy): one line, not:\n\(loaded.stderr)")
+      #expect(loaded.stderr.hasPrefix("elfload: \(path): "), "\(loaded.stderr)")
+      #expect(
+        loaded.stderr.contains(corpusCase.mentions),
+        "\(policy): should name \(corpusCase.mentions):\n\(loaded.stderr)")
+    }
+  }
+}
