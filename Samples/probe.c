@@ -13,6 +13,7 @@
 #include <sys/auxv.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/rseq.h>
 #include <unistd.h>
 
@@ -202,5 +203,9 @@ int main(int argc, char **argv) {
   printf("rseq registered: %s\n", __rseq_size > 0 ? "yes" : "no");
   CHECK("sched_getcpu", sched_getcpu() >= 0);
   printf("dumpable: %d\n", prctl(PR_GET_DUMPABLE));
+  struct rlimit stack_limit;
+  getrlimit(RLIMIT_STACK, &stack_limit);
+  if (stack_limit.rlim_cur == RLIM_INFINITY) printf("RLIMIT_STACK: unlimited\n");
+  else printf("RLIMIT_STACK: %lu KiB\n", (unsigned long)stack_limit.rlim_cur >> 10);
   return 0;
 }

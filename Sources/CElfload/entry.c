@@ -3,14 +3,34 @@
 
 #include <sys/platform/x86.h>
 #include <stddef.h>
+#include <sys/resource.h>
 #include <sys/rseq.h>
 #include <sys/syscall.h>
 
 static struct elfload_original_stack original;
 
+// The program's RLIMIT_STACK soft limit when elfload raised it for itself, or 0.
+static uint64_t lowered_stack_limit;
+
 // glibc calls init_array functions with (argc, argv, envp): the pointers into
-// the stack the kernel built, before anything could have changed them.
-__attribute__((constructor)) static void elfload_capture(int argc, char **argv, char **envp) {
+// the stack the kernel built, before anything could have changed them. This
+// one runs first (priority 101): it also gives elfload enough stack for
+// itself before the Swift runtime starts (a static program runs in 16 KiB of
+// stack; the runtime's own start-up needs more).
+__attribute__((constructor(101))) static void elfload_capture(int argc, char **argv, char **envp) {
+  struct rlimit limit;
+  if (getrlimit(RLIMIT_STACK, &limit) == 0 && limit.rlim_cur < ELFLOAD_LOADER_STACK) {
+    uint64_t soft = limit.rlim_cur;
+    limit.rlim_cur = limit.rlim_max < ELFLOAD_LOADER_STACK ? limit.rlim_max : ELFLOAD_LOADER_STACK;
+    if (limit.rlim_cur < ELFLOAD_LOADER_STACK_MINIMUM) {
+      static const char message[] =
+          "elfload: RLIMIT_STACK's hard limit is below 64 KiB, the least elfload needs for itself "
+          "before the program starts (the program's own limit would be restored)\n";
+      elfload_syscall6(SYS_write, 2, (long)message, sizeof message - 1, 0, 0, 0);
+      elfload_syscall6(SYS_exit_group, 126, 0, 0, 0, 0, 0);
+    }
+    if (setrlimit(RLIMIT_STACK, &limit) == 0) lowered_stack_limit = soft;
+  }
   original.argc = argc;
   original.argv = argv;
   original.envp = envp;
@@ -20,6 +40,8 @@ __attribute__((constructor)) static void elfload_capture(int argc, char **argv, 
 }
 
 const struct elfload_original_stack *elfload_original(void) { return &original; }
+
+uint64_t elfload_program_stack_limit(void) { return lowered_stack_limit; }
 
 long elfload_unregister_rseq(void) {
   if (__rseq_size == 0) return 0;

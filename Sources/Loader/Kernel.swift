@@ -118,6 +118,22 @@ public enum Kernel {
   }
 
   /// `getrlimit(resource)`: the soft limit.
+  /// (soft, hard) of a resource limit; RLIM_INFINITY is UInt64.max.
+  public static func limits(_ resource: Int32) -> (soft: UInt64, hard: UInt64) {
+    var limit = rlimit()
+    guard getrlimit(__rlimit_resource_t(UInt32(resource)), &limit) == 0 else { return (.max, .max) }
+    return (UInt64(limit.rlim_cur), UInt64(limit.rlim_max))
+  }
+
+  /// Sets a soft limit (below the hard one). Returns whether it worked.
+  @discardableResult
+  public static func setSoftLimit(_ resource: Int32, _ soft: UInt64) -> Bool {
+    var limit = rlimit()
+    guard getrlimit(__rlimit_resource_t(UInt32(resource)), &limit) == 0 else { return false }
+    limit.rlim_cur = rlim_t(soft)
+    return setrlimit(__rlimit_resource_t(UInt32(resource)), &limit) == 0
+  }
+
   public static func softLimit(_ resource: Int32) -> UInt64 {
     var limit = rlimit()
     guard getrlimit(__rlimit_resource_t(UInt32(resource)), &limit) == 0 else { return UInt64.max }

@@ -157,6 +157,12 @@ public enum Launcher {
         _ = line.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
       } : { _ in }
     guard let original = OriginalStack.read() else { throw .noStartupStack }
+    // elfload's own frames may need more stack than the program's limit
+    // allows: a constructor raised the soft limit (elfload_program_stack_limit);
+    // the program gets its own back just before the jump.
+    let stackResource = Int32(RLIMIT_STACK.rawValue)
+    let raisedFrom = elfload_program_stack_limit()
+    let stackLimit = Kernel.softLimit(stackResource)
     let program = try open(request.path)
     let image = program.image
     if let interpreter = image.interpreter {
@@ -212,7 +218,9 @@ public enum Launcher {
       log("could not unregister rseq (errno \(-rseq)): the program's C library will run without it")
     }
 
-    let limit = min(Kernel.softLimit(Int32(RLIMIT_STACK.rawValue)), 64 << 20)
+    // The stack pages handed back below the new image: as far as the loader
+    // may have used them.
+    let limit = min(stackLimit, 64 << 20)
     let entry = UnsafeMutablePointer<elfload_entry>.allocate(capacity: 1)
     // The image must outlive this function, which never returns: it is moved
     // to memory that is never freed.
@@ -224,6 +232,7 @@ public enum Launcher {
       stack_top: stack.stackTop, stack_pointer: stack.stackPointer, entry: plan.entry,
       scrub_low: pageStart(stack.stackTop - limit), vector_state: elfload_vector_state())
     if request.mode != .eager { try DemandPolicy.activate() }
+    if raisedFrom != 0 { Kernel.setSoftLimit(stackResource, raisedFrom) }
     elfload_enter(entry)
   }
 

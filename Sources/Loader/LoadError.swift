@@ -61,10 +61,10 @@ public enum LoadError: Error, CustomStringConvertible {
     case .noRoom(let size, let alignment, let e):
       return "no room for \(hex(size)) bytes aligned to \(hex(alignment)): \(e)"
     case .mapping(let segment, let range, let e):
-      return "program header \(segment): mapping \(range) failed: \(e)"
+      return "program header \(segment): mapping \(range) failed: \(e)\(addressSpaceNote(e))"
     case .bss(let segment, let memsz, let range, let e):
       return
-        "program header \(segment): p_memsz \(hex(memsz)) asks for a bss at \(range) (\(range.count >> 20) MiB), which cannot be mapped: \(e)"
+        "program header \(segment): p_memsz \(hex(memsz)) asks for a bss at \(range) (\(range.count >> 20) MiB), which cannot be mapped: \(e)\(addressSpaceNote(e))"
     case .system(let e):
       return e.description
     case .noStartupStack:
@@ -74,6 +74,16 @@ public enum LoadError: Error, CustomStringConvertible {
       return "more than \(limit) regions to page on demand; use --mode eager"
     }
   }
+}
+
+/// When a mapping failed for want of memory under a finite RLIMIT_AS, says
+/// so, with what elfload itself takes of it (its image is mapped too).
+func addressSpaceNote(_ error: SystemCallError) -> String {
+  guard error.errno == ENOMEM else { return "" }
+  let limit = Kernel.softLimit(Int32(RLIMIT_AS.rawValue))
+  guard limit != UInt64.max else { return "" }
+  return
+    "; RLIMIT_AS is \(limit >> 20) MiB, of which elfload's own image takes \(loaderRange.count >> 20) MiB"
 }
 
 /// Where the loader's own image is: from the linker's `__executable_start` to `_end`.

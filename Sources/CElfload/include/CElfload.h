@@ -36,6 +36,17 @@ struct elfload_original_stack {
 /// Filled in by a constructor that runs before the Swift runtime's main.
 const struct elfload_original_stack *elfload_original(void);
 
+/// The stack elfload gives itself before the jump when RLIMIT_STACK allows,
+/// and the least it starts with (measured: it needs under 40 KiB).
+#define ELFLOAD_LOADER_STACK (256u << 10)
+#define ELFLOAD_LOADER_STACK_MINIMUM (64u << 10)
+
+/// When RLIMIT_STACK's soft limit was below ELFLOAD_LOADER_STACK, the same
+/// constructor raised it (as far as the hard limit allows; below
+/// ELFLOAD_LOADER_STACK_MINIMUM it says so and exits 126) and this is the
+/// program's own value, to restore before the jump; otherwise 0.
+uint64_t elfload_program_stack_limit(void);
+
 /// Everything the trampoline needs, in memory that is not on the stack.
 struct elfload_entry {
   const void *image;       ///< the new initial stack, built in the heap
