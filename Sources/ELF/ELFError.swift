@@ -90,7 +90,7 @@ extension ELFError.SegmentProblem: CustomStringConvertible {
       return "p_vaddr \(hex(vaddr)) + p_memsz \(hex(memsz)) overflows 64 bits"
     case .outsideUserSpace(let start, let end):
       return
-        "addresses \(hex(start))..\(hex(end)) are outside user space (which ends at \(hex(userSpaceEnd)))"
+        "p_vaddr..p_vaddr+p_memsz is \(hex(start))..\(hex(end)), outside user space (which ends at \(hex(userSpaceEnd)))"
     case .belowMinimumAddress(let vaddr, let minimum):
       return "p_vaddr \(hex(vaddr)) is below the lowest mappable address \(hex(minimum)) (vm.mmap_min_addr)"
     case .badTLS(let memsz, let filesz, let align):

@@ -106,6 +106,14 @@ struct CorpusCase: Sendable, CustomTestStringConvertible {
     CorpusCase(name: "absurd p_memsz (64 TiB)", mentions: "p_memsz") { m in
       m.put64(m.ph(m.writable, 40), 1 << 46)
     },
+    CorpusCase(name: "a segment in kernel space", mentions: "p_vaddr") { m in
+      let i = m.writable
+      m.put64(m.ph(i, 16), 0xffff_8000_0000_0000 | m.u64(m.ph(i, 16)) & 0xfff)
+    },
+    CorpusCase(name: "a segment below mmap_min_addr", mentions: "mmap_min_addr") { m in
+      // The first PT_LOAD (file offset 0) moved to address 0.
+      m.put64(m.ph(m.loads[0], 16), 0)
+    },
     CorpusCase(name: "p_align 3 (not a power of two)", mentions: "p_align") { m in
       for i in m.loads { m.put64(m.ph(i, 48), 3) }
     },
