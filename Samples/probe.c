@@ -79,13 +79,22 @@ int main(int argc, char **argv) {
   int n = 0;
   for (ElfW(auxv_t) *a = auxv; a->a_type != AT_NULL; a++, n++) printf(" %lu", (unsigned long)a->a_type);
   printf("\n");
-  unsigned long same[] = {AT_HWCAP, AT_HWCAP2, AT_PAGESZ, AT_CLKTCK, AT_PHENT, AT_PHNUM, AT_BASE,
+  unsigned long same[] = {AT_HWCAP, AT_HWCAP2, AT_PAGESZ, AT_CLKTCK, AT_PHENT, AT_PHNUM,
                           AT_FLAGS, AT_UID, AT_EUID, AT_GID, AT_EGID, AT_SECURE, AT_MINSIGSTKSZ, 27, 28};
   for (size_t i = 0; i < sizeof same / sizeof same[0]; i++)
     printf("auxv %lu = %#lx\n", same[i], getauxval(same[i]));
   printf("AT_PLATFORM: %s\n", (char *)getauxval(AT_PLATFORM));
   CHECK("AT_PHDR is the program headers", getauxval(AT_PHDR) == (uintptr_t)&__ehdr_start + __ehdr_start.e_phoff);
   CHECK("AT_ENTRY is _start", getauxval(AT_ENTRY) == (uintptr_t)_start);
+  // AT_BASE: where the interpreter is (an ELF image, page aligned), or 0.
+  const ElfW(Phdr) *ph = (const ElfW(Phdr) *)((const char *)&__ehdr_start + __ehdr_start.e_phoff);
+  int has_interp = 0;
+  for (int i = 0; i < __ehdr_start.e_phnum; i++) has_interp |= ph[i].p_type == PT_INTERP;
+  const unsigned char *base = (const unsigned char *)getauxval(AT_BASE);
+  if (has_interp)
+    CHECK("AT_BASE is the interpreter's ELF image", base && ((uintptr_t)base & 4095) == 0 && memcmp(base, ELFMAG, 4) == 0);
+  else
+    CHECK("AT_BASE is 0 (no interpreter)", base == NULL);
   const unsigned char *vdso = (const unsigned char *)getauxval(AT_SYSINFO_EHDR);
   CHECK("AT_SYSINFO_EHDR is an ELF image", vdso && memcmp(vdso, ELFMAG, 4) == 0);
   char *execfn = (char *)getauxval(AT_EXECFN);
@@ -141,7 +150,7 @@ int main(int argc, char **argv) {
   }
   unsigned long start_brk = field[43];  // field 47
   uintptr_t bss_end = ((uintptr_t)end + 4095) & ~4095UL;
-  if (__ehdr_start.e_type == ET_EXEC)
+  if (__ehdr_start.e_type == ET_EXEC || has_interp)
     CHECK("brk after the bss + a page + random < 1 GiB", start_brk >= bss_end + 4096 && start_brk < bss_end + 4096 + (1UL << 30));
   else
     CHECK("brk moved to ELF_ET_DYN_BASE + random < 1 GiB", start_brk >= 0x555555555000UL && start_brk < 0x555555555000UL + (1UL << 30));

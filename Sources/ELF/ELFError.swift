@@ -14,7 +14,6 @@ public enum ELFError: Error, Equatable, Sendable, CustomStringConvertible {
   case noLoadableSegments
   case segment(index: Int, SegmentProblem)
   case segmentsOverlap(index: Int, start: UInt64, previousEnd: UInt64)
-  case multipleInterpreters(index: Int)
   case badInterpreter(index: Int, InterpreterProblem)
   case entryOutsideSegments(entry: UInt64)
 
@@ -65,8 +64,6 @@ public enum ELFError: Error, Equatable, Sendable, CustomStringConvertible {
     case .segmentsOverlap(let index, let start, let previousEnd):
       return
         "program header \(index): PT_LOAD starts at \(hex(start)), inside another PT_LOAD, which ends at \(hex(previousEnd))"
-    case .multipleInterpreters(let index):
-      return "program header \(index): a second PT_INTERP"
     case .badInterpreter(let index, let problem):
       return "program header \(index) (PT_INTERP): \(problem.description)"
     case .entryOutsideSegments(let entry):

@@ -62,7 +62,8 @@ public struct Image: Sendable {
           load: ph, index: index, fileSize: fileSize,
           fixed: header.type == .executable, minimumAddress: minimumAddress)
       case .interp:
-        guard interpreterIndex == nil else { throw ELFError.multipleInterpreters(index: index) }
+        // load_elf_binary takes the first PT_INTERP and never looks at another.
+        guard interpreterIndex == nil else { continue }
         interpreterIndex = index
         interpreter = try Self.interpreterPath(ph, index: index, source: source)
       case .gnuStack:

@@ -14,18 +14,25 @@ public func describePlan(path: String, image: Image) -> String {
     s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count)
   }
 
-  let kind = pie ? "static PIE (ET_DYN)" : "static executable (ET_EXEC)"
-  line(
-    "\(path): ELF64 x86-64 \(image.interpreter == nil ? kind : "dynamically linked (PT_INTERP \(image.interpreter!))")"
-  )
-  if pie {
+  let type = pie ? "ET_DYN" : "ET_EXEC"
+  let kind =
+    image.interpreter.map { "dynamically linked \(pie ? "PIE" : "executable") (\(type)), interpreter \($0)" }
+    ?? (pie ? "static PIE (\(type))" : "static executable (\(type))")
+  line("\(path): ELF64 x86-64 \(kind)")
+  if pie && image.interpreter != nil {
+    line(
+      "base:    ELF_ET_DYN_BASE \(hex(LoadPlan.dynamicBase & ~(pageSize - 1))) + random (mmap_rnd_bits pages), aligned to \(hex(image.maximumAlignment)); addresses below are offsets from it"
+    )
+  } else if pie {
     line(
       "base:    chosen at load time by mmap (randomised), aligned to \(hex(image.maximumAlignment)); addresses below are offsets from it"
     )
   } else {
     line("base:    fixed (ET_EXEC): addresses below are where the segments go")
   }
-  line("entry:   \(hex(plan.entry))")
+  line(
+    "entry:   \(hex(plan.entry))\(image.interpreter == nil ? "" : " (AT_ENTRY; execution starts at the interpreter's entry)")"
+  )
   line(
     "phdrs:   \(plan.programHeaderCount) at file offset \(hex(image.header.phoff)), in memory at \(hex(plan.programHeaderAddress)) (AT_PHDR)"
   )

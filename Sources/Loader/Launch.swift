@@ -99,12 +99,21 @@ public enum Launcher {
 
   /// Opens and validates the interpreter a program names, as the kernel's
   /// open_exec and load_elf_interp do: it must exist, be an executable
-  /// regular file and a valid x86-64 ELF file, and need no interpreter itself.
-  static func checkInterpreter(_ path: String) throws(LoadError) {
+  /// regular file and a valid x86-64 ELF file, and need no interpreter
+  /// itself; and (elfload's rule) be position-independent, as every dynamic
+  /// linker is.
+  static func openInterpreter(_ path: String) throws(LoadError) -> OpenedProgram {
     let opened: OpenedProgram
     do { opened = try open(Array(path.utf8)) } catch { throw .interpreter(path: path, error) }
-    Kernel.close(opened.fd)
-    if let its = opened.image.interpreter { throw .nestedInterpreter(path: path, itsInterpreter: its) }
+    if let its = opened.image.interpreter {
+      Kernel.close(opened.fd)
+      throw .nestedInterpreter(path: path, itsInterpreter: its)
+    }
+    guard opened.image.isPositionIndependent else {
+      Kernel.close(opened.fd)
+      throw .interpreterNotPositionIndependent(path: path)
+    }
+    return opened
   }
 
   /// vm.mmap_min_addr: fixed mappings below it fail.
@@ -146,6 +155,21 @@ public enum Launcher {
     return start &- low
   }
 
+  /// The load bias of a PIE that has an interpreter, as load_elf_binary
+  /// chooses it: ELF_ET_DYN_BASE, plus arch_mmap_rnd() (mmap_rnd_bits of
+  /// random pages) when randomising, aligned to the largest p_align, minus
+  /// the first PT_LOAD's page.
+  static func dynamicProgramBias(for image: Image, randomize: Int) -> UInt64 {
+    var base = LoadPlan.dynamicBase
+    if randomize > 0 {
+      let bits = Kernel.readSmallFile("/proc/sys/vm/mmap_rnd_bits").flatMap { UInt64($0) } ?? 28
+      base += Kernel.random(below: 1 << min(bits, 32)) * pageSize
+    }
+    base &= ~(image.maximumAlignment - 1)
+    let first = image.programHeaders[image.loadIndexes[0]].vaddr
+    return pageStart(base &- first)
+  }
+
   /// Loads the program and jumps to it. Returns only by throwing, before
   /// anything of the program is mapped or after a mapping failed (the caller
   /// then exits: the process is not reused).
@@ -165,25 +189,44 @@ public enum Launcher {
     let stackLimit = Kernel.softLimit(stackResource)
     let program = try open(request.path)
     let image = program.image
-    if let interpreter = image.interpreter {
-      // Checked as load_elf_binary checks it before refusing: a missing
-      // interpreter is "no such file" (127), like execve's ENOENT.
-      try checkInterpreter(interpreter)
-      throw .dynamicallyLinked(interpreter: interpreter)
-    }
+    // load_elf_binary opens the interpreter before it maps anything.
+    let interpreter = try image.interpreter.map { path throws(LoadError) in try openInterpreter(path) }
     let randomize = randomization()
 
-    let bias = try chooseBias(for: image)
-    let plan = LoadPlan(image: image, bias: bias)
-    log(
-      "\(image.isPositionIndependent ? "static PIE" : "static executable"), base \(hex(plan.extent.start)), entry \(hex(plan.entry))"
-    )
-    switch request.mode {
-    case .eager: try EagerPolicy.install(plan, fd: program.fd, log: log)
-    case .demand: try DemandPolicy.install(plan, fd: program.fd, prefetch: 0, log: log)
-    case .hybrid: try DemandPolicy.install(plan, fd: program.fd, prefetch: request.prefetch, log: log)
+    let bias =
+      image.isPositionIndependent && interpreter != nil
+      ? dynamicProgramBias(for: image, randomize: randomize) : try chooseBias(for: image)
+    guard LoadPlan.fits(image, bias: bias) else {
+      throw .noRoom(
+        size: image.span.high - image.span.low, alignment: image.maximumAlignment,
+        SystemCallError("mmap", errno: ENOMEM))
     }
-    Kernel.close(program.fd)
+    let plan = LoadPlan(image: image, bias: bias)
+    let kind =
+      interpreter != nil
+      ? (image.isPositionIndependent ? "dynamically linked PIE" : "dynamically linked executable")
+      : (image.isPositionIndependent ? "static PIE" : "static executable")
+    log("\(kind), base \(hex(plan.extent.start)), entry \(hex(plan.entry))")
+    var loads = [(plan: plan, fd: program.fd)]
+    var interpreterPlan: LoadPlan?
+    if let interpreter {
+      // Mapped after the program, where mmap puts it, as load_elf_interp does.
+      try EagerPolicy.reserveProgramRange(plan)
+      let interpreterBias = try chooseBias(for: interpreter.image)
+      EagerPolicy.releaseProgramRange(plan)
+      let interpreterPlanned = LoadPlan(image: interpreter.image, bias: interpreterBias)
+      log(
+        "interpreter \(image.interpreter ?? ""), base \(hex(interpreterPlanned.extent.start)), entry \(hex(interpreterPlanned.entry))"
+      )
+      loads.append((interpreterPlanned, interpreter.fd))
+      interpreterPlan = interpreterPlanned
+    }
+    switch request.mode {
+    case .eager: for load in loads { try EagerPolicy.install(load.plan, fd: load.fd, log: log) }
+    case .demand: try DemandPolicy.install(loads, prefetch: 0, log: log)
+    case .hybrid: try DemandPolicy.install(loads, prefetch: request.prefetch, log: log)
+    }
+    for load in loads { Kernel.close(load.fd) }
 
     // brk as load_elf_binary leaves it: after the bss plus a page, or at
     // ELF_ET_DYN_BASE for a static PIE, then randomize_page(brk, 1 GiB).
@@ -193,7 +236,9 @@ public enum Launcher {
       brk += Kernel.random(below: (1 << 30) / pageSize) * pageSize
     }
 
-    let stack = buildStack(request: request, plan: plan, original: original, randomize: randomize)
+    let stack = buildStack(
+      request: request, plan: plan, interpreterBase: interpreterPlan?.bias ?? 0, original: original,
+      randomize: randomize)
     log("stack \(hex(stack.base))-\(hex(stack.stackTop)), rsp \(hex(stack.stackPointer)), brk \(hex(brk))")
 
     if plan.executableStack {
@@ -229,7 +274,8 @@ public enum Launcher {
     stack.image.withUnsafeBytes { stackImage.copyMemory(from: $0) }
     entry.pointee = elfload_entry(
       image: UnsafeRawPointer(stackImage.baseAddress), image_length: UInt64(stackImage.count),
-      stack_top: stack.stackTop, stack_pointer: stack.stackPointer, entry: plan.entry,
+      stack_top: stack.stackTop, stack_pointer: stack.stackPointer,
+      entry: interpreterPlan?.entry ?? plan.entry,
       scrub_low: pageStart(stack.stackTop - limit), vector_state: elfload_vector_state())
     if request.mode != .eager { try DemandPolicy.activate() }
     if raisedFrom != 0 { Kernel.setSoftLimit(stackResource, raisedFrom) }
@@ -239,14 +285,14 @@ public enum Launcher {
   /// The kernel's create_elf_tables for this program, reusing the loader's
   /// stack (its top is just past the AT_EXECFN string the kernel gave us).
   static func buildStack(
-    request: LaunchRequest, plan: LoadPlan, original: OriginalStack, randomize: Int
+    request: LaunchRequest, plan: LoadPlan, interpreterBase: UInt64, original: OriginalStack, randomize: Int
   ) -> InitialStack {
     let auxv = original.auxv.compactMap { entry -> AuxvEntry? in
       switch entry.tag {
       case .phdr: return AuxvEntry(.phdr, plan.programHeaderAddress)
       case .phent: return AuxvEntry(.phent, UInt64(ProgramHeader.size))
       case .phnum: return AuxvEntry(.phnum, UInt64(plan.programHeaderCount))
-      case .base: return AuxvEntry(.base, 0)
+      case .base: return AuxvEntry(.base, interpreterBase)
       case .entry: return AuxvEntry(.entry, plan.entry)
       case .execfd: return nil  // binfmt_misc's, not ours to pass on
       default: return entry  // AT_EXECFN, AT_PLATFORM, AT_RANDOM: InitialStack fills them in

@@ -12,10 +12,10 @@ public enum LoadError: Error, CustomStringConvertible {
   case notRegularFile(String)
   case notExecutable
   case invalid(ELFError)
-  case dynamicallyLinked(interpreter: String)
   /// The program's PT_INTERP names a file that cannot serve as its interpreter.
   indirect case interpreter(path: String, LoadError)
   case nestedInterpreter(path: String, itsInterpreter: String)
+  case interpreterNotPositionIndependent(path: String)
   case addressInUse(segment: Int, range: AddressRange, occupant: String?)
   case noRoom(size: UInt64, alignment: UInt64, SystemCallError)
   case mapping(segment: Int, range: AddressRange, SystemCallError)
@@ -46,14 +46,14 @@ public enum LoadError: Error, CustomStringConvertible {
       return "permission denied: the file is not executable (execve would refuse it too; chmod +x it)"
     case .invalid(let e):
       return e.description
-    case .dynamicallyLinked(let interpreter):
-      return
-        "dynamically linked programs are not supported yet (PT_INTERP \(interpreter)); static and static-PIE programs are"
     case .interpreter(let path, let problem):
       return "its interpreter \(path) (PT_INTERP): \(problem)"
     case .nestedInterpreter(let path, let its):
       return
         "its interpreter \(path) (PT_INTERP) has a PT_INTERP itself (\(its)); an interpreter must not need another, and the kernel does not load one"
+    case .interpreterNotPositionIndependent(let path):
+      return
+        "its interpreter \(path) (PT_INTERP) is ET_EXEC; elfload loads position-independent (ET_DYN) interpreters, as every dynamic linker is"
     case .addressInUse(let segment, let range, let occupant):
       let what = occupant.map { " by \($0)" } ?? ""
       return

@@ -72,6 +72,25 @@ enum EagerPolicy {
     }
   }
 
+  /// Holds the program's range with an inaccessible placeholder while the
+  /// interpreter's place is chosen (by mmap, which must not pick it).
+  static func reserveProgramRange(_ plan: LoadPlan) throws(LoadError) {
+    let range = plan.extent
+    do {
+      _ = try Kernel.map(
+        range.start, range.count, [], flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE
+      )
+    } catch {
+      if error.errno == EEXIST {
+        let first = plan.segments.first?.programHeaderIndex ?? 0
+        throw .addressInUse(segment: first, range: range, occupant: occupant(of: range))
+      }
+      throw .system(error)
+    }
+  }
+
+  static func releaseProgramRange(_ plan: LoadPlan) { Kernel.unmap(plan.extent.start, plan.extent.count) }
+
   /// What /proc/self/maps says is in `range`: only read when something is.
   static func occupant(of range: AddressRange) -> String? {
     guard let text = Kernel.readWholeFile("/proc/self/maps") else { return nil }
@@ -94,8 +113,12 @@ enum EagerPolicy {
 /// which says why this mechanism) gives a page its protection when first
 /// touched, plus `prefetch` following pages under hybrid.
 enum DemandPolicy {
-  static func install(_ plan: LoadPlan, fd: Int32, prefetch: Int, log: (String) -> Void) throws(LoadError) {
-    let pages = plan.segments.reduce(0) { $0 + $1.filePages.pageCount + $1.anonymousPages.pageCount }
+  /// Reserves the pages of every image (the program, and its interpreter).
+  static func install(_ loads: [(plan: LoadPlan, fd: Int32)], prefetch: Int, log: (String) -> Void)
+    throws(LoadError)
+  {
+    let all = loads.flatMap { load in load.plan.segments.map { (segment: $0, fd: load.fd) } }
+    let pages = all.reduce(0) { $0 + $1.segment.filePages.pageCount + $1.segment.anonymousPages.pageCount }
     var firstState: UInt64 = 0
     func add(
       _ segment: SegmentMapping, _ range: AddressRange, _ protection: Protection,
@@ -113,7 +136,7 @@ enum DemandPolicy {
     // A PROT_NONE reservation costs no commit charge, so it would accept a
     // bss the kernel (and eager) refuse; ask for the real thing once, so
     // that every policy refuses the same programs.
-    for segment in plan.segments where !segment.anonymousPages.isEmpty {
+    for (segment, _) in all where !segment.anonymousPages.isEmpty {
       let range = segment.anonymousPages
       do {
         let probe = try Kernel.map(
@@ -125,7 +148,7 @@ enum DemandPolicy {
     }
     // Every reservation first: the state array and staging copies below go
     // wherever the kernel puts them, which must not be inside the program's range.
-    for segment in plan.segments {
+    for (segment, fd) in all {
       if !segment.filePages.isEmpty {
         try EagerPolicy.map(
           segment, segment.filePages, readableUpFront(segment) ? segment.protection : [], flags: MAP_PRIVATE,
@@ -139,7 +162,7 @@ enum DemandPolicy {
     let states = elfload_demand_allocate_states(pages)
     if states < 0 { throw .system(SystemCallError("mmap", errno: Int32(-states))) }
     elfload_demand_configure(UnsafeMutablePointer(bitPattern: UInt(states)), UInt32(prefetch))
-    for segment in plan.segments {
+    for (segment, fd) in all {
       if !segment.filePages.isEmpty && readableUpFront(segment) {
         log(
           "map \(segment.filePages) \(segment.protection) file offset \(hex(segment.fileOffset)): read-only data, readable up front"

@@ -33,9 +33,10 @@ struct Mutant {
   /// A program header the program can do without: PT_NOTE or PT_GNU_STACK.
   var spare: Int { (0..<phnum).first { type($0) == 4 || type($0) == 0x6474_e551 }! }
 
-  /// Turns the spare program header into a PT_INTERP whose string is appended to the file.
+  /// Points the program's PT_INTERP (or, without one, the spare program
+  /// header made a PT_INTERP) at a string appended to the file.
   mutating func interpreter(_ path: [UInt8], declaredLength: Int? = nil) {
-    let i = spare
+    let i = (0..<phnum).first { type($0) == 3 } ?? spare
     put32(ph(i, 0), 3)
     put64(ph(i, 8), UInt64(bytes.count))
     put64(ph(i, 32), UInt64(declaredLength ?? path.count))
@@ -140,6 +141,15 @@ struct CorpusCase: Sendable, CustomTestStringConvertible {
     },
     CorpusCase(name: "PT_INTERP that has a PT_INTERP", mentions: "interpreter") { m in
       m.interpreter(Array("/bin/true\0".utf8))
+    },
+    CorpusCase(name: "a second PT_INTERP, missing", mentions: "interpreter", status: 127) { m in
+      // The kernel uses the first PT_INTERP only: a dynamic program runs, a
+      // static one gets this as its only interpreter.
+      let i = m.spare
+      m.put32(m.ph(i, 0), 3)
+      m.put64(m.ph(i, 8), UInt64(m.bytes.count))
+      m.put64(m.ph(i, 32), 19)
+      m.bytes += Array("/nonexistent/ld.so\0".utf8)
     },
   ]
 }

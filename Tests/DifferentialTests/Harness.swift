@@ -67,6 +67,8 @@ enum Paths {
 enum Flavour: String, CaseIterable, CustomTestStringConvertible {
   case staticExec = "static"
   case staticPIE = "static-pie"
+  /// A PIE with PT_INTERP: the dynamic linker and libc.so, as gcc builds by default.
+  case dynamic = "dynamic"
   var testDescription: String { rawValue }
 }
 

@@ -112,6 +112,9 @@ let baseEnvironment = ProcessInfo.processInfo.environment.map { "\($0)=\($1)" }.
 struct SampleTests {
   @Test(arguments: SampleRun.all, Configuration.all)
   func sameAsNative(_ sample: SampleRun, _ configuration: Configuration) {
+    // entry_regs has no C library, so no dynamic flavour: a dynamic linker
+    // would run before its _start and leave registers set.
+    if sample.name == "entry_regs" && configuration.flavour == .dynamic { return }
     let program = Paths.sample(sample.name, configuration.flavour)
     let (native, loaded) = compare(
       program, sample.args, options: configuration.policy.options,

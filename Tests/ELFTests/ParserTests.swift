@@ -272,13 +272,6 @@ let interpreterCases: [Malformed] = [
   ) {
     .badInterpreter(index: 3, .pastEndOfFile(offset: UInt64.max - 5, filesz: 28, fileSize: UInt64($0.count)))
   },
-  malformed(
-    "two PT_INTERPs", mentions: ["PT_INTERP"],
-    {
-      $0.addInterpreter(interpreterPath)
-      $0.addInterpreter(interpreterPath, offset: 0x380)
-    }
-  ) { _ in .multipleInterpreters(index: 4) },
 ]
 
 let tlsCases: [Malformed] = [
@@ -375,6 +368,17 @@ func acceptsWhatTheKernelAccepts(_ oddity: String) throws {
 }
 
 /// Bytes after the first NUL are ignored, as the kernel's string use does.
+/// load_elf_binary uses the first PT_INTERP and does not read the others,
+/// malformed or not.
+@Test func theFirstPTInterpIsTheInterpreter() throws {
+  var b = ELFBuilder.executable()
+  b.addInterpreter(interpreterPath)
+  b.addInterpreter(Array("/x".utf8), offset: 0x380)
+  b.programHeaders[b.programHeaders.count - 1].filesz = 1 << 40
+  let image = try Image(parsing: b.build())
+  #expect(image.interpreter == "/lib64/ld-linux-x86-64.so.2")
+}
+
 @Test func interpreterStopsAtFirstNUL() throws {
   var b = ELFBuilder.executable()
   b.addInterpreter(Array("/a".utf8) + [0] + Array("junk".utf8) + [0])
