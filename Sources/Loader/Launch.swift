@@ -155,6 +155,38 @@ public enum Launcher {
     return start &- low
   }
 
+  /// Follows `#!` lines from `path` as exec_binprm does (up to 5 levels):
+  /// the program to load and its argv. AT_EXECFN and the task's name stay
+  /// the path the user gave.
+  static func followScripts(_ path: [UInt8], _ arguments: [[UInt8]]) throws(LoadError) -> ([UInt8], [[UInt8]])
+  {
+    var path = path
+    var arguments = arguments
+    for depth in 0... {
+      guard let head = try? scriptHead(path) else { break }
+      let line: ScriptLine?
+      do { line = try ScriptLine(parsing: head) } catch {
+        throw depth == 0
+          ? .script(error) : .scriptInterpreter(path: String(decoding: path, as: UTF8.self), .script(error))
+      }
+      guard let line else { break }
+      if depth == 5 { throw .script(.tooDeep) }
+      arguments = line.arguments(script: path, original: arguments)
+      path = line.interpreter
+    }
+    return (path, arguments)
+  }
+
+  /// The first 256 bytes of an executable regular file; nil when it is not
+  /// one (open() then says why).
+  static func scriptHead(_ path: [UInt8]) throws -> [UInt8]? {
+    let fd = try Kernel.openReadOnly(path)
+    defer { Kernel.close(fd) }
+    let st = try Kernel.fileStatus(fd)
+    guard st.st_mode & S_IFMT == S_IFREG, (try? Kernel.access(path, X_OK)) != nil else { return nil }
+    return try Kernel.read(fd, count: ScriptLine.bufferSize, at: 0)
+  }
+
   /// The load bias of a PIE that has an interpreter, as load_elf_binary
   /// chooses it: ELF_ET_DYN_BASE, plus arch_mmap_rnd() (mmap_rnd_bits of
   /// random pages) when randomising, aligned to the largest p_align, minus
@@ -187,7 +219,14 @@ public enum Launcher {
     let stackResource = Int32(RLIMIT_STACK.rawValue)
     let raisedFrom = elfload_program_stack_limit()
     let stackLimit = Kernel.softLimit(stackResource)
-    let program = try open(request.path)
+    let (programPath, arguments) = try followScripts(request.path, request.arguments)
+    var request = request
+    request.arguments = arguments
+    let program: OpenedProgram
+    do { program = try open(programPath) } catch {
+      throw programPath == request.path
+        ? error : .scriptInterpreter(path: String(decoding: programPath, as: UTF8.self), error)
+    }
     let image = program.image
     // load_elf_binary opens the interpreter before it maps anything.
     let interpreter = try image.interpreter.map { path throws(LoadError) in try openInterpreter(path) }

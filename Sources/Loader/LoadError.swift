@@ -16,6 +16,9 @@ public enum LoadError: Error, CustomStringConvertible {
   indirect case interpreter(path: String, LoadError)
   case nestedInterpreter(path: String, itsInterpreter: String)
   case interpreterNotPositionIndependent(path: String)
+  case script(ScriptProblem)
+  /// The interpreter a `#!` line names cannot be run.
+  indirect case scriptInterpreter(path: String, LoadError)
   case addressInUse(segment: Int, range: AddressRange, occupant: String?)
   case noRoom(size: UInt64, alignment: UInt64, SystemCallError)
   case mapping(segment: Int, range: AddressRange, SystemCallError)
@@ -29,7 +32,8 @@ public enum LoadError: Error, CustomStringConvertible {
   /// convention, which `env`, `nohup` and `timeout` follow too.
   public var exitStatus: Int32 {
     switch self {
-    case .notFound, .interpreter(_, .notFound): return 127
+    case .notFound, .interpreter(_, .notFound), .scriptInterpreter(_, .notFound): return 127
+    case .scriptInterpreter(_, let inner): return inner.exitStatus
     default: return 126
     }
   }
@@ -51,6 +55,10 @@ public enum LoadError: Error, CustomStringConvertible {
     case .nestedInterpreter(let path, let its):
       return
         "its interpreter \(path) (PT_INTERP) has a PT_INTERP itself (\(its)); an interpreter must not need another, and the kernel does not load one"
+    case .script(let problem):
+      return problem.description
+    case .scriptInterpreter(let path, let problem):
+      return "its #! interpreter \(path): \(problem)"
     case .interpreterNotPositionIndependent(let path):
       return
         "its interpreter \(path) (PT_INTERP) is ET_EXEC; elfload loads position-independent (ET_DYN) interpreters, as every dynamic linker is"
