@@ -1,0 +1,83 @@
+// Real programs nobody here wrote, run natively and under every policy: Debian's static busybox and
+// bash, a static Go program, and dynamic ones (ls, sh, python3, sqlite3, gcc). A test whose program
+// is not installed is skipped; .ci/run installs them all (apt-get install busybox-static bash-static
+// golang-go sqlite3 python3).
+import Foundation
+import Testing
+
+private func installed(_ path: String) -> Bool { FileManager.default.isExecutableFile(atPath: path) }
+
+/// One run of a real program.
+struct RealRun: Sendable, CustomTestStringConvertible {
+  var argv: [String]
+  var testDescription: String { argv.map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " ") }
+}
+
+@Suite("Real programs, natively and under every policy")
+struct RealProgramTests {
+  func same(_ run: RealRun, _ policy: Policy) {
+    let (native, loaded) = compare(
+      run.argv[0], Array(run.argv.dropFirst()), options: policy.options, environment: baseEnvironment)
+    #expect(native.ending != .timedOut)
+    #expect(loaded == native, "native:\n\(native)\nunder elfload \(policy):\n\(loaded)")
+  }
+
+  static let busyboxRuns: [RealRun] = [
+    RealRun(argv: ["/usr/bin/busybox", "echo", "hello", "from busybox"]),
+    RealRun(argv: ["/usr/bin/busybox", "ls", "-d", "/usr", "/nonexistent"]),
+    RealRun(argv: ["/usr/bin/busybox", "sh", "-c", "x=$((6*7)); echo $x; exit 3"]),
+    RealRun(argv: ["/usr/bin/busybox", "sha256sum", "/etc/hostname"]),
+  ]
+
+  @Test(.enabled(if: installed("/usr/bin/busybox")), arguments: busyboxRuns, Policy.allCases)
+  func busybox(_ run: RealRun, _ policy: Policy) { same(run, policy) }
+
+  @Test(.enabled(if: installed("/usr/bin/bash-static")), arguments: Policy.allCases)
+  func bashStatic(_ policy: Policy) {
+    same(
+      RealRun(argv: [
+        "/usr/bin/bash-static", "-c", "for i in 3 1 2; do echo $i; done; echo ${BASH_VERSINFO[0]}; exit 7",
+      ]),
+      policy)
+  }
+
+  static let dynamicRuns: [RealRun] = [
+    RealRun(argv: ["/bin/ls", "-d", "/usr", "/nonexistent"]),
+    RealRun(argv: ["/bin/sh", "-c", "echo $0 $1; ls -d /; exit 5", "zero", "one"]),
+    RealRun(argv: [
+      "/usr/bin/python3", "-c",
+      "import sys, json; print(json.dumps({'v': sys.version_info[0], 's': sum(range(100))}))",
+    ]),
+    RealRun(argv: [
+      "/usr/bin/sqlite3", ":memory:",
+      "create table t(x); insert into t values (1),(2),(3); select sum(x) from t;",
+    ]),
+    RealRun(argv: ["/usr/bin/gcc", "-dumpversion"]),
+  ]
+
+  @Test(arguments: dynamicRuns, Policy.allCases)
+  func dynamicProgram(_ run: RealRun, _ policy: Policy) throws {
+    try #require(installed(run.argv[0]), "\(run.argv[0]) is not installed")
+    same(run, policy)
+  }
+
+  /// Go's runtime installs its own SIGSEGV handler: under eager the program
+  /// runs as natively; under demand the runtime receives elfload's next fault
+  /// and dies by SIGSEGV (README, known limits); under hybrid it dies too
+  /// unless the prefetched pages happen to cover everything it touches later
+  /// (with --prefetch 64 they do).
+  @Test(.enabled(if: installed("/usr/bin/go")), arguments: Policy.allCases)
+  func goProgram(_ policy: Policy) {
+    let program = "\(Paths.samples)/go/gohello"
+    let (native, loaded) = compare(
+      program, ["a", "b"], options: policy.options, environment: baseEnvironment)
+    #expect(native.stdout.hasPrefix("hello from go, args: [a b]"), "\(native)")
+    if policy == .demand {
+      #expect(loaded.ending == .signaled(SIGSEGV), "documented limit: \(loaded)")
+    } else if policy.onDemand {
+      #expect(loaded == native || loaded.ending == .signaled(SIGSEGV), "\(loaded)")
+    } else {
+      #expect(loaded == native, "native:\n\(native)\nunder elfload:\n\(loaded)")
+    }
+  }
+}
