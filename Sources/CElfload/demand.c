@@ -23,6 +23,13 @@
 // one step; the placeholder is the only thing ever replaced, and only by the
 // thread that claimed it.
 #define _GNU_SOURCE  // REG_ERR
+
+// Everything in this file -- code (the header's inline system call included),
+// constants, state -- goes into sections of its own, so that when the
+// loader's image is unmapped at the jump, these pages alone can stay (as
+// anonymous copies): the handler needs nothing else.
+#pragma clang section text = "elfload_handler" rodata = "elfload_handler_rodata" data = \
+    "elfload_handler_data" bss = "elfload_handler_bss"
 #include "CElfload.h"
 
 #include <signal.h>
@@ -105,20 +112,23 @@ enum { sa_restorer_flag = 0x04000000 };
 
 void elfload_demand_restorer(void);
 __asm__(
-    ".text\n"
+    ".pushsection elfload_handler,\"ax\",@progbits\n"
     ".globl elfload_demand_restorer\n"
     ".type elfload_demand_restorer,@function\n"
     "elfload_demand_restorer:\n\t"
     "mov $15, %eax\n\t"  // rt_sigreturn
     "syscall\n\t"
     "hlt\n"
-    ".size elfload_demand_restorer, .-elfload_demand_restorer\n");
+    ".size elfload_demand_restorer, .-elfload_demand_restorer\n"
+    ".popsection\n");
 
 // Gives SIGSEGV back to the default action. If the signal came from the
 // hardware, returning re-runs the faulting instruction, which now kills the
 // process exactly as a native run dies. If someone sent it (kill, raise), it
 // is sent again; it is blocked until the handler returns, then kills.
-static const struct kernel_sigaction default_action = {.handler = SIG_DFL};
+// Not const: a const struct with pointers would go to .data.rel.ro, outside
+// this file's sections.
+static struct kernel_sigaction default_action = {.handler = SIG_DFL};
 
 static void die_natively(int signal, const siginfo_t *info) {
   // A constant, not a local: initialising a local struct may compile to a
@@ -130,6 +140,9 @@ static void die_natively(int signal, const siginfo_t *info) {
     sys(SYS_tgkill, pid, tid, signal, 0, 0);
   }
 }
+
+static const char could_not_map[] =
+    "elfload: demand paging could not map a page (out of memory or map count?)\n";
 
 static void say(const char *text) {
   long length = 0;
@@ -241,7 +254,7 @@ static void on_fault(int signal, siginfo_t *info, void *context) {
       case retry: return;
       case not_ours: break;
       case failed:
-        say("elfload: demand paging could not map a page (out of memory or map count?)\n");
+        say(could_not_map);
         break;
       }
     }

@@ -1,5 +1,6 @@
 // Every system call the loader makes before the jump, each behind one typed function.
 import CElfload
+import ELF
 import Glibc
 
 /// A failed system call: which one, and errno.
@@ -118,6 +119,21 @@ public enum Kernel {
   }
 
   /// `getrlimit(resource)`: the soft limit.
+  /// This process's brk heap: [start_brk (field 47 of /proc/self/stat), the
+  /// page after the current break), or nil when it cannot be read.
+  public static func heap() -> AddressRange? {
+    guard let text = readWholeFile("/proc/self/stat"), let close = text.lastIndex(of: UInt8(ascii: ")"))
+    else { return nil }
+    // Fields from the third (state) on, after the command name in parentheses.
+    let fields = text[(close + 1)...].split(separator: UInt8(ascii: " "))
+    guard fields.count > 44, let start = UInt64(String(decoding: fields[44], as: UTF8.self)) else {
+      return nil
+    }
+    let current = UInt64(UInt(bitPattern: sbrk(0)))
+    guard start > 0, current >= start, let end = pageAlign(current) else { return nil }
+    return AddressRange(pageStart(start), end)
+  }
+
   /// (soft, hard) of a resource limit; RLIM_INFINITY is UInt64.max.
   public static func limits(_ resource: Int32) -> (soft: UInt64, hard: UInt64) {
     var limit = rlimit()

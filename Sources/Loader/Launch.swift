@@ -265,7 +265,8 @@ public enum Launcher {
     case .demand: try DemandPolicy.install(loads, prefetch: 0, log: log)
     case .hybrid: try DemandPolicy.install(loads, prefetch: request.prefetch, log: log)
     }
-    for load in loads { Kernel.close(load.fd) }
+    // The program's descriptor stays open until the jump, for /proc/self/exe.
+    for load in loads.dropFirst() { Kernel.close(load.fd) }
 
     // brk as load_elf_binary leaves it: after the bss plus a page, or at
     // ELF_ET_DYN_BASE for a static PIE, then randomize_page(brk, 1 GiB).
@@ -290,8 +291,11 @@ public enum Launcher {
       }
     }
     setProcessName(request.path)
+    // The loader's own heap, found before PR_SET_MM_MAP moves start_brk to the program's.
+    let loaderHeap = Kernel.heap()
+    var memoryMap: [UInt64]?
     do {
-      try setMemoryMap(plan: plan, stack: stack, brk: brk)
+      memoryMap = try setMemoryMap(plan: plan, stack: stack, brk: brk)
     } catch {
       log(
         "prctl(PR_SET_MM_MAP) refused (\(error)): /proc/self/cmdline, environ and auxv show the loader's, and brk stays the loader's"
@@ -305,20 +309,59 @@ public enum Launcher {
     // The stack pages handed back below the new image: as far as the loader
     // may have used them.
     let limit = min(stackLimit, 64 << 20)
-    let entry = UnsafeMutablePointer<elfload_entry>.allocate(capacity: 1)
-    // The image must outlive this function, which never returns: it is moved
-    // to memory that is never freed.
-    let stackImage = UnsafeMutableRawBufferPointer.allocate(
-      byteCount: stack.image.count, alignment: 16)
-    stack.image.withUnsafeBytes { stackImage.copyMemory(from: $0) }
-    entry.pointee = elfload_entry(
-      image: UnsafeRawPointer(stackImage.baseAddress), image_length: UInt64(stackImage.count),
-      stack_top: stack.stackTop, stack_pointer: stack.stackPointer,
-      entry: interpreterPlan?.entry ?? plan.entry,
-      scrub_low: pageStart(stack.stackTop - limit), vector_state: elfload_vector_state())
+    // What of the loader goes at the jump: its whole image and heap, except,
+    // under demand paging, the handler's pages (see demand.c).
+    var keep: [UInt64] = []
+    if request.mode != .eager {
+      var ranges = [UInt64](repeating: 0, count: 9)
+      elfload_handler_ranges(&ranges)
+      for i in 0..<3 where ranges[3 * i + 1] > ranges[3 * i] {
+        keep += [ranges[3 * i], ranges[3 * i + 1] - ranges[3 * i], ranges[3 * i + 2]]
+      }
+    }
+    let loaderImage = AddressRange(
+      pageStart(loaderRange.start), pageAlign(loaderRange.end) ?? loaderRange.end)
+    let unmap = loaderMemory(image: loaderImage, heap: loaderHeap, keep: keep)
+    log("at the jump: unmap \(unmap.count / 2) ranges of elfload's own memory, keep \(keep.count / 3)")
+    let entryPoint = interpreterPlan?.entry ?? plan.entry
+    let vectorState = elfload_vector_state()
     if request.mode != .eager { try DemandPolicy.activate() }
     if raisedFrom != 0 { Kernel.setSoftLimit(stackResource, raisedFrom) }
-    elfload_enter(entry)
+    let map = memoryMap ?? []
+    let failure: Int = unmap.withUnsafeBufferPointer { unmapPairs in
+      keep.withUnsafeBufferPointer { keepTriples in
+        map.withUnsafeBufferPointer { mapWords in
+          stack.image.withUnsafeBytes { image in
+            var entry = elfload_entry(
+              image: image.baseAddress, image_length: UInt64(image.count), stack_top: stack.stackTop,
+              stack_pointer: stack.stackPointer, entry: entryPoint,
+              scrub_low: pageStart(stack.stackTop - limit),
+              vector_state: vectorState, exe_fd: program.fd, mm_map: map.isEmpty ? nil : mapWords.baseAddress,
+              unmap: unmapPairs.baseAddress, unmap_count: UInt64(unmapPairs.count / 2),
+              keep: keepTriples.baseAddress, keep_count: UInt64(keepTriples.count / 3))
+            return elfload_enter(&entry)
+          }
+        }
+      }
+    }
+    throw .system(SystemCallError("mmap (the trampoline)", errno: Int32(-failure)))
+  }
+
+  /// (start, length) pairs: the loader's image and heap, less the pages in
+  /// `keep` ((start, length, protection) triples).
+  static func loaderMemory(image: AddressRange, heap: AddressRange?, keep: [UInt64]) -> [UInt64] {
+    var pieces = [image]
+    for i in stride(from: 0, to: keep.count, by: 3) {
+      let kept = AddressRange(keep[i], keep[i] + keep[i + 1])
+      pieces = pieces.flatMap { piece -> [AddressRange] in
+        guard kept.start < piece.end, kept.end > piece.start else { return [piece] }
+        return [AddressRange(piece.start, kept.start), AddressRange(kept.end, piece.end)].filter {
+          !$0.isEmpty
+        }
+      }
+    }
+    if let heap, !heap.isEmpty { pieces.append(heap) }
+    return pieces.flatMap { [$0.start, $0.count] }
   }
 
   /// The kernel's create_elf_tables for this program, reusing the loader's
@@ -355,7 +398,12 @@ public enum Launcher {
 
   /// PR_SET_MM_MAP: start_brk/brk, arg/env bounds and the saved auxv, so that
   /// sbrk, /proc/self/cmdline, environ and auxv all look native.
-  static func setMemoryMap(plan: LoadPlan, stack: InitialStack, brk: UInt64) throws(SystemCallError) {
+  /// Returns the map it set (its auxv words excepted), for the jump to set
+  /// again with the program as /proc/self/exe.
+  @discardableResult
+  static func setMemoryMap(plan: LoadPlan, stack: InitialStack, brk: UInt64) throws(SystemCallError)
+    -> [UInt64]
+  {
     var words = stack.auxv.flatMap { [$0.tag.rawValue, $0.value] }
     var map = [UInt64](repeating: 0, count: 13)
     map[0] = plan.startCode
@@ -379,5 +427,6 @@ public enum Launcher {
       }
     }
     if result < 0 { throw SystemCallError("prctl(PR_SET_MM_MAP)", errno: Int32(-result)) }
+    return map
   }
 }

@@ -126,7 +126,13 @@ func run(
   }
   let start = Date()
   var pid: pid_t = 0
-  let rc = posix_spawn(&pid, executable ?? argv[0], &actions, &attributes, cArgs, cEnv)
+  var rc = posix_spawn(&pid, executable ?? argv[0], &actions, &attributes, cArgs, cEnv)
+  // A file a test has just written can be "busy" for a moment: a process
+  // another test thread is spawning may still hold a copy of its descriptor.
+  for _ in 0..<100 where rc == ETXTBSY {
+    usleep(10_000)
+    rc = posix_spawn(&pid, executable ?? argv[0], &actions, &attributes, cArgs, cEnv)
+  }
   guard rc == 0 else {
     return Outcome(
       stdout: "", stderr: "posix_spawn: \(String(cString: strerror(rc)))\n", ending: .exited(-1), seconds: 0)

@@ -16,7 +16,8 @@ struct NoRuntimeZoneTests {
     return FileManager.default.fileExists(atPath: other) ? other : nil
   }
 
-  @Test("the SIGSEGV handler calls no library function and reads no thread pointer")
+  @Test(
+    "the SIGSEGV handler calls no library function, reads no thread pointer, and lives in its own section")
   func handlerIsSelfContained() throws {
     let path = try #require(Self.object, "demand.c.o not found beside the test bundle")
     let dump = run(["/usr/bin/objdump", "-dr", "--no-show-raw-insn", path])
@@ -24,10 +25,15 @@ struct NoRuntimeZoneTests {
     // Functions that run before the jump may use the C library; nothing else.
     let setUp: Set<String> = ["elfload_demand_configure", "elfload_demand_add_region"]
     var function = ""
+    var section = ""
     var offenders: [String] = []
     for line in dump.stdout.split(separator: "\n") {
-      if line.hasSuffix(">:"), let open = line.firstIndex(of: "<") {
+      if line.hasPrefix("Disassembly of section ") {
+        section = String(line.dropFirst("Disassembly of section ".count).dropLast())
+      } else if line.hasSuffix(">:"), let open = line.firstIndex(of: "<") {
         function = String(line[line.index(after: open)..<line.index(line.endIndex, offsetBy: -2)])
+        // Only this section's pages stay mapped after the jump.
+        if section != "elfload_handler" { offenders.append("\(function) is in section \(section)") }
       } else if line.contains("R_X86_64_PLT32") || line.contains("R_X86_64_GOTPCREL") || line.contains("%fs:")
       {
         if !setUp.contains(function) { offenders.append("\(function): \(line)") }

@@ -36,7 +36,9 @@ struct ScriptTests {
 
   @Test("a script run by /bin/sh (a dynamic interpreter)", arguments: Policy.allCases)
   func shellScript(_ policy: Policy) {
-    let path = Self.script("hello.sh", "#!/bin/sh\necho \"$0 says: $*\"; exit 3\n")
+    let path = Self.script(
+      "hello-\(policy.rawValue.replacingOccurrences(of: " ", with: "")).sh",
+      "#!/bin/sh\necho \"$0 says: $*\"; exit 3\n")
     let (native, loaded) = compare(path, ["a", "b c"], options: policy.options, environment: baseEnvironment)
     #expect(native.ending == .exited(3))
     #expect(loaded == native, "native:\n\(native)\nunder elfload:\n\(loaded)")

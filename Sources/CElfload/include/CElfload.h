@@ -47,7 +47,7 @@ const struct elfload_original_stack *elfload_original(void);
 /// program's own value, to restore before the jump; otherwise 0.
 uint64_t elfload_program_stack_limit(void);
 
-/// Everything the trampoline needs, in memory that is not on the stack.
+/// Everything the jump needs, in memory that is not on the stack.
 struct elfload_entry {
   const void *image;       ///< the new initial stack, built in the heap
   uint64_t image_length;   ///< bytes; copied to [stack_top - length, stack_top)
@@ -56,12 +56,27 @@ struct elfload_entry {
   uint64_t entry;          ///< where execution starts
   uint64_t scrub_low;      ///< stack pages below the image to hand back (page aligned)
   int vector_state;        ///< 1: AVX (clear ymm), 2: AVX-512 (also zmm16-31, k0-7)
+  int exe_fd;              ///< the program, for /proc/self/exe, then closed; or -1
+  const uint64_t *mm_map;  ///< the struct prctl_mm_map set before (13 words), or NULL
+  const uint64_t *unmap;   ///< (start, length) pairs: the loader's own memory, unmapped at the jump
+  uint64_t unmap_count;
+  const uint64_t *keep;    ///< (start, length, protection) triples: loader pages that stay,
+  uint64_t keep_count;     ///< as anonymous copies (the demand handler's)
 };
 
-/// Puts the image in place on the stack, hands back the loader's old stack
+/// Makes the pages to keep anonymous copies, then moves to a one-page
+/// trampoline outside the loader's image, which unmaps the loader's own
+/// memory, points /proc/self/exe at the program (when privileges allow),
+/// puts the image in place on the stack, hands back the loader's old stack
 /// pages, resets the thread pointer, FPU and vector state, zeroes every
-/// register and jumps. Uses no stack of its own; never returns.
-__attribute__((noreturn)) void elfload_enter(const struct elfload_entry *entry);
+/// register and jumps. Returns only if it could not map the trampoline
+/// (-errno), before anything is unmapped.
+long elfload_enter(const struct elfload_entry *entry);
+
+/// The page-aligned [start, end) ranges of the demand handler's code,
+/// constants and state (demand.c's sections), as (start, end, protection)
+/// triples: what must stay mapped after the jump under demand paging.
+void elfload_handler_ranges(uint64_t ranges[9]);
 
 /// Ends glibc's restartable-sequences registration for this thread, so the
 /// program's own C library can register its own. Returns 0 or -errno.
