@@ -81,3 +81,51 @@ struct RealProgramTests {
     }
   }
 }
+
+/// Whether this process has a capability (its number) in CapEff.
+func hasCapability(_ bit: Int) -> Bool {
+  guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+    let line = status.split(separator: "\n").first(where: { $0.hasPrefix("CapEff:") }),
+    let mask = UInt64(line.split(separator: "\t").last ?? "", radix: 16)
+  else { return false }
+  return mask & (1 << UInt64(bit)) != 0
+}
+
+@Suite("What the program sees of elfload after the jump")
+struct AfterTheJumpTests {
+  /// CAP_SYS_ADMIN (21), CAP_SYS_RESOURCE (24) or CAP_CHECKPOINT_RESTORE (40).
+  static let canSetExe = hasCapability(21) || hasCapability(24) || hasCapability(40)
+
+  @Test(
+    "/proc/self/exe is the program when privileges allow, else elfload (documented)",
+    arguments: Policy.allCases)
+  func procSelfExe(_ policy: Policy) {
+    let (native, loaded) = compare("/bin/readlink", ["/proc/self/exe"], options: policy.options)
+    #expect(native.stdout == "/usr/bin/readlink\n", "\(native)")
+    if Self.canSetExe {
+      #expect(loaded == native, "\(loaded)")
+    } else {
+      #expect(loaded.stdout.hasSuffix("/elfload\n"), "\(loaded)")
+    }
+  }
+
+  @Test("nothing of elfload's file stays mapped", arguments: Policy.allCases)
+  func noLoaderMappings(_ policy: Policy) {
+    let loaded = run([Paths.elfload] + policy.options + ["/bin/cat", "/proc/self/maps"])
+    #expect(loaded.ending == .exited(0), "\(loaded)")
+    #expect(loaded.stdout.contains("/bin/cat") || loaded.stdout.contains("/usr/bin/cat"), "\(loaded.stdout)")
+    #expect(!loaded.stdout.contains("elfload"), "\(loaded.stdout)")
+  }
+
+  @Test(
+    "busybox applets re-exec /proc/self/exe: a pipeline in busybox sh",
+    .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/busybox") && canSetExe),
+    arguments: Policy.allCases)
+  func busyboxPipeline(_ policy: Policy) {
+    let (native, loaded) = compare(
+      "/usr/bin/busybox", ["sh", "-c", "echo hello | tr a-z A-Z | rev; exit 4"], options: policy.options,
+      environment: baseEnvironment)
+    #expect(native.stdout == "OLLEH\n", "\(native)")
+    #expect(loaded == native, "\(loaded)")
+  }
+}
