@@ -61,9 +61,16 @@ struct FileSource: ByteSource {
 }
 
 public enum Launcher {
-  /// Opens and validates the program at `path` the way execve checks it: it
-  /// must exist, be a regular file, be executable, and be a valid ELF file.
-  public static func open(_ path: [UInt8]) throws(LoadError) -> OpenedProgram {
+  /// What a file turned out to be.
+  enum Opened {
+    case program(OpenedProgram)
+    case script(ScriptLine)
+  }
+
+  /// Opens the file at `path` the way execve checks it: it must exist, be a
+  /// regular file and be executable; then it is a `#!` script, or must be a
+  /// valid ELF file. Reads the first page once for both.
+  static func openFile(_ path: [UInt8]) throws(LoadError) -> Opened {
     let fd: Int32
     do { fd = try Kernel.openReadOnly(path) } catch {
       if error.errno == ENOENT || error.errno == ENOTDIR { throw .notFound }
@@ -78,13 +85,21 @@ public enum Launcher {
       }
       do { try Kernel.access(path, X_OK) } catch { throw LoadError.notExecutable }
       let source = try FileSource(fd: fd, size: UInt64(st.st_size))
+      do {
+        if let line = try ScriptLine(parsing: source.head) {
+          Kernel.close(fd)
+          return .script(line)
+        }
+      } catch {
+        throw LoadError.script(error)
+      }
       let image: Image
       do { image = try Image(parsing: source, minimumAddress: minimumAddress) } catch let e as ELFError {
         throw LoadError.invalid(e)
       } catch let e as SystemCallError {
         throw LoadError.system(e)
       }
-      return OpenedProgram(fd: fd, image: image)
+      return .program(OpenedProgram(fd: fd, image: image))
     } catch let error as LoadError {
       Kernel.close(fd)
       throw error
@@ -94,6 +109,14 @@ public enum Launcher {
     } catch {
       Kernel.close(fd)
       throw .system(SystemCallError("open", errno: EIO))
+    }
+  }
+
+  /// Opens and validates the ELF program at `path` (a `#!` script is not one).
+  public static func open(_ path: [UInt8]) throws(LoadError) -> OpenedProgram {
+    switch try openFile(path) {
+    case .program(let program): return program
+    case .script: throw .invalid(.badMagic(Array("#!".utf8)))
     }
   }
 
@@ -156,35 +179,29 @@ public enum Launcher {
   }
 
   /// Follows `#!` lines from `path` as exec_binprm does (up to 5 levels):
-  /// the program to load and its argv. AT_EXECFN and the task's name stay
-  /// the path the user gave.
-  static func followScripts(_ path: [UInt8], _ arguments: [[UInt8]]) throws(LoadError) -> ([UInt8], [[UInt8]])
-  {
+  /// the program to load, opened, and its argv. AT_EXECFN and the task's
+  /// name stay the path the user gave.
+  static func followScripts(_ path: [UInt8], _ arguments: [[UInt8]]) throws(LoadError) -> (
+    [UInt8], [[UInt8]], OpenedProgram
+  ) {
     var path = path
     var arguments = arguments
-    for depth in 0... {
-      guard let head = try? scriptHead(path) else { break }
-      let line: ScriptLine?
-      do { line = try ScriptLine(parsing: head) } catch {
-        throw depth == 0
-          ? .script(error) : .scriptInterpreter(path: String(decoding: path, as: UTF8.self), .script(error))
+    var depth = 0
+    while true {
+      let opened: Opened
+      do { opened = try openFile(path) } catch {
+        throw depth == 0 ? error : .scriptInterpreter(path: String(decoding: path, as: UTF8.self), error)
       }
-      guard let line else { break }
-      if depth == 5 { throw .script(.tooDeep) }
-      arguments = line.arguments(script: path, original: arguments)
-      path = line.interpreter
+      switch opened {
+      case .program(let program):
+        return (path, arguments, program)
+      case .script(let line):
+        if depth == 5 { throw .script(.tooDeep) }
+        arguments = line.arguments(script: path, original: arguments)
+        path = line.interpreter
+        depth += 1
+      }
     }
-    return (path, arguments)
-  }
-
-  /// The first 256 bytes of an executable regular file; nil when it is not
-  /// one (open() then says why).
-  static func scriptHead(_ path: [UInt8]) throws -> [UInt8]? {
-    let fd = try Kernel.openReadOnly(path)
-    defer { Kernel.close(fd) }
-    let st = try Kernel.fileStatus(fd)
-    guard st.st_mode & S_IFMT == S_IFREG, (try? Kernel.access(path, X_OK)) != nil else { return nil }
-    return try Kernel.read(fd, count: ScriptLine.bufferSize, at: 0)
   }
 
   /// The load bias of a PIE that has an interpreter, as load_elf_binary
@@ -219,14 +236,9 @@ public enum Launcher {
     let stackResource = Int32(RLIMIT_STACK.rawValue)
     let raisedFrom = elfload_program_stack_limit()
     let stackLimit = Kernel.softLimit(stackResource)
-    let (programPath, arguments) = try followScripts(request.path, request.arguments)
+    let (_, arguments, program) = try followScripts(request.path, request.arguments)
     var request = request
     request.arguments = arguments
-    let program: OpenedProgram
-    do { program = try open(programPath) } catch {
-      throw programPath == request.path
-        ? error : .scriptInterpreter(path: String(decoding: programPath, as: UTF8.self), error)
-    }
     let image = program.image
     // load_elf_binary opens the interpreter before it maps anything.
     let interpreter = try image.interpreter.map { path throws(LoadError) in try openInterpreter(path) }
