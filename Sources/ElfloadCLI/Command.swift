@@ -93,10 +93,11 @@ public struct Elfload: ParsableCommand {
       initial stack and auxiliary vector exactly as the kernel's execve does (on the \
       same stack the kernel gave elfload), and jumps to the program's entry point. \
       The program cannot tell the difference, apart from what user space cannot \
-      change: /proc/self/exe still names elfload, and set-uid bits are not honoured.
+      change: set-uid bits are not honoured, and /proc/self/exe names the program \
+      only with the privileges to change it (root has them).
 
-      Supported now: static and static-PIE x86-64 programs. Dynamically linked \
-      programs (those with PT_INTERP) are refused with a clear message.
+      Runs static, static-PIE and dynamically linked x86-64 programs (loading \
+      their PT_INTERP interpreter as the kernel does) and #! scripts.
 
       Options for running (before PROGRAM; 'elfload run --help' has them all):
         --mode <policy>  how the program's pages come into memory (below)
