@@ -103,13 +103,18 @@ func bssTailDependsOnFlags(_ flags: SegmentFlags, _ zeroed: Bool, _ anonymous: P
 
 /// The later segment owns a shared page (the kernel maps it over the earlier
 /// one with MAP_FIXED); the earlier one stops short of it.
-@Test func earlierSegmentStopsShortOfSharedPage() throws {
+/// Text at 0x400000..0x401200, data starting in the text's last page.
+func textAndDataSharingAPage() -> ELFBuilder {
   var b = ELFBuilder.executable()
-  b.programHeaders[0].filesz = 0x1200  // text: 0x400000..0x401200
+  b.programHeaders[0].filesz = 0x1200
   b.programHeaders[0].memsz = 0x1200
-  b.programHeaders[1].vaddr = 0x40_1200  // data starts in the text's last page
+  b.programHeaders[1].vaddr = 0x40_1200
   b.programHeaders[1].offset = 0x1200
-  let plan = LoadPlan(image: try parsed(b), bias: 0)
+  return b
+}
+
+@Test func earlierSegmentStopsShortOfSharedPage() throws {
+  let plan = LoadPlan(image: try parsed(textAndDataSharingAPage()), bias: 0)
   #expect(plan.segments[0].filePages == AddressRange(0x40_0000, 0x40_1000))
   #expect(plan.segments[0].memory == AddressRange(0x40_0000, 0x40_1200))
   #expect(plan.segments[1].filePages == AddressRange(0x40_1000, 0x40_2000))
@@ -421,11 +426,7 @@ func randomMutationsPlanWithoutTrapping(_ name: String) throws {
 /// page, as the kernel's MAP_FIXED in table order gives it: here the data
 /// (first in the table) loses its first page to the text below it.
 @Test func laterSegmentInTheTableWinsEvenBelow() throws {
-  var b = ELFBuilder.executable()
-  b.programHeaders[0].filesz = 0x1200  // text: 0x400000..0x401200
-  b.programHeaders[0].memsz = 0x1200
-  b.programHeaders[1].vaddr = 0x40_1200  // data starts in the text's last page
-  b.programHeaders[1].offset = 0x1200
+  var b = textAndDataSharingAPage()
   b.programHeaders.swapAt(0, 1)
   let plan = LoadPlan(image: try parsed(b), bias: 0)
   let data = plan.segments[0]
