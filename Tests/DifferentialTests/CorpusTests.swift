@@ -196,3 +196,21 @@ struct CorpusTests {
     }
   }
 }
+
+/// elfload's own rule, where it departs from the kernel on purpose: an
+/// ET_EXEC interpreter (the kernel would map it at its fixed address and run
+/// it) is refused, as no dynamic linker is one.
+@Test("an ET_EXEC interpreter is refused, by elfload's rule")
+func executableInterpreterIsRefused() throws {
+  let original = Paths.sample("hello", .dynamic)
+  var mutant = Mutant(bytes: try [UInt8](Data(contentsOf: URL(fileURLWithPath: original))))
+  mutant.interpreter(Array((Paths.sample("hello", .staticExec) + "\0").utf8))
+  let path = "\(CorpusTests.scratch)/dynamic-ET_EXEC-interpreter"
+  FileManager.default.createFile(
+    atPath: path, contents: Data(mutant.bytes), attributes: [.posixPermissions: 0o755])
+  let loaded = run([Paths.elfload, path])
+  #expect(loaded.ending == .exited(126), "\(loaded)")
+  #expect(
+    loaded.stderr.contains("is ET_EXEC; elfload loads position-independent (ET_DYN) interpreters"),
+    "\(loaded)")
+}
