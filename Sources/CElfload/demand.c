@@ -58,7 +58,9 @@ static struct {
   uint32_t region_count;
   uint32_t prefetch;
   _Atomic uint8_t *page_state;
-  struct elfload_demand_counters counters;
+  struct elfload_demand_counters own_counters;
+  struct elfload_demand_counters *counters;  // own_counters, or shared with a supervisor
+  struct elfload_trace *trace;               // NULL: no trace
 } demand;
 
 // The x86 page-fault error code in the signal context.
@@ -81,7 +83,9 @@ void elfload_demand_configure(uint8_t *page_state, uint32_t prefetch) {
   demand.page_state = (_Atomic uint8_t *)page_state;
   demand.prefetch = prefetch;
   demand.region_count = 0;
-  demand.counters = (struct elfload_demand_counters){0};
+  demand.own_counters = (struct elfload_demand_counters){0};
+  demand.counters = &demand.own_counters;
+  demand.trace = NULL;
 }
 
 int elfload_demand_add_region(const struct elfload_demand_region *region) {
@@ -90,7 +94,14 @@ int elfload_demand_add_region(const struct elfload_demand_region *region) {
   return 0;
 }
 
-const struct elfload_demand_counters *elfload_demand_counters(void) { return &demand.counters; }
+const struct elfload_demand_counters *elfload_demand_counters(void) { return demand.counters; }
+
+void elfload_demand_share(struct elfload_demand_counters *counters, struct elfload_trace *trace) {
+  if (counters != NULL) demand.counters = counters;
+  demand.trace = trace;
+}
+
+
 
 static long sys(long n, long a1, long a2, long a3, long a4, long a5) {
   return elfload_syscall6(n, a1, a2, a3, a4, a5, 0);
@@ -138,6 +149,27 @@ static void die_natively(int signal, const siginfo_t *info) {
     long pid = sys(SYS_getpid, 0, 0, 0, 0, 0);
     long tid = sys(SYS_gettid, 0, 0, 0, 0, 0);
     sys(SYS_tgkill, pid, tid, signal, 0, 0);
+  }
+}
+
+// One trace record per page made accessible: the faulting one, then each
+// prefetched one. Dropped (and counted) when the buffer is full.
+static void trace(const struct elfload_demand_region *r, uint64_t first, uint64_t pages) {
+  struct elfload_trace *t = demand.trace;
+  if (t == NULL) return;
+  uint64_t at = __atomic_fetch_add(&t->count, pages, __ATOMIC_RELAXED);
+  uint64_t now = elfload_timestamp();
+  uint32_t tid = (uint32_t)sys(SYS_gettid, 0, 0, 0, 0, 0);
+  for (uint64_t i = 0; i < pages; i++) {
+    if (at + i >= t->capacity) return;
+    struct elfload_trace_record *e = &t->records[at + i];
+    e->timestamp = now;
+    e->address = first + i * page_size;
+    e->page = (uint32_t)((first - r->start) / page_size + i + r->first_page_in_segment);
+    e->tid = tid;
+    e->segment = (uint16_t)r->segment;
+    e->kind = i == 0 ? ELFLOAD_TRACE_FAULT : ELFLOAD_TRACE_PREFETCH;
+    e->image = (uint8_t)r->image;
   }
 }
 
@@ -195,8 +227,9 @@ static long install(const struct elfload_demand_region *r, uint64_t page) {
     long ret = install_staged(r);
     if (ret != 0) return ret;
     atomic_store_explicit(state_of(r, page), page_faulted, memory_order_release);
-    count(&demand.counters.faults, 1);
-    count(&demand.counters.pages_mapped, 1);
+    count(&demand.counters->faults, 1);
+    count(&demand.counters->pages_mapped, 1);
+    trace(r, page, 1);
     return 0;
   }
   // Claim a run of following pages; stop at the first one that is taken,
@@ -215,9 +248,10 @@ static long install(const struct elfload_demand_region *r, uint64_t page) {
   if (ret != 0) return ret;
   atomic_store_explicit(state_of(r, page), page_faulted, memory_order_release);
   uint64_t pages = (end - page) / page_size;
-  count(&demand.counters.faults, 1);
-  count(&demand.counters.pages_mapped, pages);
-  count(&demand.counters.pages_prefetched, pages - 1);
+  count(&demand.counters->faults, 1);
+  count(&demand.counters->pages_mapped, pages);
+  count(&demand.counters->pages_prefetched, pages - 1);
+  trace(r, page, pages);
   return 0;
 }
 
@@ -237,7 +271,7 @@ static enum outcome serve(const struct elfload_demand_region *r, uint64_t page, 
       // access goes through now, unless the protection forbids it.
       return allows(r->protection, error) ? retry : not_ours;
     // Another thread of this process is mapping it: wait until it is done.
-    if (waits == 0) count(&demand.counters.waits, 1);
+    if (waits == 0) count(&demand.counters->waits, 1);
     sys(SYS_sched_yield, 0, 0, 0, 0, 0);
   }
 }

@@ -39,6 +39,24 @@ public struct RunOptions: ParsableArguments {
   @Flag(name: [.short, .long], help: "Say on stderr what is mapped where, before the program starts.")
   public var verbose = false
 
+  @Flag(
+    name: .long,
+    help:
+      "When the program ends, print its time, memory and fault counts on stderr (elfload then runs it in a child)."
+  )
+  public var stats = false
+
+  @Option(
+    name: .customLong("stats-json"),
+    help: ArgumentHelp("Write the same numbers as JSON to FILE.", valueName: "file"))
+  public var statsJSON: String?
+
+  @Option(
+    name: .long,
+    help: ArgumentHelp("Write one CSV row per page elfload maps (demand, hybrid) to FILE.", valueName: "file")
+  )
+  public var trace: String?
+
   public init() {}
 
   public func validate() throws {
@@ -47,7 +65,9 @@ public struct RunOptions: ParsableArguments {
 
   /// The parsed values: what the fast parser and ArgumentParser must agree on.
   public var settings: RunSettings {
-    RunSettings(mode: mode, prefetch: prefetch ?? 1, argv0: argv0, verbose: verbose)
+    RunSettings(
+      mode: mode, prefetch: prefetch ?? 1, argv0: argv0, verbose: verbose,
+      measurement: Measurement(summary: stats, jsonPath: statsJSON, tracePath: trace))
   }
 }
 
@@ -57,11 +77,16 @@ public struct RunSettings: Equatable, Sendable {
   public var prefetch = 1
   public var argv0: String?
   public var verbose = false
-  public init(mode: PagingMode = .eager, prefetch: Int = 1, argv0: String? = nil, verbose: Bool = false) {
+  public var measurement = Measurement()
+  public init(
+    mode: PagingMode = .eager, prefetch: Int = 1, argv0: String? = nil, verbose: Bool = false,
+    measurement: Measurement = Measurement()
+  ) {
     self.mode = mode
     self.prefetch = prefetch
     self.argv0 = argv0
     self.verbose = verbose
+    self.measurement = measurement
   }
 
   /// Why this combination is refused, or nil.
@@ -103,6 +128,10 @@ public struct Elfload: ParsableCommand {
         --mode <policy>  how the program's pages come into memory (below)
         --prefetch <n>   with --mode hybrid: pages to map after each fault
         --argv0 <name>   give the program NAME as argv[0], like exec -a
+        --stats          when it ends, print time, memory and loader faults on stderr
+        --stats-json <file>, --trace <file>
+                         the same numbers as JSON; one CSV row per page mapped
+                         (these three run the program in a child of elfload)
         -v, --verbose    say on stderr what is mapped where
         --               end of elfload's options
 
@@ -219,10 +248,17 @@ extension Elfload {
       var arguments = Array(raw[programIndex...])
       if let argv0 = options.argv0 { arguments[0] = Array(argv0.utf8) }
       let environment = OriginalStack.read()?.environment ?? []
-      let request = LaunchRequest(
+      var request = LaunchRequest(
         path: path, arguments: arguments, environment: environment, mode: options.mode,
         prefetch: options.prefetch, verbose: options.verbose)
       do {
+        if !options.measurement.isEmpty {
+          // From here on the parent only waits and reports.
+          let policy =
+            options.mode == .hybrid ? "hybrid --prefetch \(options.prefetch)" : options.mode.rawValue
+          request.shared = try Supervisor.start(
+            options.measurement, program: String(decoding: given, as: UTF8.self), policy: policy)
+        }
         try Launcher.run(request)
       } catch {
         fail(path: given, error)

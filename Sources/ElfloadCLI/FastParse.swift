@@ -25,11 +25,16 @@ public enum FastParse {
       if arg == "--verbose" || arg == "-v" {
         options.verbose = true
         i += 1
-      } else if arg == "--mode" || arg == "--argv0" || arg == "--prefetch" {
+      } else if arg == "--stats" {
+        options.measurement.summary = true
+        i += 1
+      } else if ["--mode", "--argv0", "--prefetch", "--stats-json", "--trace"].contains(arg) {
         guard i + 1 < argv.count else { return nil }
         guard set(arg, text(argv[i + 1]), &options, &prefetch) else { return nil }
         i += 2
-      } else if arg.hasPrefix("--mode=") || arg.hasPrefix("--argv0=") || arg.hasPrefix("--prefetch=") {
+      } else if ["--mode=", "--argv0=", "--prefetch=", "--stats-json=", "--trace="].contains(
+        where: arg.hasPrefix)
+      {
         let parts = arg.split(separator: "=", maxSplits: 1)
         guard set(String(parts[0]), parts.count > 1 ? String(parts[1]) : "", &options, &prefetch) else {
           return nil
@@ -61,10 +66,14 @@ public enum FastParse {
     case "--mode":
       guard let mode = PagingMode(argument: value) else { return false }
       options.mode = mode
-    case "--argv0":
+    case "--argv0", "--stats-json", "--trace":
       // ArgumentParser takes no value that looks like an option, nor an empty one.
       guard !value.isEmpty, value == "-" || !value.hasPrefix("-") else { return false }
-      options.argv0 = value
+      switch name {
+      case "--argv0": options.argv0 = value
+      case "--stats-json": options.measurement.jsonPath = value
+      default: options.measurement.tracePath = value
+      }
     default:
       return false
     }

@@ -13,6 +13,8 @@ public struct LaunchRequest: Sendable {
   public var mode: PagingMode
   /// Pages mapped after each faulting page (hybrid only).
   public var prefetch: Int
+  /// Counters and trace shared with a supervising parent (--stats, --trace).
+  public var shared: SharedMeasurement?
   public var verbose: Bool
 
   public init(
@@ -276,6 +278,16 @@ public enum Launcher {
     case .eager: for load in loads { try EagerPolicy.install(load.plan, fd: load.fd, log: log) }
     case .demand: try DemandPolicy.install(loads, prefetch: 0, log: log)
     case .hybrid: try DemandPolicy.install(loads, prefetch: request.prefetch, log: log)
+    }
+    if let shared = request.shared {
+      if request.mode == .eager {
+        // Eager makes every page accessible at once.
+        shared.counters.pointee.pages_mapped = loads.reduce(0) { sum, load in
+          load.plan.segments.reduce(sum) { $0 + $1.filePages.pageCount + $1.anonymousPages.pageCount }
+        }
+      } else {
+        elfload_demand_share(shared.counters, shared.trace)
+      }
     }
     // The program's descriptor stays open until the jump, for /proc/self/exe.
     for load in loads.dropFirst() { Kernel.close(load.fd) }

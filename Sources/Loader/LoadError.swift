@@ -17,6 +17,8 @@ public enum LoadError: Error, CustomStringConvertible {
   case nestedInterpreter(path: String, itsInterpreter: String)
   case interpreterNotPositionIndependent(path: String)
   case script(ScriptProblem)
+  /// An output file of --stats-json or --trace cannot be created.
+  case output(option: String, path: String, SystemCallError)
   /// The interpreter a `#!` line names cannot be run.
   indirect case scriptInterpreter(path: String, LoadError)
   case addressInUse(segment: Int, range: AddressRange, occupant: String?)
@@ -57,6 +59,8 @@ public enum LoadError: Error, CustomStringConvertible {
         "its interpreter \(path) (PT_INTERP) has a PT_INTERP itself (\(its)); an interpreter must not need another, and the kernel does not load one"
     case .script(let problem):
       return problem.description
+    case .output(let option, let path, let e):
+      return "\(option) \(path): cannot create it: \(e)"
     case .scriptInterpreter(let path, let problem):
       return "its #! interpreter \(path): \(problem)"
     case .interpreterNotPositionIndependent(let path):

@@ -117,17 +117,21 @@ enum DemandPolicy {
   static func install(_ loads: [(plan: LoadPlan, fd: Int32)], prefetch: Int, log: (String) -> Void)
     throws(LoadError)
   {
-    let all = loads.flatMap { load in load.plan.segments.map { (segment: $0, fd: load.fd) } }
+    let all = loads.enumerated().flatMap { image, load in
+      load.plan.segments.map { (segment: $0, fd: load.fd, image: image) }
+    }
     let pages = all.reduce(0) { $0 + $1.segment.filePages.pageCount + $1.segment.anonymousPages.pageCount }
     var firstState: UInt64 = 0
     func add(
-      _ segment: SegmentMapping, _ range: AddressRange, _ protection: Protection,
+      _ segment: SegmentMapping, image: Int, _ range: AddressRange, _ protection: Protection,
       staged: (page: UInt64, copy: UInt64, zeroFrom: UInt64)?
     ) throws(LoadError) {
       var region = elfload_demand_region(
         start: range.start, end: range.end, first_state: firstState, staged_page: staged?.page ?? 0,
         staging: staged?.copy ?? 0, zero_from: staged?.zeroFrom ?? 0, protection: protection.rawValue,
-        segment: Int32(segment.programHeaderIndex))
+        segment: Int32(segment.programHeaderIndex),
+        first_page_in_segment: (range.start - pageStart(segment.memory.start)) / pageSize, image: Int32(image)
+      )
       guard elfload_demand_add_region(&region) == 0 else {
         throw .tooManySegments(limit: Int(ELFLOAD_DEMAND_MAX_REGIONS))
       }
@@ -136,7 +140,7 @@ enum DemandPolicy {
     // A PROT_NONE reservation costs no commit charge, so it would accept a
     // bss the kernel (and eager) refuse; ask for the real thing once, so
     // that every policy refuses the same programs.
-    for (segment, _) in all where !segment.anonymousPages.isEmpty {
+    for (segment, _, _) in all where !segment.anonymousPages.isEmpty {
       let range = segment.anonymousPages
       do {
         let probe = try Kernel.map(
@@ -148,7 +152,7 @@ enum DemandPolicy {
     }
     // Every reservation first: the state array and staging copies below go
     // wherever the kernel puts them, which must not be inside the program's range.
-    for (segment, fd) in all {
+    for (segment, fd, _) in all {
       if !segment.filePages.isEmpty {
         try EagerPolicy.map(
           segment, segment.filePages, readableUpFront(segment) ? segment.protection : [], flags: MAP_PRIVATE,
@@ -162,7 +166,7 @@ enum DemandPolicy {
     let states = elfload_demand_allocate_states(pages)
     if states < 0 { throw .system(SystemCallError("mmap", errno: Int32(-states))) }
     elfload_demand_configure(UnsafeMutablePointer(bitPattern: UInt(states)), UInt32(prefetch))
-    for (segment, fd) in all {
+    for (segment, fd, image) in all {
       if !segment.filePages.isEmpty && readableUpFront(segment) {
         log(
           "map \(segment.filePages) \(segment.protection) file offset \(hex(segment.fileOffset)): read-only data, readable up front"
@@ -182,13 +186,13 @@ enum DemandPolicy {
               segment: segment.programHeaderIndex, range: AddressRange(page, page + pageSize), error)
           }
         }
-        try add(segment, segment.filePages, segment.protection, staged: staged)
+        try add(segment, image: image, segment.filePages, segment.protection, staged: staged)
         log(
           "reserve \(segment.filePages) \(segment.protection) on demand, file offset \(hex(segment.fileOffset))"
             + (staged.map { ", page \(hex($0.page)) staged with \(segment.zeroFill) zeroed" } ?? ""))
       }
       if !segment.anonymousPages.isEmpty {
-        try add(segment, segment.anonymousPages, segment.anonymousProtection, staged: nil)
+        try add(segment, image: image, segment.anonymousPages, segment.anonymousProtection, staged: nil)
         log("reserve \(segment.anonymousPages) \(segment.anonymousProtection) on demand, anonymous (bss)")
       }
     }

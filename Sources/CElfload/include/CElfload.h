@@ -99,7 +99,9 @@ struct elfload_demand_region {
   uint64_t staging;        ///< where its prepared copy is mapped (read-write)
   uint64_t zero_from;      ///< in the staged page, bytes from here on become zero
   int32_t protection;      ///< PROT_* once mapped
-  int32_t segment;         ///< the PT_LOAD's index, for messages
+  int32_t segment;         ///< the PT_LOAD's index, for messages and traces
+  uint64_t first_page_in_segment;  ///< `start`'s page index within its segment, for traces
+  int32_t image;           ///< 0: the program, 1: its interpreter
 };
 
 /// Kept by the handler; counted with relaxed atomics, read after the fact.
@@ -118,6 +120,37 @@ long elfload_demand_allocate_states(uint64_t pages);
 void elfload_demand_configure(uint8_t *page_state, uint32_t prefetch);
 /// Returns 0, or -1 when ELFLOAD_DEMAND_MAX_REGIONS are in use.
 int elfload_demand_add_region(const struct elfload_demand_region *region);
+/// One page made accessible, as a supervisor's trace sees it.
+struct elfload_trace_record {
+  uint64_t timestamp;  ///< rdtsc
+  uint64_t address;    ///< the page
+  uint32_t page;       ///< its index within the segment's pages
+  uint32_t tid;        ///< the thread that faulted
+  uint16_t segment;    ///< the program header's index
+  uint8_t kind;        ///< ELFLOAD_TRACE_FAULT or ELFLOAD_TRACE_PREFETCH
+  uint8_t image;       ///< 0: the program, 1: its interpreter
+  uint32_t reserved;
+};
+enum { ELFLOAD_TRACE_FAULT = 1, ELFLOAD_TRACE_PREFETCH = 2 };
+
+/// A trace buffer in memory shared with a supervising parent.
+struct elfload_trace {
+  uint64_t capacity;  ///< records that fit
+  uint64_t count;     ///< records written or dropped (count > capacity: some dropped)
+  struct elfload_trace_record records[];
+};
+
+/// Counts into `counters` (memory shared with a supervisor) instead of the
+/// handler's own, and traces into `trace` when it is not NULL.
+void elfload_demand_share(struct elfload_demand_counters *counters, struct elfload_trace *trace);
+
+/// Reads the time-stamp counter (the trace's clock).
+static inline uint64_t elfload_timestamp(void) {
+  uint32_t low, high;
+  __asm__ volatile("rdtsc" : "=a"(low), "=d"(high));
+  return (uint64_t)high << 32 | low;
+}
+
 /// Installs the SIGSEGV handler. Returns 0 or -errno.
 long elfload_demand_activate(void);
 const struct elfload_demand_counters *elfload_demand_counters(void);

@@ -1,0 +1,97 @@
+// --stats, --stats-json and --trace: the numbers, checked against a program whose page touches are
+// known exactly (Samples/touch_pages.S: one code page, 100 bss pages).
+import Foundation
+import Testing
+
+@Suite("Stats and traces")
+struct StatsTests {
+  static let scratch: String = {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("elfload-stats-\(getpid())").path
+    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    return dir
+  }()
+
+  struct Expected: Sendable, CustomTestStringConvertible {
+    var policy: Policy
+    var faults: Int
+    var prefetched: Int
+    var testDescription: String { policy.rawValue }
+  }
+
+  /// Under eager every page is mapped at once: the header page, the code page,
+  /// the 100 bss pages, and in the PIE a page of dynamic-section data.
+  static let expectations: [Expected] = [
+    Expected(policy: .eager, faults: 0, prefetched: 0),
+    Expected(policy: .demand, faults: 101, prefetched: 0),
+    Expected(policy: .hybrid1, faults: 51, prefetched: 50),
+    Expected(policy: .hybrid4, faults: 21, prefetched: 80),
+    Expected(policy: .hybrid64, faults: 3, prefetched: 98),
+  ]
+
+  @Test(
+    "counters and trace of a program that touches exactly 101 pages", arguments: expectations,
+    [Flavour.staticExec, .staticPIE])
+  func exactCounts(_ expected: Expected, _ flavour: Flavour) throws {
+    let name = "\(flavour.rawValue)-\(expected.policy.rawValue.replacingOccurrences(of: " ", with: ""))"
+    let json = "\(Self.scratch)/\(name).json"
+    let trace = "\(Self.scratch)/\(name).csv"
+    let loaded = run(
+      [Paths.elfload] + expected.policy.options + [
+        "--stats-json", json, "--trace", trace, Paths.sample("touch_pages", flavour),
+      ])
+    #expect(loaded == Outcome(stdout: "", stderr: "", ending: .exited(0), seconds: 0), "\(loaded)")
+
+    let data = try Data(contentsOf: URL(fileURLWithPath: json))
+    let stats = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    let pages = expected.policy == .eager ? (flavour == .staticExec ? 102 : 103) : 101
+    #expect(stats["loader_faults"] as? Int == expected.faults, "\(stats)")
+    #expect(stats["pages_mapped"] as? Int == pages, "\(stats)")
+    #expect(stats["pages_prefetched"] as? Int == expected.prefetched, "\(stats)")
+    #expect(stats["exit_status"] as? Int == 0)
+    #expect(stats["signal"] is NSNull)
+    for key in ["wall_ms", "user_ms", "sys_ms", "max_rss_kb", "minor_faults", "major_faults"] {
+      #expect(stats[key] is NSNumber, "\(key) in \(stats)")
+    }
+
+    // One row per page the handler mapped; the 100 bss pages each once.
+    let rows = try String(contentsOfFile: trace, encoding: .utf8).split(separator: "\n").dropFirst()
+      .map { $0.split(separator: ",").map(String.init) }
+    #expect(rows.count == (expected.policy == .eager ? 0 : 101))
+    guard expected.policy != .eager else { return }
+    #expect(rows.map { $0[0] } == (0..<101).map(String.init))
+    #expect(rows.filter { $0[6] == "fault" }.count == expected.faults)
+    let times = rows.compactMap { UInt64($0[1]) }
+    #expect(times == times.sorted(), "time_ns goes forward")
+    let bss = rows.filter { $0[6] == "fault" || $0[6] == "prefetch" }.filter { $0[4] != rows[0][4] }
+    #expect(Set(bss.map { $0[5] }).count == 100 && bss.count == 100, "\(bss.map { $0[5] })")
+  }
+
+  @Test(
+    "--stats leaves the program's output alone, reports on stderr, and ends as the program did",
+    arguments: Policy.allCases)
+  func summary(_ policy: Policy) {
+    let program = Paths.sample("exit_code", .staticExec)
+    let native = run([program, "5"])
+    let loaded = run([Paths.elfload] + policy.options + ["--stats", program, "5"])
+    #expect(loaded.stdout == native.stdout)
+    #expect(loaded.ending == .exited(5))
+    #expect(loaded.stderr.hasPrefix(native.stderr + "elfload stats: \(program) ("), "\(loaded.stderr)")
+    #expect(
+      loaded.stderr.contains("peak RSS") && loaded.stderr.contains("faults handled"), "\(loaded.stderr)")
+
+    let null = run([Paths.elfload] + policy.options + ["--stats", Paths.sample("null", .staticExec)])
+    #expect(null.ending == .signaled(SIGSEGV), "\(null)")
+    #expect(null.stderr.contains("signal 11"), "\(null.stderr)")
+  }
+
+  @Test("an output file that cannot be created: one line, before the program runs")
+  func unwritableOutput() {
+    let loaded = run([
+      Paths.elfload, "--stats-json", "/nonexistent/dir/s.json", Paths.sample("hello", .staticExec),
+    ])
+    #expect(loaded.ending == .exited(126), "\(loaded)")
+    #expect(loaded.stdout == "")
+    #expect(loaded.stderr.hasPrefix("elfload: "), "\(loaded)")
+    #expect(loaded.stderr.contains("--stats-json /nonexistent/dir/s.json: cannot create it"), "\(loaded)")
+  }
+}
