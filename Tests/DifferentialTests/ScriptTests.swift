@@ -24,8 +24,10 @@ struct ScriptTests {
     arguments: Configuration.all)
   func probeScript(_ configuration: Configuration) {
     let probe = Paths.sample("probe", configuration.flavour)
-    let path = Self.script(
-      "probe-\(configuration.flavour.rawValue).sh", "#!\(probe)  one-argument  \nignored\n")
+    // One file per test case: the cases run in parallel.
+    let name =
+      "probe-\(configuration.flavour.rawValue)-\(configuration.policy.rawValue.replacingOccurrences(of: " ", with: "")).sh"
+    let path = Self.script(name, "#!\(probe)  one-argument  \nignored\n")
     let (native, loaded) = compare(
       path, ["x", "y"], options: configuration.policy.options, environment: baseEnvironment)
     #expect(native.stdout.contains("argv[1]: one-argument"), "\(native)")
