@@ -112,6 +112,7 @@ public struct Elfload: ParsableCommand {
     usage: """
       elfload [--mode <policy>] [--prefetch <n>] [--argv0 <name>] [--verbose] [--] <program> [<args> ...]
       elfload inspect <program>
+      elfload heatmap <trace> -o <file.svg>
       """,
     discussion: """
       elfload PROGRAM ARGS... reads PROGRAM, maps its PT_LOAD segments, builds the \
@@ -166,9 +167,10 @@ public struct Elfload: ParsableCommand {
         elfload --mode hybrid --prefetch 16 ./prog
         elfload --argv0 sh ./busybox -c 'echo hi'
         elfload inspect ./prog
+        elfload --mode demand --trace t.csv ./prog && elfload heatmap t.csv -o t.svg
       """,
     version: version,
-    subcommands: [Run.self, Inspect.self],
+    subcommands: [Run.self, Inspect.self, Heatmap.self],
     defaultSubcommand: Run.self)
 
   public init() {}

@@ -49,7 +49,7 @@ public enum FastParse {
     if RunSettings.check(mode: options.mode, prefetch: prefetch) != nil { return nil }
     options.prefetch = prefetch ?? 1
     // A first word that names a subcommand is ArgumentParser's business.
-    if i == 1 && ["inspect", "run", "help"].contains(text(argv[i])) { return nil }
+    if i == 1 && ["inspect", "run", "help", "heatmap"].contains(text(argv[i])) { return nil }
     return Result(settings: options, programIndex: i)
   }
 

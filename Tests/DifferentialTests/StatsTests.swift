@@ -95,3 +95,28 @@ struct StatsTests {
     #expect(loaded.stderr.contains("--stats-json /nonexistent/dir/s.json: cannot create it"), "\(loaded)")
   }
 }
+
+@Test("heatmap draws every traced page, faults and prefetches apart, as well-formed SVG")
+func heatmapOfAKnownTrace() throws {
+  let dir = StatsTests.scratch
+  let trace = "\(dir)/heatmap.csv"
+  let svg = "\(dir)/heatmap.svg"
+  let loaded = run(
+    [
+      Paths.elfload, "--mode", "hybrid", "--prefetch", "4", "--trace", trace,
+      Paths.sample("touch_pages", .staticExec),
+    ])
+  #expect(loaded.ending == .exited(0), "\(loaded)")
+  let drawn = run([Paths.elfload, "heatmap", trace, "-o", svg])
+  #expect(drawn.ending == .exited(0), "\(drawn)")
+  #expect(drawn.stdout == "\(svg): 101 pages in 2 segments\n", "\(drawn)")
+  let text = try String(contentsOfFile: svg, encoding: .utf8)
+  #expect(text.components(separatedBy: "class=\"fault\"").count - 1 == 21)
+  #expect(text.components(separatedBy: "class=\"prefetch\"").count - 1 == 80)
+  let parser = XMLParser(data: Data(text.utf8))
+  #expect(parser.parse(), "not well-formed: \(String(describing: parser.parserError))")
+
+  let bad = run([Paths.elfload, "heatmap", "/etc/hostname", "-o", svg])
+  #expect(bad.ending != .exited(0))
+  #expect(bad.stderr.contains("not an elfload trace"), "\(bad)")
+}
