@@ -1,6 +1,7 @@
 // --stats, --stats-json and --trace: the numbers, checked against a program whose page touches are
 // known exactly (Samples/touch_pages.S: one code page, 100 bss pages).
 import Foundation
+import FoundationXML
 import Testing
 
 @Suite("Stats and traces")
