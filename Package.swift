@@ -45,6 +45,8 @@ let package = Package(
       name: "elfload",
       dependencies: ["ElfloadCLI"],
       linkerSettings: [.unsafeFlags(staticLoaderLinkFlags)]),
+    // The benchmark: workloads × loaders, tables and SVG charts (Foundation is fine here).
+    .executableTarget(name: "elfload-bench"),
     .testTarget(name: "ELFTests", dependencies: ["ELF"]),
     .testTarget(name: "LoaderTests", dependencies: ["Loader", "ELF", "ElfloadCLI", "CElfload"]),
     .testTarget(name: "DifferentialTests"),

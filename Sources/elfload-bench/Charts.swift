@@ -1,0 +1,168 @@
+// SVG charts for elfload-bench: small multiples of bars (one panel per workload, each with its
+// own scale), the prefetch-depth curves, and start-up overhead against native.
+import Foundation
+
+enum Charts {
+  static let colors: [String: String] = [
+    "native": "#4d4d4d", "eager": "#2166ac", "demand": "#b2182b", "hybrid16": "#ef8a62", "ulexecve": "#7b3294",
+  ]
+  static func color(_ loader: String) -> String { colors[loader] ?? "#999999" }
+
+  static func f(_ v: Double) -> String { String(format: "%.1f", v) }
+  static func label(_ v: Double) -> String {
+    v >= 100 ? String(format: "%.0f", v) : v >= 10 ? String(format: "%.1f", v) : String(format: "%.2f", v)
+  }
+  static func esc(_ s: String) -> String {
+    s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+      .replacingOccurrences(of: ">", with: "&gt;")
+  }
+
+  static func header(_ width: Int, _ height: Int, _ title: String) -> String {
+    """
+    <svg xmlns="http://www.w3.org/2000/svg" width="\(width)" height="\(height)" font-family="sans-serif" font-size="11">
+    <rect width="100%" height="100%" fill="white"/>
+    <text x="12" y="22" font-size="15">\(esc(title))</text>
+
+    """
+  }
+
+  static func legend(_ loaders: [String], x: Double, y: Double) -> String {
+    var s = ""
+    for (i, loader) in loaders.enumerated() {
+      let lx = x + Double(i) * 95
+      s += "<rect x=\"\(f(lx))\" y=\"\(f(y - 9))\" width=\"10\" height=\"10\" fill=\"\(color(loader))\"/>"
+      s += "<text x=\"\(f(lx + 14))\" y=\"\(f(y))\">\(esc(loader))</text>\n"
+    }
+    return s
+  }
+
+  /// One panel per workload; bars per loader; each panel scaled to its own maximum.
+  static func panels(
+    title: String, unit: String, cells: [Cell], value: (Cell) -> (Double, Double?, Double?)
+  ) -> String {
+    var workloads: [String] = []
+    for c in cells where !workloads.contains(c.workload) { workloads.append(c.workload) }
+    var loaders: [String] = []
+    for c in cells where !loaders.contains(c.loader) { loaders.append(c.loader) }
+    let columns = 3
+    let panelWidth = 300.0
+    let panelHeight = 200.0
+    let rows = (workloads.count + columns - 1) / columns
+    let width = Int(panelWidth) * columns + 20
+    let height = 60 + rows * Int(panelHeight + 40)
+    var s = header(width, height, title) + legend(loaders, x: 12, y: 44)
+    for (index, workload) in workloads.enumerated() {
+      let px = 10 + Double(index % columns) * panelWidth
+      let py = 60 + Double(index / columns) * (panelHeight + 40)
+      let group = loaders.compactMap { l in cells.first { $0.workload == workload && $0.loader == l } }
+      let top = group.map { c -> Double in let v = value(c); return max(v.0, v.2 ?? 0) }.max() ?? 1
+      let scale = (panelHeight - 50) / max(top, 1e-9)
+      let base = py + panelHeight - 20
+      let barWidth = (panelWidth - 40) / Double(max(group.count, 1))
+      s += "<text x=\"\(f(px + 10))\" y=\"\(f(py + 14))\" font-size=\"12\">\(esc(workload)) (\(unit))</text>\n"
+      s += "<line x1=\"\(f(px + 10))\" y1=\"\(f(base))\" x2=\"\(f(px + panelWidth - 20))\" y2=\"\(f(base))\" stroke=\"#999\"/>\n"
+      for (i, c) in group.enumerated() {
+        let (v, low, high) = value(c)
+        let x = px + 15 + Double(i) * barWidth
+        let h = v * scale
+        s +=
+          "<rect class=\"bar\" x=\"\(f(x))\" y=\"\(f(base - h))\" width=\"\(f(barWidth - 8))\" height=\"\(f(h))\" fill=\"\(color(c.loader))\"\(c.ok ? "" : " fill-opacity=\"0.3\"")/>\n"
+        if let low, let high {
+          let cx = x + (barWidth - 8) / 2
+          s +=
+            "<line x1=\"\(f(cx))\" y1=\"\(f(base - low * scale))\" x2=\"\(f(cx))\" y2=\"\(f(base - high * scale))\" stroke=\"black\"/>\n"
+        }
+        s +=
+          "<text x=\"\(f(x + (barWidth - 8) / 2))\" y=\"\(f(base - max(h, (high ?? 0) * scale) - 4))\" text-anchor=\"middle\">\(c.ok ? label(v) : "failed")</text>\n"
+      }
+    }
+    return s + "</svg>\n"
+  }
+
+  /// Prefetch depth (log2 axis) against wall time and against faults, with
+  /// eager, demand and native as reference lines.
+  static func prefetch(sweep: [(depth: Int, cell: Cell)], reference: [Cell]) -> String {
+    let width = 900
+    let height = 330
+    var s = header(width, height, "hybrid --prefetch N on the 64 MiB bss pass (bench3_bss)")
+    let panels: [(String, (Cell) -> Double?, Bool)] = [
+      ("wall time, ms (median)", { $0.median }, false),
+      ("faults handled by elfload (log scale)", { $0.loaderFaults.map(Double.init) }, true),
+    ]
+    let depths = sweep.map { log2(Double($0.depth)) }
+    let xMax = max(depths.max() ?? 1, 1)
+    for (p, (title, metric, logScale)) in panels.enumerated() {
+      let px = 50.0 + Double(p) * 440
+      let py = 50.0
+      let w = 380.0
+      let h = 220.0
+      var values = sweep.compactMap { metric($0.cell) }
+      let refs = reference.filter { $0.loader != "hybrid16" && $0.loader != "ulexecve" }
+        .compactMap { c in metric(c).map { (c.loader, $0) } }
+      values += refs.map(\.1)
+      let positive = values.filter { $0 > 0 }
+      let yMax = values.max() ?? 1
+      let yMin = logScale ? (positive.min() ?? 1) / 2 : 0
+      func y(_ v: Double) -> Double {
+        if logScale { return py + h - (log10(max(v, yMin)) - log10(yMin)) / (log10(yMax * 1.2) - log10(yMin)) * h }
+        return py + h - v / (yMax * 1.15) * h
+      }
+      func x(_ d: Double) -> Double { px + d / xMax * w }
+      s += "<text x=\"\(f(px))\" y=\"\(f(py - 10))\" font-size=\"12\">\(esc(title))</text>\n"
+      s += "<rect x=\"\(f(px))\" y=\"\(f(py))\" width=\"\(f(w))\" height=\"\(f(h))\" fill=\"none\" stroke=\"#ccc\"/>\n"
+      for (loader, v) in refs {
+        s +=
+          "<line x1=\"\(f(px))\" y1=\"\(f(y(v)))\" x2=\"\(f(px + w))\" y2=\"\(f(y(v)))\" stroke=\"\(color(loader))\" stroke-dasharray=\"5,4\"/>"
+        s += "<text x=\"\(f(px + w - 4))\" y=\"\(f(y(v) - 4))\" text-anchor=\"end\" fill=\"\(color(loader))\">\(loader) \(label(v))</text>\n"
+      }
+      var points: [String] = []
+      for (d, entry) in zip(depths, sweep) {
+        guard let v = metric(entry.cell) else { continue }
+        points.append("\(f(x(d))),\(f(y(v)))")
+        s += "<circle cx=\"\(f(x(d)))\" cy=\"\(f(y(v)))\" r=\"3\" fill=\"#ef8a62\"/>"
+        s += "<text x=\"\(f(x(d)))\" y=\"\(f(y(v) - 7))\" text-anchor=\"middle\" font-size=\"9\">\(label(v))</text>\n"
+        s += "<text x=\"\(f(x(d)))\" y=\"\(f(py + h + 14))\" text-anchor=\"middle\">\(entry.depth)</text>\n"
+      }
+      s += "<polyline points=\"\(points.joined(separator: " "))\" fill=\"none\" stroke=\"#ef8a62\" stroke-width=\"2\"/>\n"
+      s += "<text x=\"\(f(px + w / 2))\" y=\"\(f(py + h + 30))\" text-anchor=\"middle\">--prefetch N (pages after each faulting page)</text>\n"
+    }
+    return s + "</svg>\n"
+  }
+
+  /// Start-up: each loader's median over native's, per program.
+  static func startup(_ cells: [Cell]) -> String {
+    var programs: [String] = []
+    for c in cells where !programs.contains(c.workload) { programs.append(c.workload) }
+    var loaders: [String] = []
+    for c in cells where !loaders.contains(c.loader) { loaders.append(c.loader) }
+    let width = 900
+    let height = 300
+    var s = header(width, height, "Start-up: time to run a tiny program, relative to running it natively")
+    s += legend(loaders, x: 12, y: 44)
+    let base = 250.0
+    let ratios = cells.map { c -> Double in
+      let native = cells.first { $0.workload == c.workload && $0.loader == "native" }?.median ?? 1
+      return c.median / max(native, 1e-9)
+    }
+    let top = ratios.max() ?? 1
+    let scale = 170 / top
+    let groupWidth = 860.0 / Double(max(programs.count, 1))
+    let barWidth = (groupWidth - 20) / Double(max(loaders.count, 1))
+    for (g, program) in programs.enumerated() {
+      let gx = 20 + Double(g) * groupWidth
+      for (i, loader) in loaders.enumerated() {
+        guard let index = cells.firstIndex(where: { $0.workload == program && $0.loader == loader }) else { continue }
+        let r = ratios[index]
+        let x = gx + Double(i) * barWidth
+        s +=
+          "<rect class=\"bar\" x=\"\(f(x))\" y=\"\(f(base - r * scale))\" width=\"\(f(barWidth - 4))\" height=\"\(f(r * scale))\" fill=\"\(color(loader))\"/>"
+        s +=
+          "<text x=\"\(f(x + (barWidth - 4) / 2))\" y=\"\(f(base - r * scale - 4))\" text-anchor=\"middle\">\(String(format: "%.1f×", r))</text>\n"
+      }
+      s += "<text x=\"\(f(gx + (groupWidth - 20) / 2))\" y=\"\(f(base + 16))\" text-anchor=\"middle\">\(esc(program))</text>\n"
+    }
+    s += "<line x1=\"20\" y1=\"\(f(base - scale))\" x2=\"880\" y2=\"\(f(base - scale))\" stroke=\"#999\" stroke-dasharray=\"3,3\"/>"
+    s += "<text x=\"880\" y=\"\(f(base - scale - 4))\" text-anchor=\"end\" fill=\"#666\">native = 1×</text>\n"
+    return s + "</svg>\n"
+  }
+}
