@@ -36,6 +36,21 @@ enum Charts {
     return s
   }
 
+  /// The top of a panel's scale: the largest value, unless one bar is far
+  /// above the rest (ulexecve's 60 ms next to 1 ms): then 1.5 times the
+  /// others' largest, and the tall bar is drawn cut, with its value.
+  static func clippedTop(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    guard let largest = sorted.last, sorted.count > 1 else { return max(sorted.last ?? 1, 1e-9) }
+    let others = sorted[sorted.count - 2]
+    return largest > 3 * others && others > 0 ? others * 1.5 : max(largest, 1e-9)
+  }
+
+  /// Two white slashes across a bar cut short.
+  static func breakMark(x: Double, width: Double, y: Double) -> String {
+    "<path d=\"M\(f(x - 2)),\(f(y + 3)) L\(f(x + width + 2)),\(f(y - 3)) M\(f(x - 2)),\(f(y + 8)) L\(f(x + width + 2)),\(f(y + 2))\" stroke=\"white\" stroke-width=\"3\"/>\n"
+  }
+
   /// One panel per workload; bars per loader; each panel scaled to its own maximum.
   static func panels(
     title: String, unit: String, cells: [Cell], value: (Cell) -> (Double, Double?, Double?)
@@ -55,16 +70,19 @@ enum Charts {
       let px = 10 + Double(index % columns) * panelWidth
       let py = 60 + Double(index / columns) * (panelHeight + 40)
       let group = loaders.compactMap { l in cells.first { $0.workload == workload && $0.loader == l } }
-      let top = group.map { c -> Double in let v = value(c); return max(v.0, v.2 ?? 0) }.max() ?? 1
+      let top = clippedTop(group.map { c -> Double in let v = value(c); return max(v.0, v.2 ?? 0) })
       let scale = (panelHeight - 50) / max(top, 1e-9)
       let base = py + panelHeight - 20
       let barWidth = (panelWidth - 40) / Double(max(group.count, 1))
       s += "<text x=\"\(f(px + 10))\" y=\"\(f(py + 14))\" font-size=\"12\">\(esc(workload)) (\(unit))</text>\n"
       s += "<line x1=\"\(f(px + 10))\" y1=\"\(f(base))\" x2=\"\(f(px + panelWidth - 20))\" y2=\"\(f(base))\" stroke=\"#999\"/>\n"
       for (i, c) in group.enumerated() {
-        let (v, low, high) = value(c)
+        let (v, lowValue, highValue) = value(c)
+        let clipped = v > top
+        let low = lowValue.map { min($0, top) }
+        let high = highValue.map { min($0, top) }
         let x = px + 15 + Double(i) * barWidth
-        let h = v * scale
+        let h = min(v, top) * scale
         s +=
           "<rect class=\"bar\" x=\"\(f(x))\" y=\"\(f(base - h))\" width=\"\(f(barWidth - 8))\" height=\"\(f(h))\" fill=\"\(color(c.loader))\"\(c.ok ? "" : " fill-opacity=\"0.3\"")/>\n"
         if let low, let high {
@@ -72,8 +90,9 @@ enum Charts {
           s +=
             "<line x1=\"\(f(cx))\" y1=\"\(f(base - low * scale))\" x2=\"\(f(cx))\" y2=\"\(f(base - high * scale))\" stroke=\"black\"/>\n"
         }
+        if clipped { s += breakMark(x: x, width: barWidth - 8, y: base - h + 12) }
         s +=
-          "<text x=\"\(f(x + (barWidth - 8) / 2))\" y=\"\(f(base - max(h, (high ?? 0) * scale) - 4))\" text-anchor=\"middle\">\(c.ok ? label(v) : "failed")</text>\n"
+          "<text x=\"\(f(x + (barWidth - 8) / 2))\" y=\"\(f(base - max(h, (high ?? 0) * scale) - 4))\" text-anchor=\"middle\">\(c.ok ? label(v) : "failed \(label(v))")</text>\n"
       }
     }
     return s + "</svg>\n"
@@ -92,9 +111,9 @@ enum Charts {
     let depths = sweep.map { log2(Double($0.depth)) }
     let xMax = max(depths.max() ?? 1, 1)
     for (p, (title, metric, logScale)) in panels.enumerated() {
-      let px = 50.0 + Double(p) * 440
+      let px = 60.0 + Double(p) * 440
       let py = 50.0
-      let w = 380.0
+      let w = 370.0
       let h = 220.0
       var values = sweep.compactMap { metric($0.cell) }
       let refs = reference.filter { $0.loader != "hybrid16" && $0.loader != "ulexecve" }
@@ -113,14 +132,16 @@ enum Charts {
       for (loader, v) in refs {
         s +=
           "<line x1=\"\(f(px))\" y1=\"\(f(y(v)))\" x2=\"\(f(px + w))\" y2=\"\(f(y(v)))\" stroke=\"\(color(loader))\" stroke-dasharray=\"5,4\"/>"
-        s += "<text x=\"\(f(px + w - 4))\" y=\"\(f(y(v) - 4))\" text-anchor=\"end\" fill=\"\(color(loader))\">\(loader) \(label(v))</text>\n"
+        s +=
+          "<text x=\"\(f(px - 4))\" y=\"\(f(y(v) + 4))\" text-anchor=\"end\" fill=\"\(color(loader))\">\(loader)</text><text x=\"\(f(px + 4))\" y=\"\(f(y(v) - 3))\" fill=\"\(color(loader))\" font-size=\"9\">\(logScale ? String(Int(v)) : label(v))</text>\n"
       }
       var points: [String] = []
       for (d, entry) in zip(depths, sweep) {
         guard let v = metric(entry.cell) else { continue }
         points.append("\(f(x(d))),\(f(y(v)))")
         s += "<circle cx=\"\(f(x(d)))\" cy=\"\(f(y(v)))\" r=\"3\" fill=\"#ef8a62\"/>"
-        s += "<text x=\"\(f(x(d)))\" y=\"\(f(y(v) - 7))\" text-anchor=\"middle\" font-size=\"9\">\(label(v))</text>\n"
+        s +=
+          "<text x=\"\(f(x(d)))\" y=\"\(f(y(v) - 7))\" text-anchor=\"middle\" font-size=\"9\">\(logScale ? String(Int(v)) : label(v))</text>\n"
         s += "<text x=\"\(f(x(d)))\" y=\"\(f(py + h + 14))\" text-anchor=\"middle\">\(entry.depth)</text>\n"
       }
       s += "<polyline points=\"\(points.joined(separator: " "))\" fill=\"none\" stroke=\"#ef8a62\" stroke-width=\"2\"/>\n"
@@ -144,7 +165,7 @@ enum Charts {
       let native = cells.first { $0.workload == c.workload && $0.loader == "native" }?.median ?? 1
       return c.median / max(native, 1e-9)
     }
-    let top = ratios.max() ?? 1
+    let top = clippedTop(ratios)
     let scale = 170 / top
     let groupWidth = 860.0 / Double(max(programs.count, 1))
     let barWidth = (groupWidth - 20) / Double(max(loaders.count, 1))
@@ -153,11 +174,13 @@ enum Charts {
       for (i, loader) in loaders.enumerated() {
         guard let index = cells.firstIndex(where: { $0.workload == program && $0.loader == loader }) else { continue }
         let r = ratios[index]
+        let shown = min(r, top)
         let x = gx + Double(i) * barWidth
         s +=
-          "<rect class=\"bar\" x=\"\(f(x))\" y=\"\(f(base - r * scale))\" width=\"\(f(barWidth - 4))\" height=\"\(f(r * scale))\" fill=\"\(color(loader))\"/>"
+          "<rect class=\"bar\" x=\"\(f(x))\" y=\"\(f(base - shown * scale))\" width=\"\(f(barWidth - 4))\" height=\"\(f(shown * scale))\" fill=\"\(color(loader))\"/>"
+        if r > top { s += breakMark(x: x, width: barWidth - 4, y: base - shown * scale + 12) }
         s +=
-          "<text x=\"\(f(x + (barWidth - 4) / 2))\" y=\"\(f(base - r * scale - 4))\" text-anchor=\"middle\">\(String(format: "%.1f×", r))</text>\n"
+          "<text x=\"\(f(x + (barWidth - 4) / 2))\" y=\"\(f(base - shown * scale - 4))\" text-anchor=\"middle\">\(String(format: "%.1f×", r))</text>\n"
       }
       s += "<text x=\"\(f(gx + (groupWidth - 20) / 2))\" y=\"\(f(base + 16))\" text-anchor=\"middle\">\(esc(program))</text>\n"
     }
