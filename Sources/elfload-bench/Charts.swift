@@ -129,11 +129,21 @@ enum Charts {
       func x(_ d: Double) -> Double { px + d / xMax * w }
       s += "<text x=\"\(f(px))\" y=\"\(f(py - 10))\" font-size=\"12\">\(esc(title))</text>\n"
       s += "<rect x=\"\(f(px))\" y=\"\(f(py))\" width=\"\(f(w))\" height=\"\(f(h))\" fill=\"none\" stroke=\"#ccc\"/>\n"
+      // Labels of reference lines that lie close together are spread apart.
+      var labelY: [Double] = []
+      for (_, v) in refs.sorted(by: { y($0.1) < y($1.1) }) {
+        var ly = y(v) + 4
+        if let last = labelY.last, ly - last < 12 { ly = last + 12 }
+        labelY.append(ly)
+      }
+      let order = refs.sorted(by: { y($0.1) < y($1.1) }).map(\.0)
       for (loader, v) in refs {
+        let ly = labelY[order.firstIndex(of: loader) ?? 0]
+        s += "<text x=\"\(f(px - 4))\" y=\"\(f(ly))\" text-anchor=\"end\" fill=\"\(color(loader))\">\(loader)</text>"
         s +=
           "<line x1=\"\(f(px))\" y1=\"\(f(y(v)))\" x2=\"\(f(px + w))\" y2=\"\(f(y(v)))\" stroke=\"\(color(loader))\" stroke-dasharray=\"5,4\"/>"
         s +=
-          "<text x=\"\(f(px - 4))\" y=\"\(f(y(v) + 4))\" text-anchor=\"end\" fill=\"\(color(loader))\">\(loader)</text><text x=\"\(f(px + 4))\" y=\"\(f(y(v) - 3))\" fill=\"\(color(loader))\" font-size=\"9\">\(logScale ? String(Int(v)) : label(v))</text>\n"
+          "<text x=\"\(f(px + w - 4))\" y=\"\(f(ly + 10))\" text-anchor=\"end\" fill=\"\(color(loader))\" font-size=\"9\">\(logScale ? String(Int(v)) : label(v))</text>\n"
       }
       var points: [String] = []
       for (d, entry) in zip(depths, sweep) {
