@@ -32,8 +32,11 @@
     "elfload_handler_data" bss = "elfload_handler_bss"
 #include "CElfload.h"
 
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <ucontext.h>
@@ -294,6 +297,70 @@ static void on_fault(int signal, siginfo_t *info, void *context) {
     }
   }
   die_natively(signal, info);
+}
+
+// The watcher: see CElfload.h. It runs only code and data of this file's
+// sections (which outlive the loader) on a stack of its own.
+static long watched_pid;
+
+__attribute__((noreturn, used)) static void watcher_main(void) {
+  uint64_t all = ~(uint64_t)0;
+  sys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&all, 0, 8, 0);  // only SIGKILL ends it
+  // pidfd_open of the program, whose pid was noted before the clone: if it
+  // has already ended (ESRCH), there is nothing to wait for.
+  long pidfd = sys(434, watched_pid, 0, 0, 0, 0);
+  if (pidfd >= 0 || pidfd == -3) {
+    struct pollfd p;
+    p.fd = (int)pidfd;
+    p.events = POLLIN;
+    p.revents = 0;
+    while (pidfd >= 0 && sys(SYS_poll, (long)&p, 1, -1, 0, 0) <= 0) {
+    }
+    // The program is gone; this address space is not (this process holds it).
+    static const char pagemap[] = "/proc/self/pagemap";
+    long fd = sys(SYS_openat, -100, (long)pagemap, O_RDONLY, 0, 0);
+    if (fd >= 0) {
+      uint64_t unused = 0;
+      for (uint32_t i = 0; i < demand.region_count; i++) {
+        const struct elfload_demand_region *r = &demand.regions[i];
+        for (uint64_t page = r->start; page < r->end; page += page_size) {
+          if (atomic_load_explicit(state_of(r, page), memory_order_relaxed) != page_prefetched) continue;
+          uint64_t entry = 0;
+          sys(SYS_pread64, fd, (long)&entry, 8, (long)(page / page_size * 8), 0);
+          if ((entry >> 62) == 0) unused++;  // neither present (63) nor swapped (62)
+        }
+      }
+      demand.counters->prefetched_unused = unused;
+      __atomic_store_n(&demand.counters->unused_counted, 1, __ATOMIC_RELEASE);
+    }
+  }
+  for (;;) sys(SYS_exit, 0, 0, 0, 0, 0);
+}
+
+long elfload_demand_watch(void) {
+  enum { stack_size = 64 << 10 };
+  long stack = elfload_syscall6(SYS_mmap, 0, stack_size, PROT_READ | PROT_WRITE,
+                                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (stack < 0 && stack > -4096) return stack;
+  long top = stack + stack_size;
+  watched_pid = sys(SYS_getpid, 0, 0, 0, 0, 0);
+  long ret;
+  register long r10 __asm__("r10") = 0;
+  register long r8 __asm__("r8") = 0;
+  // clone(CLONE_VM | CLONE_UNTRACED, top): no exit signal, so a program's
+  // wait() does not see it. The child starts on the new stack.
+  __asm__ volatile(
+      "syscall\n\t"
+      "test %%rax, %%rax\n\t"
+      "jnz  1f\n\t"
+      "xor  %%ebp, %%ebp\n\t"
+      "call watcher_main\n\t"
+      "hlt\n"
+      "1:\n"
+      : "=a"(ret)
+      : "a"(SYS_clone), "D"(CLONE_VM | CLONE_UNTRACED), "S"(top), "d"(0), "r"(r10), "r"(r8)
+      : "rcx", "r11", "memory");
+  return ret;
 }
 
 long elfload_demand_activate(void) {

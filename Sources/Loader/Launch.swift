@@ -287,6 +287,12 @@ public enum Launcher {
         }
       } else {
         elfload_demand_share(shared.counters, shared.trace)
+        if request.mode == .hybrid {
+          // Which prefetched pages the program never touched is only known
+          // when it has ended: a watcher sharing the address space counts them.
+          let watcher = elfload_demand_watch()
+          if watcher < 0 { log("no watcher for unused prefetched pages (errno \(-watcher))") }
+        }
       }
     }
     // The program's descriptor stays open until the jump, for /proc/self/exe.

@@ -77,6 +77,11 @@ public enum Supervisor {
     var usage = rusage()
     while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
     let end = Clock.now()
+    // A hybrid run's watcher counts unused prefetched pages once the program
+    // has ended: give it a moment.
+    if counters.pointee.pages_prefetched > 0 {
+      for _ in 0..<1000 where counters.pointee.unused_counted == 0 { usleep(1000) }
+    }
 
     let report = Report(
       program: program, policy: policy, wall: end.nanoseconds - start.nanoseconds, usage: usage,
@@ -177,6 +182,13 @@ struct Report {
     return "\(thousandths / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)"
   }
 
+  /// Prefetched pages never touched: 0 without prefetching, the watcher's
+  /// count when it reported, nil when it could not.
+  var unused: UInt64? {
+    if counters.pages_prefetched == 0 { return 0 }
+    return counters.unused_counted != 0 ? counters.prefetched_unused : nil
+  }
+
   var ending: String {
     status & 0x7f == 0 ? "exit \((status >> 8) & 0xff)" : "signal \(status & 0x7f)"
   }
@@ -186,7 +198,7 @@ struct Report {
     elfload stats: \(program) (\(policy)), \(ending)
       time:   wall \(Self.fixed(Double(wall) / 1e6)) ms, user \(Self.fixed(Self.milliseconds(usage.ru_utime))) ms, sys \(Self.fixed(Self.milliseconds(usage.ru_stime))) ms
       memory: peak RSS \(usage.ru_maxrss) KiB; page faults \(usage.ru_minflt) minor, \(usage.ru_majflt) major
-      loader: \(counters.faults) faults handled, \(counters.pages_mapped) pages mapped, \(counters.pages_prefetched) of them prefetched, \(counters.waits) waits
+      loader: \(counters.faults) faults handled, \(counters.pages_mapped) pages mapped, \(counters.pages_prefetched) of them prefetched (\(unused.map { "\($0) never touched" } ?? "unused unknown")), \(counters.waits) waits
 
     """
   }
@@ -201,7 +213,8 @@ struct Report {
       "user_ms": \(Self.fixed(Self.milliseconds(usage.ru_utime))), "sys_ms": \(Self.fixed(Self.milliseconds(usage.ru_stime))), \
       "max_rss_kb": \(usage.ru_maxrss), "minor_faults": \(usage.ru_minflt), "major_faults": \(usage.ru_majflt), \
       "loader_faults": \(counters.faults), "pages_mapped": \(counters.pages_mapped), \
-      "pages_prefetched": \(counters.pages_prefetched), "prefetched_unused": null, "waits": \(counters.waits), \
+      "pages_prefetched": \(counters.pages_prefetched), "prefetched_unused": \(unused.map(String.init) ?? "null"), \
+      "waits": \(counters.waits), \
       "trace_records": \(traced), "trace_dropped": \(dropped), \(end)}
 
       """

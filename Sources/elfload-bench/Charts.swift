@@ -4,7 +4,8 @@ import Foundation
 
 enum Charts {
   static let colors: [String: String] = [
-    "native": "#4d4d4d", "eager": "#2166ac", "demand": "#b2182b", "hybrid16": "#ef8a62", "ulexecve": "#7b3294",
+    "native": "#4d4d4d", "eager": "#2166ac", "demand": "#b2182b", "hybrid16": "#ef8a62",
+    "ulexecve": "#7b3294",
   ]
   static func color(_ loader: String) -> String { colors[loader] ?? "#999999" }
 
@@ -70,12 +71,18 @@ enum Charts {
       let px = 10 + Double(index % columns) * panelWidth
       let py = 60 + Double(index / columns) * (panelHeight + 40)
       let group = loaders.compactMap { l in cells.first { $0.workload == workload && $0.loader == l } }
-      let top = clippedTop(group.map { c -> Double in let v = value(c); return max(v.0, v.2 ?? 0) })
+      let top = clippedTop(
+        group.map { c -> Double in
+          let v = value(c)
+          return max(v.0, v.2 ?? 0)
+        })
       let scale = (panelHeight - 50) / max(top, 1e-9)
       let base = py + panelHeight - 20
       let barWidth = (panelWidth - 40) / Double(max(group.count, 1))
-      s += "<text x=\"\(f(px + 10))\" y=\"\(f(py + 14))\" font-size=\"12\">\(esc(workload)) (\(unit))</text>\n"
-      s += "<line x1=\"\(f(px + 10))\" y1=\"\(f(base))\" x2=\"\(f(px + panelWidth - 20))\" y2=\"\(f(base))\" stroke=\"#999\"/>\n"
+      s +=
+        "<text x=\"\(f(px + 10))\" y=\"\(f(py + 14))\" font-size=\"12\">\(esc(workload)) (\(unit))</text>\n"
+      s +=
+        "<line x1=\"\(f(px + 10))\" y1=\"\(f(base))\" x2=\"\(f(px + panelWidth - 20))\" y2=\"\(f(base))\" stroke=\"#999\"/>\n"
       for (i, c) in group.enumerated() {
         let (v, lowValue, highValue) = value(c)
         let clipped = v > top
@@ -123,12 +130,15 @@ enum Charts {
       let yMax = values.max() ?? 1
       let yMin = logScale ? (positive.min() ?? 1) / 2 : 0
       func y(_ v: Double) -> Double {
-        if logScale { return py + h - (log10(max(v, yMin)) - log10(yMin)) / (log10(yMax * 1.2) - log10(yMin)) * h }
+        if logScale {
+          return py + h - (log10(max(v, yMin)) - log10(yMin)) / (log10(yMax * 1.2) - log10(yMin)) * h
+        }
         return py + h - v / (yMax * 1.15) * h
       }
       func x(_ d: Double) -> Double { px + d / xMax * w }
       s += "<text x=\"\(f(px))\" y=\"\(f(py - 10))\" font-size=\"12\">\(esc(title))</text>\n"
-      s += "<rect x=\"\(f(px))\" y=\"\(f(py))\" width=\"\(f(w))\" height=\"\(f(h))\" fill=\"none\" stroke=\"#ccc\"/>\n"
+      s +=
+        "<rect x=\"\(f(px))\" y=\"\(f(py))\" width=\"\(f(w))\" height=\"\(f(h))\" fill=\"none\" stroke=\"#ccc\"/>\n"
       // Labels of reference lines that lie close together are spread apart.
       var labelY: [Double] = []
       for (_, v) in refs.sorted(by: { y($0.1) < y($1.1) }) {
@@ -139,7 +149,8 @@ enum Charts {
       let order = refs.sorted(by: { y($0.1) < y($1.1) }).map(\.0)
       for (loader, v) in refs {
         let ly = labelY[order.firstIndex(of: loader) ?? 0]
-        s += "<text x=\"\(f(px - 4))\" y=\"\(f(ly))\" text-anchor=\"end\" fill=\"\(color(loader))\">\(loader)</text>"
+        s +=
+          "<text x=\"\(f(px - 4))\" y=\"\(f(ly))\" text-anchor=\"end\" fill=\"\(color(loader))\">\(loader)</text>"
         s +=
           "<line x1=\"\(f(px))\" y1=\"\(f(y(v)))\" x2=\"\(f(px + w))\" y2=\"\(f(y(v)))\" stroke=\"\(color(loader))\" stroke-dasharray=\"5,4\"/>"
         s +=
@@ -154,8 +165,10 @@ enum Charts {
           "<text x=\"\(f(x(d)))\" y=\"\(f(y(v) - 7))\" text-anchor=\"middle\" font-size=\"9\">\(logScale ? String(Int(v)) : label(v))</text>\n"
         s += "<text x=\"\(f(x(d)))\" y=\"\(f(py + h + 14))\" text-anchor=\"middle\">\(entry.depth)</text>\n"
       }
-      s += "<polyline points=\"\(points.joined(separator: " "))\" fill=\"none\" stroke=\"#ef8a62\" stroke-width=\"2\"/>\n"
-      s += "<text x=\"\(f(px + w / 2))\" y=\"\(f(py + h + 30))\" text-anchor=\"middle\">--prefetch N (pages after each faulting page)</text>\n"
+      s +=
+        "<polyline points=\"\(points.joined(separator: " "))\" fill=\"none\" stroke=\"#ef8a62\" stroke-width=\"2\"/>\n"
+      s +=
+        "<text x=\"\(f(px + w / 2))\" y=\"\(f(py + h + 30))\" text-anchor=\"middle\">--prefetch N (pages after each faulting page)</text>\n"
     }
     return s + "</svg>\n"
   }
@@ -182,7 +195,9 @@ enum Charts {
     for (g, program) in programs.enumerated() {
       let gx = 20 + Double(g) * groupWidth
       for (i, loader) in loaders.enumerated() {
-        guard let index = cells.firstIndex(where: { $0.workload == program && $0.loader == loader }) else { continue }
+        guard let index = cells.firstIndex(where: { $0.workload == program && $0.loader == loader }) else {
+          continue
+        }
         let r = ratios[index]
         let shown = min(r, top)
         let x = gx + Double(i) * barWidth
@@ -192,9 +207,11 @@ enum Charts {
         s +=
           "<text x=\"\(f(x + (barWidth - 4) / 2))\" y=\"\(f(base - shown * scale - 4))\" text-anchor=\"middle\">\(String(format: "%.1f×", r))</text>\n"
       }
-      s += "<text x=\"\(f(gx + (groupWidth - 20) / 2))\" y=\"\(f(base + 16))\" text-anchor=\"middle\">\(esc(program))</text>\n"
+      s +=
+        "<text x=\"\(f(gx + (groupWidth - 20) / 2))\" y=\"\(f(base + 16))\" text-anchor=\"middle\">\(esc(program))</text>\n"
     }
-    s += "<line x1=\"20\" y1=\"\(f(base - scale))\" x2=\"880\" y2=\"\(f(base - scale))\" stroke=\"#999\" stroke-dasharray=\"3,3\"/>"
+    s +=
+      "<line x1=\"20\" y1=\"\(f(base - scale))\" x2=\"880\" y2=\"\(f(base - scale))\" stroke=\"#999\" stroke-dasharray=\"3,3\"/>"
     s += "<text x=\"880\" y=\"\(f(base - scale - 4))\" text-anchor=\"end\" fill=\"#666\">native = 1×</text>\n"
     return s + "</svg>\n"
   }

@@ -100,7 +100,8 @@ func ensureRunbench() {
 }
 
 /// Runs `argv` `runs` times after warm-up runs, through runbench.
-func runbenchCell(_ argv: [String], runs: Int, warmup: Int) -> (Double, Double, Double, Double, Double, Int)? {
+func runbenchCell(_ argv: [String], runs: Int, warmup: Int) -> (Double, Double, Double, Double, Double, Int)?
+{
   let p = Process()
   p.executableURL = URL(fileURLWithPath: runbench)
   p.arguments = ["-n", "\(runs)", "-w", "\(warmup)", "--"] + argv
@@ -156,7 +157,8 @@ let ulexecvePython: String? = {
 var loaders = [
   Loader(name: "native", prefix: [], elfloadOptions: nil),
   Loader(name: "eager", prefix: [options.elfload, "--mode", "eager"], elfloadOptions: ["--mode", "eager"]),
-  Loader(name: "demand", prefix: [options.elfload, "--mode", "demand"], elfloadOptions: ["--mode", "demand"]),
+  Loader(
+    name: "demand", prefix: [options.elfload, "--mode", "demand"], elfloadOptions: ["--mode", "demand"]),
   Loader(
     name: "hybrid16", prefix: [options.elfload, "--mode", "hybrid", "--prefetch", "16"],
     elfloadOptions: ["--mode", "hybrid", "--prefetch", "16"]),
@@ -186,7 +188,9 @@ ensureRunbench()
 
 /// The loader's own counters, from one extra run with --stats-json.
 func counters(_ loader: Loader, _ workload: Workload) -> (Int, Int)? {
-  guard let opts = loader.elfloadOptions, opts.contains("demand") || opts.contains("hybrid") else { return nil }
+  guard let opts = loader.elfloadOptions, opts.contains("demand") || opts.contains("hybrid") else {
+    return nil
+  }
   let json = NSTemporaryDirectory() + "elfload-bench-\(getpid()).json"
   defer { try? fm.removeItem(atPath: json) }
   _ = runbenchCell([options.elfload] + opts + ["--stats-json", json] + workload.argv, runs: 1, warmup: 0)
@@ -228,7 +232,8 @@ for workload in workloads {
       Data(
         String(
           format: "%-18@ %-9@ %9.3f ms  RSS %6.0f KiB  faults %6.0f%@\n", workload.name as NSString,
-          loader.name as NSString, cell.median, cell.rss, cell.faults, (cell.ok ? "" : "  (failed)") as NSString
+          loader.name as NSString, cell.median, cell.rss, cell.faults,
+          (cell.ok ? "" : "  (failed)") as NSString
         ).utf8))
   }
 }
@@ -243,7 +248,9 @@ for depth in depths {
   let cell = measure(loader, bss, runs: options.runs)
   sweep.append((depth, cell))
   FileHandle.standardError.write(
-    Data(String(format: "prefetch %3d: %8.3f ms, %d faults\n", depth, cell.median, cell.loaderFaults ?? -1).utf8))
+    Data(
+      String(format: "prefetch %3d: %8.3f ms, %d faults\n", depth, cell.median, cell.loaderFaults ?? -1).utf8)
+  )
 }
 
 let startupPrograms = [
@@ -269,7 +276,8 @@ func write(_ name: String, _ text: String) {
 func ms(_ v: Double) -> String { String(format: "%.3f", v) }
 func opt(_ v: Int?) -> String { v.map(String.init) ?? "" }
 
-var csv = "section,workload,loader,runs,median_ms,p10_ms,p90_ms,max_rss_kb,minor_faults,loader_faults,pages_prefetched,ok\n"
+var csv =
+  "section,workload,loader,runs,median_ms,p10_ms,p90_ms,max_rss_kb,minor_faults,loader_faults,pages_prefetched,ok\n"
 func csvRow(_ section: String, _ c: Cell) -> String {
   "\(section),\(c.workload),\(c.loader),\(c.runs),\(ms(c.median)),\(ms(c.p10)),\(ms(c.p90)),\(Int(c.rss)),\(Int(c.faults)),\(opt(c.loaderFaults)),\(opt(c.prefetched)),\(c.ok)\n"
 }
@@ -278,23 +286,39 @@ for s in sweep { csv += csvRow("prefetch", s.cell) }
 for c in startup { csv += csvRow("startup", c) }
 write("results.csv", csv)
 
-let machine = "\(ProcessInfo.processInfo.activeProcessorCount) CPUs, Linux \(ProcessInfo.processInfo.operatingSystemVersionString)"
-var md = "# elfload-bench results\n\n\(options.runs) runs per cell after \(options.warmup) warm-up runs, fresh processes; \(machine).\n\n"
-md += "## Workloads\n\n| workload | loader | median ms | p10–p90 ms | peak RSS KiB | minor faults | loader faults |\n|---|---|---:|---:|---:|---:|---:|\n"
+let machine =
+  "\(ProcessInfo.processInfo.activeProcessorCount) CPUs, Linux \(ProcessInfo.processInfo.operatingSystemVersionString)"
+var md =
+  "# elfload-bench results\n\n\(options.runs) runs per cell after \(options.warmup) warm-up runs, fresh processes; \(machine).\n\n"
+md +=
+  "## Workloads\n\n| workload | loader | median ms | p10–p90 ms | peak RSS KiB | minor faults | loader faults |\n|---|---|---:|---:|---:|---:|---:|\n"
 for c in cells {
   md +=
     "| \(c.workload) | \(c.loader)\(c.ok ? "" : " (failed)") | \(ms(c.median)) | \(ms(c.p10))–\(ms(c.p90)) | \(Int(c.rss)) | \(Int(c.faults)) | \(opt(c.loaderFaults)) |\n"
 }
-md += "\n## Prefetch depth on the 64 MiB bss pass\n\n| --prefetch | median ms | loader faults | pages prefetched |\n|---:|---:|---:|---:|\n"
-for s in sweep { md += "| \(s.depth) | \(ms(s.cell.median)) | \(opt(s.cell.loaderFaults)) | \(opt(s.cell.prefetched)) |\n" }
+md +=
+  "\n## Prefetch depth on the 64 MiB bss pass\n\n| --prefetch | median ms | loader faults | pages prefetched |\n|---:|---:|---:|---:|\n"
+for s in sweep {
+  md += "| \(s.depth) | \(ms(s.cell.median)) | \(opt(s.cell.loaderFaults)) | \(opt(s.cell.prefetched)) |\n"
+}
 md += "\n## Start-up\n\n| program | loader | median ms | × native |\n|---|---|---:|---:|\n"
 for c in startup {
   let native = startup.first { $0.workload == c.workload && $0.loader == "native" }?.median ?? 1
   md += "| \(c.workload) | \(c.loader) | \(ms(c.median)) | \(String(format: "%.2f", c.median / native))× |\n"
 }
 write("results.md", md)
-write("time.svg", Charts.panels(title: "Wall time per workload (median, whiskers p10–p90)", unit: "ms", cells: cells) { ($0.median, $0.p10, $0.p90) })
-write("memory.svg", Charts.panels(title: "Peak RSS per workload (median)", unit: "MiB", cells: cells) { ($0.rss / 1024, nil, nil) })
+write(
+  "time.svg",
+  Charts.panels(title: "Wall time per workload (median, whiskers p10–p90)", unit: "ms", cells: cells) {
+    ($0.median, $0.p10, $0.p90)
+  })
+write(
+  "memory.svg",
+  Charts.panels(title: "Peak RSS per workload (median)", unit: "MiB", cells: cells) {
+    ($0.rss / 1024, nil, nil)
+  })
 write("prefetch.svg", Charts.prefetch(sweep: sweep, reference: cells.filter { $0.workload == "bench3 bss" }))
 write("startup.svg", Charts.startup(startup))
-FileHandle.standardError.write(Data("wrote \(options.out)/results.csv, results.md, time.svg, memory.svg, prefetch.svg, startup.svg\n".utf8))
+FileHandle.standardError.write(
+  Data("wrote \(options.out)/results.csv, results.md, time.svg, memory.svg, prefetch.svg, startup.svg\n".utf8)
+)

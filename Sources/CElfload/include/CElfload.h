@@ -110,6 +110,8 @@ struct elfload_demand_counters {
   uint64_t pages_mapped;      ///< pages made accessible, the faulting ones included
   uint64_t pages_prefetched;  ///< of those, pages mapped ahead of a fault on them
   uint64_t waits;             ///< times a thread waited for another to map a page
+  uint64_t prefetched_unused; ///< prefetched pages not present when the program ended
+  uint64_t unused_counted;    ///< 1 once a watcher has counted prefetched_unused
 };
 
 /// The page-state array for `pages` pages: one byte each, zero, wiped in a
@@ -150,6 +152,12 @@ static inline uint64_t elfload_timestamp(void) {
   __asm__ volatile("rdtsc" : "=a"(low), "=d"(high));
   return (uint64_t)high << 32 | low;
 }
+
+/// Starts a watcher: a process sharing this address space (clone CLONE_VM),
+/// which waits for this process to end and then, with the address space
+/// still alive, counts the prefetched pages whose page-table entries are not
+/// present (/proc/self/pagemap) into prefetched_unused. Returns its pid or -errno.
+long elfload_demand_watch(void);
 
 /// Installs the SIGSEGV handler. Returns 0 or -errno.
 long elfload_demand_activate(void);
