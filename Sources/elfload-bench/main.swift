@@ -16,6 +16,8 @@ struct Options {
   var out = "Benchmarks/results"
   var elfload = ".build/release/elfload"
   var samples = "Samples/build"
+  /// Redraw the charts of an earlier run from DIR/results.csv, and run nothing.
+  var redraw: String?
 
   static func parse(_ args: [String]) -> Options {
     var o = Options()
@@ -34,6 +36,7 @@ struct Options {
       case "--out": o.out = value()
       case "--elfload": o.elfload = value()
       case "--samples": o.samples = value()
+      case "--redraw": o.redraw = value()
       case "-h", "--help":
         print(
           """
@@ -48,6 +51,7 @@ struct Options {
             --quick      5 runs, fewer workloads and prefetch depths (about a minute)
             --runs N     runs per cell (default 21)
             --out DIR    where to write (default Benchmarks/results)
+            --redraw DIR draw the charts again from DIR/results.csv (no runs)
           """)
         exit(0)
       default: fail("unknown option \(args[i]) (see --help)")
@@ -131,6 +135,58 @@ struct Workload {
 
 let options = Options.parse(Array(CommandLine.arguments.dropFirst()))
 let fm = FileManager.default
+
+/// The four charts of a run.
+func drawCharts(cells: [Cell], sweep: [(depth: Int, cell: Cell)], startup: [Cell], into dir: String) {
+  let charts = [
+    (
+      "time.svg",
+      Charts.panels(title: "Wall time per workload (median, whiskers p10–p90)", unit: "ms", cells: cells) {
+        ($0.median, $0.p10, $0.p90)
+      }
+    ),
+    (
+      "memory.svg",
+      Charts.panels(title: "Peak RSS per workload (median)", unit: "MiB", cells: cells) {
+        ($0.rss / 1024, nil, nil)
+      }
+    ),
+    ("prefetch.svg", Charts.prefetch(sweep: sweep, reference: cells.filter { $0.workload == "bench3 bss" })),
+    ("startup.svg", Charts.startup(startup)),
+  ]
+  for (name, svg) in charts {
+    guard fm.createFile(atPath: "\(dir)/\(name)", contents: Data(svg.utf8)) else {
+      fail("cannot write \(dir)/\(name)")
+    }
+  }
+}
+
+if let dir = options.redraw {
+  guard let text = try? String(contentsOfFile: "\(dir)/results.csv", encoding: .utf8) else {
+    fail("cannot read \(dir)/results.csv")
+  }
+  var cells: [Cell] = []
+  var sweep: [(depth: Int, cell: Cell)] = []
+  var startup: [Cell] = []
+  for line in text.split(separator: "\n").dropFirst() {
+    let f = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+    guard f.count == 12, let runs = Int(f[3]), let median = Double(f[4]), let p10 = Double(f[5]),
+      let p90 = Double(f[6]), let rss = Double(f[7]), let faults = Double(f[8])
+    else { fail("\(dir)/results.csv: not a results line: \(line)") }
+    let ok = f[11] == "true"
+    let cell = Cell(
+      workload: f[1], loader: f[2], runs: runs, median: median, p10: p10, p90: p90, rss: rss, faults: faults,
+      status: ok ? 0 : 1, expectedStatus: 0, loaderFaults: Int(f[9]), prefetched: Int(f[10]))
+    switch f[0] {
+    case "workloads": cells.append(cell)
+    case "prefetch": sweep.append((Int(f[2].dropFirst("hybrid".count)) ?? 0, cell))
+    default: startup.append(cell)
+    }
+  }
+  drawCharts(cells: cells, sweep: sweep, startup: startup, into: dir)
+  print("redrew \(dir)/time.svg, memory.svg, prefetch.svg, startup.svg")
+  exit(0)
+}
 guard fm.isExecutableFile(atPath: options.elfload) else {
   fail("\(options.elfload) is missing: swift build -c release first")
 }
@@ -307,18 +363,7 @@ for c in startup {
   md += "| \(c.workload) | \(c.loader) | \(ms(c.median)) | \(String(format: "%.2f", c.median / native))× |\n"
 }
 write("results.md", md)
-write(
-  "time.svg",
-  Charts.panels(title: "Wall time per workload (median, whiskers p10–p90)", unit: "ms", cells: cells) {
-    ($0.median, $0.p10, $0.p90)
-  })
-write(
-  "memory.svg",
-  Charts.panels(title: "Peak RSS per workload (median)", unit: "MiB", cells: cells) {
-    ($0.rss / 1024, nil, nil)
-  })
-write("prefetch.svg", Charts.prefetch(sweep: sweep, reference: cells.filter { $0.workload == "bench3 bss" }))
-write("startup.svg", Charts.startup(startup))
+drawCharts(cells: cells, sweep: sweep, startup: startup, into: options.out)
 FileHandle.standardError.write(
   Data("wrote \(options.out)/results.csv, results.md, time.svg, memory.svg, prefetch.svg, startup.svg\n".utf8)
 )
