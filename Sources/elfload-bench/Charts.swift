@@ -18,6 +18,13 @@ enum Charts {
       .replacingOccurrences(of: ">", with: "&gt;")
   }
 
+  /// The distinct values, in the order they first appear.
+  static func inOrder(_ values: [String]) -> [String] {
+    var seen: [String] = []
+    for v in values where !seen.contains(v) { seen.append(v) }
+    return seen
+  }
+
   static func header(_ width: Int, _ height: Int, _ title: String) -> String {
     """
     <svg xmlns="http://www.w3.org/2000/svg" width="\(width)" height="\(height)" font-family="sans-serif" font-size="11">
@@ -56,10 +63,8 @@ enum Charts {
   static func panels(
     title: String, unit: String, cells: [Cell], value: (Cell) -> (Double, Double?, Double?)
   ) -> String {
-    var workloads: [String] = []
-    for c in cells where !workloads.contains(c.workload) { workloads.append(c.workload) }
-    var loaders: [String] = []
-    for c in cells where !loaders.contains(c.loader) { loaders.append(c.loader) }
+    let workloads = inOrder(cells.map(\.workload))
+    let loaders = inOrder(cells.map(\.loader))
     let columns = 3
     let panelWidth = 300.0
     let panelHeight = 200.0
@@ -175,10 +180,8 @@ enum Charts {
 
   /// Start-up: each loader's median over native's, per program.
   static func startup(_ cells: [Cell]) -> String {
-    var programs: [String] = []
-    for c in cells where !programs.contains(c.workload) { programs.append(c.workload) }
-    var loaders: [String] = []
-    for c in cells where !loaders.contains(c.loader) { loaders.append(c.loader) }
+    let programs = inOrder(cells.map(\.workload))
+    let loaders = inOrder(cells.map(\.loader))
     let width = 900
     let height = 300
     var s = header(width, height, "Start-up: time to run a tiny program, relative to running it natively")
