@@ -44,6 +44,10 @@ let agreed: [RunLine] = [
   RunLine(
     argv: ["elfload", "--prefetch=512", "--mode", "hybrid", "./p"], programIndex: 4,
     settings: RunSettings(mode: .hybrid, prefetch: 512)),
+  RunLine(
+    argv: ["elfload", "--stats", "--stats-json", "s.json", "--trace=t.csv", "./p", "--stats"],
+    programIndex: 5,
+    settings: RunSettings(measurement: Measurement(summary: true, jsonPath: "s.json", tracePath: "t.csv"))),
 ]
 
 @Test(arguments: agreed)
@@ -89,6 +93,9 @@ func fastParserDefersValuesArgumentParserRejects(_ argv: [String]) throws {
   ["elfload", "--mode", "hybrid", "--prefetch", "x", "./p"],
   ["elfload", "--prefetch", "4", "./p"],
   ["elfload", "--mode", "demand", "--prefetch", "4", "./p"],
+  ["elfload", "--trace", "./p"],
+  ["elfload", "--stats-json="],
+  ["elfload", "heatmap", "t.csv", "-o", "t.svg"],
   ["elfload", "--bogus", "./p"],
   ["elfload", "-vx", "./p"],
   ["elfload", "--mode"],
