@@ -336,13 +336,28 @@ public enum Launcher {
       log("could not unregister rseq (errno \(-rseq)): the program's C library will run without it")
     }
 
+    try jump(
+      mode: request.mode, programFD: program.fd, entryPoint: interpreterPlan?.entry ?? plan.entry,
+      stack: stack,
+      memoryMap: memoryMap ?? [], loaderHeap: loaderHeap, stackLimit: stackLimit, raisedFrom: raisedFrom,
+      log: log)
+  }
+
+  /// Leaves: decides what of the loader goes (its whole image and heap; under
+  /// demand paging the handler's pages stay), installs the fault handler,
+  /// gives the program its RLIMIT_STACK back, and hands over to the
+  /// trampoline. Returns only by throwing, if the trampoline cannot be mapped.
+  static func jump(
+    mode: PagingMode, programFD: Int32, entryPoint: UInt64, stack: InitialStack, memoryMap map: [UInt64],
+    loaderHeap: AddressRange?, stackLimit: UInt64, raisedFrom: UInt64, log: (String) -> Void
+  ) throws(LoadError) -> Never {
     // The stack pages handed back below the new image: as far as the loader
     // may have used them.
     let limit = min(stackLimit, 64 << 20)
-    // What of the loader goes at the jump: its whole image and heap, except,
-    // under demand paging, the handler's pages (see demand.c).
+    // What of the loader goes: its whole image and heap, except, under
+    // demand paging, the handler's pages (see demand.c).
     var keep: [UInt64] = []
-    if request.mode != .eager {
+    if mode != .eager {
       var ranges = [UInt64](repeating: 0, count: 9)
       elfload_handler_ranges(&ranges)
       for i in 0..<3 where ranges[3 * i + 1] > ranges[3 * i] {
@@ -353,11 +368,9 @@ public enum Launcher {
       pageStart(loaderRange.start), pageAlign(loaderRange.end) ?? loaderRange.end)
     let unmap = loaderMemory(image: loaderImage, heap: loaderHeap, keep: keep)
     log("at the jump: unmap \(unmap.count / 2) ranges of elfload's own memory, keep \(keep.count / 3)")
-    let entryPoint = interpreterPlan?.entry ?? plan.entry
     let vectorState = elfload_vector_state()
-    if request.mode != .eager { try DemandPolicy.activate() }
-    if raisedFrom != 0 { Kernel.setSoftLimit(stackResource, raisedFrom) }
-    let map = memoryMap ?? []
+    if mode != .eager { try DemandPolicy.activate() }
+    if raisedFrom != 0 { Kernel.setSoftLimit(Int32(RLIMIT_STACK.rawValue), raisedFrom) }
     let failure: Int = unmap.withUnsafeBufferPointer { unmapPairs in
       keep.withUnsafeBufferPointer { keepTriples in
         map.withUnsafeBufferPointer { mapWords in
@@ -366,7 +379,7 @@ public enum Launcher {
               image: image.baseAddress, image_length: UInt64(image.count), stack_top: stack.stackTop,
               stack_pointer: stack.stackPointer, entry: entryPoint,
               scrub_low: pageStart(stack.stackTop - limit),
-              vector_state: vectorState, exe_fd: program.fd, mm_map: map.isEmpty ? nil : mapWords.baseAddress,
+              vector_state: vectorState, exe_fd: programFD, mm_map: map.isEmpty ? nil : mapWords.baseAddress,
               unmap: unmapPairs.baseAddress, unmap_count: UInt64(unmapPairs.count / 2),
               keep: keepTriples.baseAddress, keep_count: UInt64(keepTriples.count / 3))
             return elfload_enter(&entry)
