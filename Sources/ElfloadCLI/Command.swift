@@ -270,7 +270,9 @@ extension Elfload {
 
   public struct Inspect: ParsableCommand {
     public static let configuration = CommandConfiguration(
-      abstract: "Print PROGRAM's load plan: what elfload would map where, without running it.")
+      abstract:
+        "Print PROGRAM's load plan (and its interpreter's, or a script's interpreter's): what elfload would map where, without running it."
+    )
 
     @Argument(help: ArgumentHelp("The program to inspect.", valueName: "program"))
     public var program: String
@@ -280,8 +282,22 @@ extension Elfload {
     public func run() throws {
       let path = resolve(Array(program.utf8))
       do {
-        let opened = try Launcher.open(path)
-        print(describePlan(path: String(decoding: path, as: UTF8.self), image: opened.image), terminator: "")
+        // A #! script is described by what it runs; a dynamically linked
+        // program, with its interpreter after it.
+        let (programPath, arguments, opened) = try Launcher.followScripts(path, [path])
+        let name = String(decoding: programPath, as: UTF8.self)
+        if programPath != path {
+          let line = arguments.map { String(decoding: $0, as: UTF8.self) }.joined(separator: " ")
+          print("\(String(decoding: path, as: UTF8.self)): a #! script; the kernel would run: \(line)\n")
+        }
+        print(describePlan(path: name, image: opened.image), terminator: "")
+        if let interpreterPath = opened.image.interpreter {
+          let interpreter = try Launcher.openInterpreter(interpreterPath)
+          print("\ninterpreter (PT_INTERP), loaded where mmap puts it:\n")
+          print(
+            describePlan(path: interpreterPath, image: interpreter.image, asInterpreter: true), terminator: ""
+          )
+        }
       } catch {
         fail(path: Array(program.utf8), error)
       }

@@ -5,7 +5,7 @@ import Loader
 
 /// The plan for `image`, as text. ET_DYN images are shown at link-time
 /// addresses (bias 0): their base is only chosen, at random, when they run.
-public func describePlan(path: String, image: Image) -> String {
+public func describePlan(path: String, image: Image, asInterpreter: Bool = false) -> String {
   let plan = LoadPlan(image: image, bias: 0)
   let pie = image.isPositionIndependent
   var out = ""
@@ -18,7 +18,7 @@ public func describePlan(path: String, image: Image) -> String {
   let kind =
     image.interpreter.map { "dynamically linked \(pie ? "PIE" : "executable") (\(type)), interpreter \($0)" }
     ?? (pie ? "static PIE (\(type))" : "static executable (\(type))")
-  line("\(path): ELF64 x86-64 \(kind)")
+  line("\(path): ELF64 x86-64 \(asInterpreter ? "interpreter (\(type)), its base is AT_BASE" : kind)")
   if pie && image.interpreter != nil {
     line(
       "base:    ELF_ET_DYN_BASE \(hex(LoadPlan.dynamicBase & ~(pageSize - 1))) + random (mmap_rnd_bits pages), aligned to \(hex(image.maximumAlignment)); addresses below are offsets from it"
@@ -34,7 +34,7 @@ public func describePlan(path: String, image: Image) -> String {
     "entry:   \(hex(plan.entry))\(image.interpreter == nil ? "" : " (AT_ENTRY; execution starts at the interpreter's entry)")"
   )
   line(
-    "phdrs:   \(plan.programHeaderCount) at file offset \(hex(image.header.phoff)), in memory at \(hex(plan.programHeaderAddress)) (AT_PHDR)"
+    "phdrs:   \(plan.programHeaderCount) at file offset \(hex(image.header.phoff)), in memory at \(hex(plan.programHeaderAddress))\(asInterpreter ? "" : " (AT_PHDR)")"
   )
   line()
   line("segments (as the kernel's elf_load maps them):")
@@ -53,18 +53,22 @@ public func describePlan(path: String, image: Image) -> String {
         + pad(zero, 28) + anon)
   }
   line()
-  if pie && image.interpreter == nil {
+  if asInterpreter {
+    // brk and the stack are the program's business.
+  } else if pie && image.interpreter == nil {
     line(
       "brk:     starts at ELF_ET_DYN_BASE \(hex(plan.brkBase)) + random (0..1 GiB), as the kernel moves a static PIE's heap"
     )
   } else {
     line("brk:     starts after the bss at \(hex(plan.brkBase)) + 1 page + random (0..1 GiB)")
   }
-  let limit = Kernel.softLimit(Int32(RLIMIT_STACK.rawValue))
-  let size = limit == UInt64.max ? "unlimited" : "\(limit / 1024) KiB"
-  line(
-    "stack:   the kernel's own stack, reused; grows to RLIMIT_STACK (\(size)); \(plan.executableStack ? "executable (PT_GNU_STACK has PF_X)" : "not executable")"
-  )
+  if !asInterpreter {
+    let limit = Kernel.softLimit(Int32(RLIMIT_STACK.rawValue))
+    let size = limit == UInt64.max ? "unlimited" : "\(limit / 1024) KiB"
+    line(
+      "stack:   the kernel's own stack, reused; grows to RLIMIT_STACK (\(size)); \(plan.executableStack ? "executable (PT_GNU_STACK has PF_X)" : "not executable")"
+    )
+  }
   if let tls = image.tls {
     line(
       "TLS:     \(hex(tls.memsz)) bytes (\(hex(tls.filesz)) initialised), aligned to \(hex(tls.align)); set up by the program's C library"

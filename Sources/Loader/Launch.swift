@@ -127,7 +127,7 @@ public enum Launcher {
   /// regular file and a valid x86-64 ELF file, and need no interpreter
   /// itself; and (elfload's rule) be position-independent, as every dynamic
   /// linker is.
-  static func openInterpreter(_ path: String) throws(LoadError) -> OpenedProgram {
+  public static func openInterpreter(_ path: String) throws(LoadError) -> OpenedProgram {
     let opened: OpenedProgram
     do { opened = try open(Array(path.utf8)) } catch { throw .interpreter(path: path, error) }
     if let its = opened.image.interpreter {
@@ -183,7 +183,7 @@ public enum Launcher {
   /// Follows `#!` lines from `path` as exec_binprm does (up to 5 levels):
   /// the program to load, opened, and its argv. AT_EXECFN and the task's
   /// name stay the path the user gave.
-  static func followScripts(_ path: [UInt8], _ arguments: [[UInt8]]) throws(LoadError) -> (
+  public static func followScripts(_ path: [UInt8], _ arguments: [[UInt8]]) throws(LoadError) -> (
     [UInt8], [[UInt8]], OpenedProgram
   ) {
     var path = path

@@ -117,6 +117,22 @@ struct ErrorTests {
       #expect(outcome.stdout.contains(phrase), "inspect lacks \(phrase):\n\(outcome.stdout)")
     }
     #expect(outcome.stdout.contains(flavour == .staticExec ? "ET_EXEC" : "ET_DYN"))
+    // A dynamically linked program's interpreter is described after it.
+    #expect(outcome.stdout.contains("interpreter (PT_INTERP)") == (flavour == .dynamic), "\(outcome.stdout)")
+  }
+
+  @Test("inspect describes what a #! script would run")
+  func inspectScript() {
+    let script = Self.scratch + "/inspect-script"
+    let hello = Paths.sample("hello", .staticExec)
+    FileManager.default.createFile(
+      atPath: script, contents: Data("#!\(hello) -x\n".utf8), attributes: [.posixPermissions: 0o755])
+    let outcome = run([Paths.elfload, "inspect", script])
+    #expect(outcome.ending == .exited(0), "\(outcome)")
+    #expect(
+      outcome.stdout.hasPrefix("\(script): a #! script; the kernel would run: \(hello) -x \(script)\n"),
+      "\(outcome)")
+    #expect(outcome.stdout.contains("\(hello): ELF64 x86-64 static executable"), "\(outcome)")
   }
 
   @Test("inspect refuses what run refuses, the same way")
