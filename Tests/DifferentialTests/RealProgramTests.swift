@@ -61,6 +61,22 @@ struct RealProgramTests {
     same(run, policy)
   }
 
+  /// GNU grep (gnulib's c-stack) installs its own SIGSEGV handler, on an
+  /// alternate stack in its bss: under demand the next fault goes to that
+  /// handler, whose stack page is not mapped, and the kernel kills the
+  /// process (README, known limit 2). Under eager it runs as natively.
+  @Test(arguments: [Policy.eager, .demand])
+  func grepWithItsOwnSIGSEGVHandler(_ policy: Policy) {
+    let (native, loaded) = compare(
+      "/usr/bin/grep", ["--version"], options: policy.options, environment: baseEnvironment)
+    #expect(native.ending == .exited(0))
+    if policy == .demand {
+      #expect(loaded.ending == .signaled(SIGSEGV), "documented limit: \(loaded)")
+    } else {
+      #expect(loaded == native, "\(loaded)")
+    }
+  }
+
   /// Go's runtime installs its own SIGSEGV handler: under eager the program
   /// runs as natively; under demand the runtime receives elfload's next fault
   /// and dies by SIGSEGV (README, known limits); under hybrid it dies too
