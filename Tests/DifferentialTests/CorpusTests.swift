@@ -156,11 +156,7 @@ struct CorpusCase: Sendable, CustomTestStringConvertible {
 
 @Suite("Malformed ELF corpus, judged against the kernel")
 struct CorpusTests {
-  static let scratch: String = {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("elfload-corpus-\(getpid())").path
-    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    return dir
-  }()
+  static let scratch = scratchDirectory("corpus")
 
   static let policies: [Policy] = [.eager, .demand, .hybrid4]
 
@@ -171,8 +167,7 @@ struct CorpusTests {
     corpusCase.mutate(&mutant)
     let path =
       "\(Self.scratch)/\(flavour.rawValue)-\(corpusCase.name.replacingOccurrences(of: " ", with: "-"))"
-    FileManager.default.createFile(
-      atPath: path, contents: Data(mutant.bytes), attributes: [.posixPermissions: 0o755])
+    writeExecutable(path, mutant.bytes)
 
     let reference = run([original], environment: baseEnvironment)
     let native = run([path], environment: baseEnvironment, timeout: 10)
@@ -206,8 +201,7 @@ func executableInterpreterIsRefused() throws {
   var mutant = Mutant(bytes: try [UInt8](Data(contentsOf: URL(fileURLWithPath: original))))
   mutant.interpreter(Array((Paths.sample("hello", .staticExec) + "\0").utf8))
   let path = "\(CorpusTests.scratch)/dynamic-ET_EXEC-interpreter"
-  FileManager.default.createFile(
-    atPath: path, contents: Data(mutant.bytes), attributes: [.posixPermissions: 0o755])
+  writeExecutable(path, mutant.bytes)
   let loaded = run([Paths.elfload, path])
   #expect(loaded.ending == .exited(126), "\(loaded)")
   #expect(

@@ -5,10 +5,8 @@ import Testing
 @Suite("Refusals, help and inspect")
 struct ErrorTests {
   static let scratch: String = {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("elfload-errors-\(getpid())").path
-    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    FileManager.default.createFile(
-      atPath: dir + "/text", contents: Data("just text\n".utf8), attributes: [.posixPermissions: 0o755])
+    let dir = scratchDirectory("errors")
+    writeExecutable(dir + "/text", Array("just text\n".utf8))
     let hello = Paths.sample("hello", .staticExec)
     try? FileManager.default.removeItem(atPath: dir + "/noexec")
     try? FileManager.default.copyItem(atPath: hello, toPath: dir + "/noexec")
@@ -125,8 +123,7 @@ struct ErrorTests {
   func inspectScript() {
     let script = Self.scratch + "/inspect-script"
     let hello = Paths.sample("hello", .staticExec)
-    FileManager.default.createFile(
-      atPath: script, contents: Data("#!\(hello) -x\n".utf8), attributes: [.posixPermissions: 0o755])
+    writeExecutable(script, Array("#!\(hello) -x\n".utf8))
     let outcome = run([Paths.elfload, "inspect", script])
     #expect(outcome.ending == .exited(0), "\(outcome)")
     #expect(

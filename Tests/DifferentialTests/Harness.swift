@@ -64,6 +64,18 @@ enum Paths {
   }
 }
 
+/// A directory of its own for one suite's files, under the temporary directory.
+func scratchDirectory(_ name: String) -> String {
+  let dir = FileManager.default.temporaryDirectory.appendingPathComponent("elfload-\(name)-\(getpid())").path
+  try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+  return dir
+}
+
+/// Writes an executable file (mode 0755).
+func writeExecutable(_ path: String, _ bytes: [UInt8]) {
+  FileManager.default.createFile(atPath: path, contents: Data(bytes), attributes: [.posixPermissions: 0o755])
+}
+
 enum Flavour: String, CaseIterable, CustomTestStringConvertible {
   case staticExec = "static"
   case staticPIE = "static-pie"

@@ -4,18 +4,12 @@ import Testing
 
 @Suite("#! scripts")
 struct ScriptTests {
-  static let scratch: String = {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("elfload-scripts-\(getpid())")
-      .path
-    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    return dir
-  }()
+  static let scratch = scratchDirectory("scripts")
 
   /// Writes an executable file and returns its path.
   static func script(_ name: String, _ text: String) -> String {
     let path = "\(scratch)/\(name)"
-    FileManager.default.createFile(
-      atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o755])
+    writeExecutable(path, Array(text.utf8))
     return path
   }
 

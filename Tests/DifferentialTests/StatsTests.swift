@@ -6,11 +6,7 @@ import Testing
 
 @Suite("Stats and traces")
 struct StatsTests {
-  static let scratch: String = {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("elfload-stats-\(getpid())").path
-    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    return dir
-  }()
+  static let scratch = scratchDirectory("stats")
 
   struct Expected: Sendable, CustomTestStringConvertible {
     var policy: Policy

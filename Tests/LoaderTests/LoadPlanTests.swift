@@ -124,20 +124,26 @@ func textAndDataSharingAPage() -> ELFBuilder {
   #expect(plan.extent == AddressRange(0x40_0000, 0x40_4000))
 }
 
+/// A writable segment at 0x400000 (0x100 file bytes, `dataMemsz` in memory),
+/// then an executable one of 0x10 bytes at `textAt`, in the same file order.
+func dataThenText(dataMemsz: UInt64, textAt: UInt64) -> ELFBuilder {
+  var b = ELFBuilder()
+  b.entry = textAt
+  b.programHeaders = [
+    ProgramHeader(
+      type: .load, flags: [.read, .write], offset: 0, vaddr: 0x40_0000, filesz: 0x100, memsz: dataMemsz,
+      align: 0x1000),
+    ProgramHeader(
+      type: .load, flags: [.read, .execute], offset: textAt - 0x40_0000, vaddr: textAt, filesz: 0x10,
+      memsz: 0x10, align: 0x1000),
+  ]
+  return b
+}
+
 /// An earlier segment's bss page that the later segment starts in is left
 /// to the later one; its zero-fill (in an earlier page) still happens.
 @Test func earlierBSSStopsShortOfSharedPage() throws {
-  var b = ELFBuilder()
-  b.entry = 0x40_1100
-  b.programHeaders = [
-    ProgramHeader(
-      type: .load, flags: [.read, .write], offset: 0, vaddr: 0x40_0000, filesz: 0x100, memsz: 0x1100,
-      align: 0x1000),
-    ProgramHeader(
-      type: .load, flags: [.read, .execute], offset: 0x1100, vaddr: 0x40_1100, filesz: 0x10, memsz: 0x10,
-      align: 0x1000),
-  ]
-  let plan = LoadPlan(image: try parsed(b), bias: 0)
+  let plan = LoadPlan(image: try parsed(dataThenText(dataMemsz: 0x1100, textAt: 0x40_1100)), bias: 0)
   #expect(plan.segments[0].filePages == AddressRange(0x40_0000, 0x40_1000))
   #expect(plan.segments[0].zeroFill == AddressRange(0x40_0100, 0x40_1000))
   #expect(plan.segments[0].anonymousPages.isEmpty)
@@ -147,17 +153,7 @@ func textAndDataSharingAPage() -> ELFBuilder {
 /// When the whole earlier segment is inside the later one's first page,
 /// nothing of it is mapped or zeroed: the later mapping replaces that page.
 @Test func earlierSegmentEntirelyInSharedPage() throws {
-  var b = ELFBuilder()
-  b.entry = 0x40_0200
-  b.programHeaders = [
-    ProgramHeader(
-      type: .load, flags: [.read, .write], offset: 0, vaddr: 0x40_0000, filesz: 0x100, memsz: 0x200,
-      align: 0x1000),
-    ProgramHeader(
-      type: .load, flags: [.read, .execute], offset: 0x200, vaddr: 0x40_0200, filesz: 0x10, memsz: 0x10,
-      align: 0x1000),
-  ]
-  let plan = LoadPlan(image: try parsed(b), bias: 0)
+  let plan = LoadPlan(image: try parsed(dataThenText(dataMemsz: 0x200, textAt: 0x40_0200)), bias: 0)
   #expect(plan.segments[0].filePages.isEmpty)
   #expect(plan.segments[0].zeroFill.isEmpty)
   #expect(plan.segments[0].anonymousPages.isEmpty)
