@@ -150,19 +150,12 @@ extension Elfload {
       let rows: [TraceRow]
       do { rows = try parseTrace(text) } catch { throw ValidationError("\(trace): \(error)") }
       let svg = heatmapSVG(rows, byTime: time, title: "elfload page trace: \(trace)")
-      let fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-      guard fd >= 0 else {
-        throw ValidationError("\(output): cannot create it: \(String(cString: strerror(errno)))")
-      }
-      defer { close(fd) }
-      let bytes = Array(svg.utf8)
-      var done = 0
-      while done < bytes.count {
-        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
-        guard n > 0 else {
-          throw ValidationError("\(output): write failed: \(String(cString: strerror(errno)))")
-        }
-        done += n
+      do {
+        let fd = try Kernel.createFile(output)
+        defer { close(fd) }
+        try Kernel.writeAll(fd, Array(svg.utf8))
+      } catch {
+        throw ValidationError("\(output): cannot write it: \(error)")
       }
       print(
         "\(output): \(rows.count) pages in \(Set(rows.map { $0.image * 100_000 + $0.segment }).count) segments"

@@ -134,6 +134,24 @@ public enum Kernel {
     return AddressRange(pageStart(start), end)
   }
 
+  /// `open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)`.
+  public static func createFile(_ path: String) throws(SystemCallError) -> Int32 {
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    if fd < 0 { throw SystemCallError("open", errno: errno) }
+    return fd
+  }
+
+  /// Writes all of `bytes`, through short writes and EINTR.
+  public static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws(SystemCallError) {
+    var done = 0
+    while done < bytes.count {
+      let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
+      if n < 0 && errno == EINTR { continue }
+      if n <= 0 { throw SystemCallError("write", errno: n < 0 ? errno : EIO) }
+      done += n
+    }
+  }
+
   /// (soft, hard) of a resource limit; RLIM_INFINITY is UInt64.max.
   public static func limits(_ resource: Int32) -> (soft: UInt64, hard: UInt64) {
     var limit = rlimit()

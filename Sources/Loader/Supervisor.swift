@@ -101,20 +101,18 @@ public enum Supervisor {
   }
 
   static func create(_ path: String, _ option: String) throws(LoadError) -> Int32 {
-    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    if fd < 0 { throw .output(option: option, path: path, SystemCallError("open", errno: errno)) }
-    return fd
+    do { return try Kernel.createFile(path) } catch { throw .output(option: option, path: path, error) }
   }
 
+  /// Writes `text`; says on stderr (once per file) when it cannot.
   static func write(_ fd: Int32, _ text: String) {
-    var bytes = Array(text.utf8)
-    var done = 0
-    while done < bytes.count {
-      let n = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
-      if n <= 0 { return }
-      done += n
+    do { try Kernel.writeAll(fd, Array(text.utf8)) } catch {
+      guard !failedWrites.contains(fd) else { return }
+      failedWrites.insert(fd)
+      try? Kernel.writeAll(2, Array("elfload: writing the statistics or the trace failed: \(error)\n".utf8))
     }
   }
+  nonisolated(unsafe) static var failedWrites: Set<Int32> = []
 
   /// The CSV trace: rdtsc stamps turned into nanoseconds since the fork, by
   /// the line through (fork, start stamp) and (end, end stamp).

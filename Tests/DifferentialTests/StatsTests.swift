@@ -92,6 +92,34 @@ struct StatsTests {
     #expect(null.stderr.contains("signal 11"), "\(null.stderr)")
   }
 
+  @Test("a trace that cannot be written is reported; the program's own run is untouched")
+  func unwritableTrace() {
+    let loaded = run([
+      Paths.elfload, "--mode", "demand", "--trace", "/dev/full", Paths.sample("exit_code", .staticExec), "4",
+    ])
+    #expect(loaded.ending == .exited(4), "\(loaded)")
+    #expect(loaded.stdout == "to stdout: exiting with status 4\n")
+    #expect(
+      loaded.stderr.contains(
+        "elfload: writing the statistics or the trace failed: write: No space left on device"), "\(loaded)")
+  }
+
+  @Test(
+    "peak RSS is the program's: elfload's own memory before the jump is not counted",
+    arguments: Policy.allCases)
+  func peakRSSIsTheProgramsOwn(_ policy: Policy) throws {
+    // touch_pages has no C library and touches 400 KiB; elfload itself peaks
+    // at several MiB before the jump (the high-water mark is reset there).
+    let json = "\(Self.scratch)/rss-\(policy.rawValue.replacingOccurrences(of: " ", with: "")).json"
+    let loaded = run(
+      [Paths.elfload] + policy.options + ["--stats-json", json, Paths.sample("touch_pages", .staticExec)])
+    #expect(loaded.ending == .exited(0), "\(loaded)")
+    let stats = try #require(
+      try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
+    let rss = try #require(stats["max_rss_kb"] as? Int)
+    #expect(rss < 2048, "max_rss_kb \(rss): elfload's own pages were counted")
+  }
+
   @Test("an output file that cannot be created: one line, before the program runs")
   func unwritableOutput() {
     let loaded = run([
