@@ -125,6 +125,21 @@ struct AfterTheJumpTests {
     }
   }
 
+  @Test("under eager the address space is the native one plus the trampoline's page")
+  func sameMappingsAsNative() {
+    // Mappings as (permissions, name), addresses aside: they are random.
+    func mappings(_ outcome: Outcome) -> [String] {
+      outcome.stdout.split(separator: "\n").map { line in
+        let f = line.split(separator: " ", omittingEmptySubsequences: true)
+        return f[1] + " " + (f.count > 5 ? f[5] : "")
+      }.sorted()
+    }
+    let (native, loaded) = compare("/bin/cat", ["/proc/self/maps"])
+    #expect(
+      mappings(loaded) == (mappings(native) + ["r-xp "]).sorted(),
+      "native:\n\(native.stdout)\nelfload:\n\(loaded.stdout)")
+  }
+
   @Test("nothing of elfload's file stays mapped", arguments: Policy.allCases)
   func noLoaderMappings(_ policy: Policy) {
     let loaded = run([Paths.elfload] + policy.options + ["/bin/cat", "/proc/self/maps"])
