@@ -35,8 +35,8 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <ucontext.h>
@@ -104,8 +104,6 @@ void elfload_demand_share(struct elfload_demand_counters *counters, struct elflo
   demand.trace = trace;
 }
 
-
-
 static long sys(long n, long a1, long a2, long a3, long a4, long a5) {
   return elfload_syscall6(n, a1, a2, a3, a4, a5, 0);
 }
@@ -140,13 +138,14 @@ __asm__(
 // hardware, returning re-runs the faulting instruction, which now kills the
 // process exactly as a native run dies. If someone sent it (kill, raise), it
 // is sent again; it is blocked until the handler returns, then kills.
-// Not const: a const struct with pointers would go to .data.rel.ro, outside
-// this file's sections.
+//
+// The action is a static, not a local: initialising a local struct may
+// compile to a call to memset, and the handler calls nothing it does not own.
+// And not const: a const struct with pointers would go to .data.rel.ro,
+// outside this file's sections.
 static struct kernel_sigaction default_action = {.handler = SIG_DFL};
 
 static void die_natively(int signal, const siginfo_t *info) {
-  // A constant, not a local: initialising a local struct may compile to a
-  // call to memset, and the handler calls nothing it does not own.
   sys(SYS_rt_sigaction, signal, (long)&default_action, 0, 8, 0);
   if (info->si_code <= 0) {
     long pid = sys(SYS_getpid, 0, 0, 0, 0, 0);
@@ -306,6 +305,9 @@ static long watched_pid;
 __attribute__((noreturn, used)) static void watcher_main(void) {
   uint64_t all = ~(uint64_t)0;
   sys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&all, 0, 8, 0);  // only SIGKILL ends it
+  // Its copy of the program's descriptors goes: a reader of the program's
+  // stdout must see end-of-file when the program ends, not when this does.
+  sys(436, 0, ~0U, 0, 0, 0);  // close_range
   // pidfd_open of the program, whose pid was noted before the clone: if it
   // has already ended (ESRCH), there is nothing to wait for.
   long pidfd = sys(434, watched_pid, 0, 0, 0, 0);
