@@ -90,10 +90,14 @@ public enum Supervisor {
       dropped: trace.map {
         $0.pointee.count > $0.pointee.capacity ? $0.pointee.count - $0.pointee.capacity : 0
       } ?? 0)
-    if measurement.summary { write(2, report.summary) }
-    if let json { write(json, report.json) }
-    if let traceFile, let trace {
-      writeTrace(traceFile, trace, count: report.traced, start: start, end: end)
+    if measurement.summary { try? Kernel.writeAll(2, Array(report.summary.utf8)) }
+    do {
+      if let json { try Kernel.writeAll(json, Array(report.json.utf8)) }
+      if let traceFile, let trace {
+        try writeTrace(traceFile, trace, count: report.traced, start: start, end: end)
+      }
+    } catch {
+      try? Kernel.writeAll(2, Array("elfload: writing the statistics or the trace failed: \(error)\n".utf8))
     }
     json.map { Kernel.close($0) }
     traceFile.map { Kernel.close($0) }
@@ -104,21 +108,11 @@ public enum Supervisor {
     do { return try Kernel.createFile(path) } catch { throw .output(option: option, path: path, error) }
   }
 
-  /// Writes `text`; says on stderr (once per file) when it cannot.
-  static func write(_ fd: Int32, _ text: String) {
-    do { try Kernel.writeAll(fd, Array(text.utf8)) } catch {
-      guard !failedWrites.contains(fd) else { return }
-      failedWrites.insert(fd)
-      try? Kernel.writeAll(2, Array("elfload: writing the statistics or the trace failed: \(error)\n".utf8))
-    }
-  }
-  nonisolated(unsafe) static var failedWrites: Set<Int32> = []
-
   /// The CSV trace: rdtsc stamps turned into nanoseconds since the fork, by
   /// the line through (fork, start stamp) and (end, end stamp).
   static func writeTrace(
     _ fd: Int32, _ trace: UnsafeMutablePointer<elfload_trace>, count: UInt64, start: Clock, end: Clock
-  ) {
+  ) throws(SystemCallError) {
     let records = UnsafeMutableRawPointer(trace).advanced(by: MemoryLayout<elfload_trace>.stride)
       .assumingMemoryBound(to: elfload_trace_record.self)
     let ticks = Double(end.stamp &- start.stamp)
@@ -130,11 +124,11 @@ public enum Supervisor {
       let kind = r.kind == UInt8(ELFLOAD_TRACE_FAULT) ? "fault" : "prefetch"
       text += "\(i),\(ns),\(hex(r.address)),\(r.image),\(r.segment),\(r.page),\(kind),\(r.tid)\n"
       if text.utf8.count > 1 << 16 {
-        write(fd, text)
+        try Kernel.writeAll(fd, Array(text.utf8))
         text = ""
       }
     }
-    write(fd, text)
+    try Kernel.writeAll(fd, Array(text.utf8))
   }
 
   /// Exits with the child's status, or dies by the signal that killed it.
