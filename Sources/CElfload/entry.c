@@ -13,7 +13,7 @@
 static struct elfload_original_stack original;
 
 // The program's RLIMIT_STACK soft limit when elfload raised it for itself, or 0.
-static uint64_t lowered_stack_limit;
+static uint64_t program_stack_limit;
 
 // glibc calls init_array functions with (argc, argv, envp): the pointers into
 // the stack the kernel built, before anything could have changed them. This
@@ -32,7 +32,7 @@ __attribute__((constructor(101))) static void elfload_capture(int argc, char **a
       elfload_syscall6(SYS_write, 2, (long)message, sizeof message - 1, 0, 0, 0);
       elfload_syscall6(SYS_exit_group, 126, 0, 0, 0, 0, 0);
     }
-    if (setrlimit(RLIMIT_STACK, &limit) == 0) lowered_stack_limit = soft;
+    if (setrlimit(RLIMIT_STACK, &limit) == 0) program_stack_limit = soft;
   }
   original.argc = argc;
   original.argv = argv;
@@ -44,7 +44,7 @@ __attribute__((constructor(101))) static void elfload_capture(int argc, char **a
 
 const struct elfload_original_stack *elfload_original(void) { return &original; }
 
-uint64_t elfload_program_stack_limit(void) { return lowered_stack_limit; }
+uint64_t elfload_program_stack_limit(void) { return program_stack_limit; }
 
 long elfload_unregister_rseq(void) {
   if (__rseq_size == 0) return 0;
@@ -244,26 +244,22 @@ __asm__(
     "elfload_trampoline_end:\n\t"
     ".popsection\n");
 
-static long sys6(long n, long a1, long a2, long a3, long a4, long a5, long a6) {
-  return elfload_syscall6(n, a1, a2, a3, a4, a5, a6);
-}
-
 static int failed(long r) { return r < 0 && r > -4096; }
 
 long elfload_enter(const struct elfload_entry *e) {
   const long anonymous = MAP_PRIVATE | MAP_ANONYMOUS;
   // The code page and the data block, mapped where the kernel likes.
   uint64_t code_length = (uint64_t)(elfload_trampoline_end - elfload_trampoline);
-  long code = sys6(SYS_mmap, 0, 4096, PROT_READ | PROT_WRITE, anonymous, -1, 0);
+  long code = elfload_syscall6(SYS_mmap, 0, 4096, PROT_READ | PROT_WRITE, anonymous, -1, 0);
   if (failed(code)) return code;
   uint64_t header = sizeof(struct trampoline_data) + 16 * e->unmap_count;
   uint64_t block_length = (header + e->image_length + 4095) & ~(uint64_t)4095;
-  long block = sys6(SYS_mmap, 0, (long)block_length, PROT_READ | PROT_WRITE, anonymous, -1, 0);
+  long block = elfload_syscall6(SYS_mmap, 0, (long)block_length, PROT_READ | PROT_WRITE, anonymous, -1, 0);
   if (failed(block)) return block;
 
   memcpy((void *)code, elfload_trampoline, code_length);
   *(uint64_t *)(code + (elfload_trampoline_entry - elfload_trampoline)) = e->entry;
-  long ret = sys6(SYS_mprotect, code, 4096, PROT_READ | PROT_EXEC, 0, 0, 0);
+  long ret = elfload_syscall6(SYS_mprotect, code, 4096, PROT_READ | PROT_EXEC, 0, 0, 0);
   if (ret != 0) return ret;
 
   struct trampoline_data *d = (struct trampoline_data *)block;
@@ -289,12 +285,12 @@ long elfload_enter(const struct elfload_entry *e) {
   // same bytes at the same addresses, no longer the loader's file.
   for (uint64_t i = 0; i < e->keep_count; i++) {
     uint64_t start = e->keep[3 * i], length = e->keep[3 * i + 1];
-    long copy = sys6(SYS_mmap, 0, (long)length, PROT_READ | PROT_WRITE, anonymous, -1, 0);
+    long copy = elfload_syscall6(SYS_mmap, 0, (long)length, PROT_READ | PROT_WRITE, anonymous, -1, 0);
     if (failed(copy)) return copy;
     memcpy((void *)copy, (const void *)start, length);
-    ret = sys6(SYS_mprotect, copy, (long)length, (long)e->keep[3 * i + 2], 0, 0, 0);
+    ret = elfload_syscall6(SYS_mprotect, copy, (long)length, (long)e->keep[3 * i + 2], 0, 0, 0);
     if (ret == 0)
-      ret = sys6(SYS_mremap, copy, (long)length, (long)length, MREMAP_MAYMOVE | MREMAP_FIXED, (long)start, 0);
+      ret = elfload_syscall6(SYS_mremap, copy, (long)length, (long)length, MREMAP_MAYMOVE | MREMAP_FIXED, (long)start, 0);
     if (failed(ret)) return ret;
   }
 
