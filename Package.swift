@@ -2,53 +2,56 @@
 // elfload: a user-space ELF program loader for Linux x86-64.
 import PackageDescription
 
-// The loader binary is a fully static executable linked at a fixed address.
-// - static: a dynamically linked Swift program spends 2-4 ms in ld.so before
-//   main; a static one starts in ~0.7 ms (DESIGN.md pitfall 7).
-// - not static-PIE: SwiftPM always adds DT_RUNPATH ($ORIGIN) to executables, and
-//   glibc's static-PIE self-relocation asserts that there is none, so a
-//   static-PIE elfload built by plain `swift build` would crash before main.
-// - at 0x70000000: the default 0x400000 is where static non-PIE programs want
-//   to be. Non-PIC objects in libc.a need the image below 2 GiB. Programs' own
-//   heaps start near 0x400000 + their size, so 1.75 GiB leaves them room.
-// ArgumentParser brings FoundationEssentials, which needs these three archives
-// when linked statically; nothing of it runs on the program-launch path.
-let staticLoaderLinkFlags: [String] = [
-  "-static-executable",
-  "-Xlinker", "-Ttext-segment=0x70000000",
-  "-l_FoundationCollections", "-l_FoundationCShims", "-lswiftSynchronization",
+// The launcher (what runs before every program) is built like ld.so: Embedded Swift, no C
+// library, no Swift runtime, a self-relocating static PIE (it loads wherever the kernel puts
+// it, so no program's fixed addresses collide with it). Everything else is ordinary Swift.
+let embedded: [SwiftSetting] = [
+  .enableExperimentalFeature("Embedded"),
+  // Embedded Swift needs whole-module builds; there is no thread pointer for a stack canary.
+  .unsafeFlags(["-wmo", "-Xfrontend", "-disable-stack-protector"]),
+]
+// C that runs where no C library is: no canary, no builtin library calls it does not define.
+let freestanding: [CSetting] = [.unsafeFlags(["-ffreestanding", "-fno-stack-protector", "-fPIC"])]
+// A static PIE with no C library. ld.bfd: gold has no --no-dynamic-linker.
+let launcherLinkFlags: [String] = [
+  "-Xclang-linker", "-nostdlib", "-Xclang-linker", "-static-pie", "-Xclang-linker", "-fuse-ld=bfd",
+  "-Xlinker", "-z", "-Xlinker", "noexecstack", "-Xlinker", "--no-undefined",
 ]
 
 let package = Package(
   name: "elfload",
   products: [
-    .executable(name: "elfload", targets: ["elfload"])
+    .executable(name: "elfload", targets: ["Launcher"]),
+    .executable(name: "elfload-tools", targets: ["Tools"]),
+    .executable(name: "elfload-bench", targets: ["elfload-bench"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
   ],
   targets: [
-    // What Swift cannot say: the entry trampoline and raw system calls.
-    .target(name: "CElfload"),
-    // Parse and validate ELF files. No system calls; never traps on bad input.
-    .target(name: "ELF"),
-    // Load plans, policies, the initial stack and the jump.
-    .target(name: "Loader", dependencies: ["ELF", "CElfload"]),
-    // The command line, shared by the executable and the tests.
-    .target(
-      name: "ElfloadCLI",
-      dependencies: [
-        "ELF", "Loader",
-        .product(name: "ArgumentParser", package: "swift-argument-parser"),
-      ]),
+    // The kernel interface's C side: one raw-syscall convention, the structures' layouts.
+    .target(name: "CKernel", cSettings: freestanding),
+    // The no-runtime zone: the jump, and the demand pager's SIGSEGV handler and watcher.
+    .target(name: "NoRuntimeZone", dependencies: ["CKernel"], cSettings: freestanding),
+    // The launcher's start (_start, self-relocation) and the symbols Embedded Swift needs.
+    .target(name: "LauncherRuntime", dependencies: ["CKernel"], cSettings: freestanding),
+    // Shared pure code and the typed kernel interface: the ELF parser, load plan, stack image,
+    // #! lines, open_exec, run options and report formats. One source folder, compiled twice:
+    // ordinary Swift (tests, tools, fuzzer) and Embedded Swift (the launcher; a symbolic link).
+    .target(name: "ElfloadCore", dependencies: ["CKernel"]),
+    .target(name: "ElfloadCoreEmbedded", dependencies: ["CKernel"], swiftSettings: embedded),
+    // elfload: the freestanding launcher.
     .executableTarget(
-      name: "elfload",
-      dependencies: ["ElfloadCLI"],
-      linkerSettings: [.unsafeFlags(staticLoaderLinkFlags)]),
+      name: "Launcher", dependencies: ["ElfloadCoreEmbedded", "NoRuntimeZone", "LauncherRuntime"],
+      swiftSettings: embedded, linkerSettings: [.unsafeFlags(launcherLinkFlags)]),
+    // elfload-tools: help, version, inspect, heatmap, usage errors (ArgumentParser, Foundation).
+    .executableTarget(
+      name: "Tools",
+      dependencies: ["ElfloadCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
     // The benchmark: workloads × loaders, tables and SVG charts (Foundation is fine here).
     .executableTarget(name: "elfload-bench"),
-    .testTarget(name: "ELFTests", dependencies: ["ELF"]),
-    .testTarget(name: "LoaderTests", dependencies: ["Loader", "ELF", "ElfloadCLI", "CElfload"]),
+    .testTarget(name: "ELFTests", dependencies: ["ElfloadCore"]),
+    .testTarget(name: "LoaderTests", dependencies: ["ElfloadCore", "NoRuntimeZone", "CKernel"]),
     .testTarget(name: "DifferentialTests"),
   ]
 )

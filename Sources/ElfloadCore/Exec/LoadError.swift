@@ -1,0 +1,105 @@
+// Why a program could not be started, and the exit status that says so.
+
+/// Every way `elfload` can refuse to start a program. Each happens before the
+/// first byte of the program is mapped, or undoes nothing because the
+/// process then exits: there is never a jump into a half-loaded program.
+public enum LoadError: Error, Sendable, CustomStringConvertible {
+  case notFound
+  case open(SystemCallError)
+  case notRegularFile(String)
+  case notExecutable
+  case invalid(ELFError)
+  /// The program's PT_INTERP names a file that cannot serve as its interpreter.
+  indirect case interpreter(path: [UInt8], LoadError)
+  case nestedInterpreter(path: [UInt8], itsInterpreter: [UInt8])
+  case interpreterNotPositionIndependent(path: [UInt8])
+  case script(ScriptProblem)
+  /// An output file of --stats-json or --trace cannot be created.
+  case output(option: String, path: [UInt8], SystemCallError)
+  /// The interpreter a `#!` line names cannot be run.
+  indirect case scriptInterpreter(path: [UInt8], LoadError)
+  case addressInUse(segment: Int, range: AddressRange, occupant: String?)
+  case noRoom(size: UInt64, alignment: UInt64, SystemCallError)
+  case mapping(segment: Int, range: AddressRange, SystemCallError)
+  /// The anonymous pages of a segment's p_memsz beyond p_filesz.
+  case bss(segment: Int, memsz: UInt64, range: AddressRange, SystemCallError)
+  case system(SystemCallError)
+  case noStartupStack
+  case tooManySegments(limit: Int)
+
+  /// 127 when the file does not exist, 126 when it cannot be run: the shell's
+  /// convention, which `env`, `nohup` and `timeout` follow too.
+  public var exitStatus: Int32 {
+    switch self {
+    case .notFound, .interpreter(_, .notFound), .scriptInterpreter(_, .notFound): return 127
+    case .scriptInterpreter(_, let inner): return inner.exitStatus
+    default: return 126
+    }
+  }
+
+  public var description: String {
+    switch self {
+    case .notFound:
+      return "no such file or directory"
+    case .open(let e):
+      return "cannot open: \(e.errno)"
+    case .notRegularFile(let kind):
+      return "is \(kind), not a program"
+    case .notExecutable:
+      return "permission denied: the file is not executable (execve would refuse it too; chmod +x it)"
+    case .invalid(let e):
+      return e.description
+    case .interpreter(let path, let problem):
+      return "its interpreter \(text(path)) (PT_INTERP): \(problem)"
+    case .nestedInterpreter(let path, let its):
+      return
+        "its interpreter \(text(path)) (PT_INTERP) has a PT_INTERP itself (\(text(its))); an interpreter must not need another, and the kernel does not load one"
+    case .script(let problem):
+      return problem.description
+    case .output(let option, let path, let e):
+      return "\(option) \(text(path)): cannot create it: \(e)"
+    case .scriptInterpreter(let path, let problem):
+      return "its #! interpreter \(text(path)): \(problem)"
+    case .interpreterNotPositionIndependent(let path):
+      return
+        "its interpreter \(text(path)) (PT_INTERP) is ET_EXEC; elfload loads position-independent (ET_DYN) interpreters, as every dynamic linker is"
+    case .addressInUse(let segment, let range, let occupant):
+      let what = occupant.map { " by \($0)" } ?? ""
+      let loader = LoaderImage.range.map { "; elfload itself lives at \(hex($0.start))-\(hex($0.end))" } ?? ""
+      return "program header \(segment) wants \(range), which is already in use\(what)\(loader)"
+    case .noRoom(let size, let alignment, let e):
+      return "no room for \(hex(size)) bytes aligned to \(hex(alignment)): \(e)"
+    case .mapping(let segment, let range, let e):
+      return "program header \(segment): mapping \(range) failed: \(e)\(addressSpaceNote(e))"
+    case .bss(let segment, let memsz, let range, let e):
+      return
+        "program header \(segment): p_memsz \(hex(memsz)) asks for a bss at \(range) (\(range.count >> 20) MiB), which cannot be mapped: \(e)\(addressSpaceNote(e))"
+    case .system(let e):
+      return e.description
+    case .noStartupStack:
+      return
+        "the kernel gave elfload no AT_EXECFN, so the top of its stack is unknown (Linux 2.6.26 or later gives one)"
+    case .tooManySegments(let limit):
+      return "more than \(limit) regions to page on demand; use --mode eager"
+    }
+  }
+}
+
+/// When a mapping failed for want of memory under a finite RLIMIT_AS, says
+/// so, with what elfload itself takes of it (its image is mapped too).
+func addressSpaceNote(_ error: SystemCallError) -> String {
+  guard error.errno == .ENOMEM else { return "" }
+  let limit = Kernel.softLimit(Resource.addressSpace)
+  guard limit != UInt64.max else { return "" }
+  let loader = LoaderImage.range.map { ", of which elfload's own image takes \($0.count >> 10) KiB" } ?? ""
+  return "; RLIMIT_AS is \(limit >> 20) MiB\(loader)"
+}
+
+/// Where the running loader's own image is, when the loader says so (the
+/// tools run no program and leave it nil): for messages about collisions.
+public enum LoaderImage {
+  nonisolated(unsafe) public static var range: AddressRange?
+}
+
+/// Bytes as text for a message (a path need not be UTF-8; invalid bytes show as U+FFFD).
+public func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }

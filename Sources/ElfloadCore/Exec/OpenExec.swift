@@ -1,0 +1,161 @@
+// The kernel's way into a program, before anything is mapped: open_exec, the binfmt_script
+// detour for `#!` files, and the checks load_elf_interp makes of an interpreter.
+
+/// An opened, validated program: the file stays open until it is mapped.
+public struct OpenedProgram: Sendable {
+  public var fd: FileDescriptor
+  public var image: Image
+}
+
+/// Reads an ELF file through pread, serving the first page from one read.
+struct FileSource: ByteSource {
+  let fd: FileDescriptor
+  let size: UInt64
+  let head: [UInt8]
+
+  init(fd: FileDescriptor, size: UInt64) throws(SystemCallError) {
+    self.fd = fd
+    self.size = size
+    head = try Kernel.read(fd, count: Int(min(size, pageSize)), at: 0)
+  }
+
+  func bytes(at offset: UInt64, count: Int, for what: String) throws(ELFError) -> [UInt8] {
+    let (end, overflow) = offset.addingReportingOverflow(UInt64(count))
+    guard !overflow, end <= size else {
+      throw .truncated(what: what, offset: offset, needed: UInt64(count), fileSize: size)
+    }
+    if end <= UInt64(head.count) { return Array(head[Int(offset)..<Int(end)]) }
+    let got: [UInt8]
+    do { got = try Kernel.read(fd, count: count, at: offset) } catch { throw .unreadable(what: what, error) }
+    guard got.count == count else {
+      throw .truncated(what: what, offset: offset, needed: UInt64(count), fileSize: size)
+    }
+    return got
+  }
+}
+
+/// What a file turned out to be.
+public enum ExecutableFile: Sendable {
+  case program(OpenedProgram)
+  case script(ScriptLine)
+}
+
+public enum OpenExec {
+  /// vm.mmap_min_addr: fixed mappings below it fail.
+  public static var minimumAddress: UInt64 {
+    Kernel.readNumber(Array("/proc/sys/vm/mmap_min_addr".utf8)) ?? pageSize
+  }
+
+  /// Opens the file at `path` the way execve checks it: it must exist, be a
+  /// regular file and be executable; then it is a `#!` script, or must be a
+  /// valid ELF file. Reads the first page once for both. O_NONBLOCK: a FIFO is
+  /// refused at once, as execve refuses it, instead of waiting for a writer.
+  public static func openFile(_ path: [UInt8]) throws(LoadError) -> ExecutableFile {
+    let fd: FileDescriptor
+    do { fd = try Kernel.open(path, OpenFlags.readOnly | OpenFlags.nonBlocking) } catch {
+      if error.errno == .ENOENT || error.errno == .ENOTDIR { throw .notFound }
+      throw .open(error)
+    }
+    do {
+      let opened = try classify(fd, path)
+      if case .script = opened { Kernel.close(fd) }
+      return opened
+    } catch {
+      Kernel.close(fd)
+      throw error
+    }
+  }
+
+  static func classify(_ fd: FileDescriptor, _ path: [UInt8]) throws(LoadError) -> ExecutableFile {
+    let status: FileStatus
+    do { status = try Kernel.status(fd) } catch { throw .system(error) }
+    switch status.type {
+    case FileType.regular: break
+    case FileType.directory: throw .notRegularFile("a directory")
+    default: throw .notRegularFile("a device, socket or pipe")
+    }
+    do { try Kernel.access(path, executeAccess) } catch { throw .notExecutable }
+    let source: FileSource
+    do { source = try FileSource(fd: fd, size: status.size) } catch { throw .system(error) }
+    do {
+      if let line = try ScriptLine(parsing: source.head) { return .script(line) }
+    } catch {
+      throw .script(error)
+    }
+    do {
+      return .program(OpenedProgram(fd: fd, image: try Image(parsing: source, minimumAddress: minimumAddress)))
+    } catch {
+      throw .invalid(error)
+    }
+  }
+
+  /// Opens and validates the ELF program at `path` (a `#!` script is not one).
+  public static func open(_ path: [UInt8]) throws(LoadError) -> OpenedProgram {
+    switch try openFile(path) {
+    case .program(let program): return program
+    case .script: throw .invalid(.badMagic(Array("#!".utf8)))
+    }
+  }
+
+  /// Opens and validates the interpreter a program names, as the kernel's
+  /// open_exec and load_elf_interp do: it must exist, be an executable
+  /// regular file and a valid x86-64 ELF file, and need no interpreter
+  /// itself; and (elfload's rule) be position-independent, as every dynamic
+  /// linker is.
+  public static func openInterpreter(_ path: [UInt8]) throws(LoadError) -> OpenedProgram {
+    let opened: OpenedProgram
+    do { opened = try open(path) } catch { throw .interpreter(path: path, error) }
+    if let its = opened.image.interpreter {
+      Kernel.close(opened.fd)
+      throw .nestedInterpreter(path: path, itsInterpreter: its)
+    }
+    guard opened.image.isPositionIndependent else {
+      Kernel.close(opened.fd)
+      throw .interpreterNotPositionIndependent(path: path)
+    }
+    return opened
+  }
+
+  /// Follows `#!` lines from `path` as exec_binprm does (up to 5 levels):
+  /// the program to load, opened, and its argv. AT_EXECFN and the task's
+  /// name stay the path the user gave.
+  public static func followScripts(_ path: [UInt8], _ arguments: [[UInt8]]) throws(LoadError) -> (
+    path: [UInt8], arguments: [[UInt8]], program: OpenedProgram
+  ) {
+    var path = path
+    var arguments = arguments
+    var depth = 0
+    while true {
+      let opened: ExecutableFile
+      do { opened = try openFile(path) } catch {
+        throw depth == 0 ? error : .scriptInterpreter(path: path, error)
+      }
+      switch opened {
+      case .program(let program):
+        return (path, arguments, program)
+      case .script(let line):
+        if depth == 5 { throw .script(.tooDeep) }
+        arguments = line.arguments(script: path, original: arguments)
+        path = line.interpreter
+        depth += 1
+      }
+    }
+  }
+
+  /// A name without a slash is looked up in PATH, as `env`, `strace` and
+  /// `valgrind` do; execve itself would not, but a person typing `elfload ls`
+  /// means /bin/ls. A name with a slash is used as it is.
+  public static func resolve(_ name: [UInt8], searchPath: [UInt8]?) -> [UInt8] {
+    guard !name.contains(UInt8(ascii: "/")), !name.isEmpty else { return name }
+    let search = searchPath ?? Array("/usr/local/bin:/usr/bin:/bin".utf8)
+    for directory in search.split(separator: UInt8(ascii: ":"), omittingEmptySubsequences: false) {
+      let dir = directory.isEmpty ? [UInt8(ascii: ".")] : Array(directory)
+      let candidate = dir + [UInt8(ascii: "/")] + name
+      guard let status = try? Kernel.status(candidate), status.type == FileType.regular,
+        (try? Kernel.access(candidate, executeAccess)) != nil
+      else { continue }
+      return candidate
+    }
+    return name
+  }
+}

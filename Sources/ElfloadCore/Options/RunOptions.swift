@@ -1,0 +1,203 @@
+// The command line of `elfload [options] PROGRAM ARGS`: each run option defined once, here, for
+// the launcher's parser and the companion's help and usage text alike.
+
+/// How a program's pages come into memory: one closed set.
+public enum PagingPolicy: Equatable, Sendable {
+  /// Every PT_LOAD mapped up front, exactly as the kernel's execve maps it.
+  case eager
+  /// Nothing mapped up front: a page is mapped when the program first touches it.
+  case demand
+  /// Demand, and each fault also maps up to `prefetch` following pages.
+  case hybrid(prefetch: Int)
+
+  /// Pages mapped after each faulting one under hybrid.
+  public static let prefetchRange = 1...512
+
+  /// The --mode word.
+  public var mode: String {
+    switch self {
+    case .eager: return "eager"
+    case .demand: return "demand"
+    case .hybrid: return "hybrid"
+    }
+  }
+
+  /// Pages mapped after a faulting one: 0 unless hybrid.
+  public var prefetch: Int {
+    if case .hybrid(let n) = self { return n }
+    return 0
+  }
+
+  /// As options: "hybrid --prefetch 16".
+  public var description: String {
+    if case .hybrid(let n) = self { return "hybrid --prefetch \(n)" }
+    return mode
+  }
+}
+
+/// What `elfload [options] PROGRAM` was asked to do, as values.
+public struct RunSettings: Equatable, Sendable {
+  public var policy: PagingPolicy = .eager
+  public var argv0: [UInt8]?
+  public var verbose = false
+  /// --stats: a summary on stderr when the program ends.
+  public var stats = false
+  /// --stats-json FILE ("-": standard error).
+  public var statsJSON: [UInt8]?
+  /// --trace FILE: one CSV row per page mapped ("-": standard error).
+  public var trace: [UInt8]?
+  public init() {}
+
+  /// Whether elfload supervises the run (forks, waits, reports).
+  public var measures: Bool { stats || statsJSON != nil || trace != nil }
+}
+
+/// One option of `elfload [options] PROGRAM`.
+public struct RunOption: Sendable {
+  public enum Name: Sendable { case mode, prefetch, argv0, verbose, stats, statsJSON, trace }
+  public var name: Name
+  public var long: String
+  public var short: String?
+  /// The value's placeholder in help text, or nil for a flag.
+  public var valueName: String?
+  public var help: String
+
+  /// Every run option, in the order --help lists them.
+  public static let all: [RunOption] = [
+    RunOption(
+      name: .mode, long: "--mode", valueName: "policy",
+      help: "how the program's pages come into memory: eager (also: all), demand or hybrid (below)"),
+    RunOption(
+      name: .prefetch, long: "--prefetch", valueName: "n",
+      help:
+        "with --mode hybrid: pages to map after each faulting page (\(PagingPolicy.prefetchRange.lowerBound) to \(PagingPolicy.prefetchRange.upperBound), default 1)"),
+    RunOption(name: .argv0, long: "--argv0", valueName: "name", help: "give the program NAME as argv[0], like exec -a"),
+    RunOption(name: .verbose, long: "--verbose", short: "-v", help: "say on stderr what is mapped where, before the program starts"),
+    RunOption(
+      name: .stats, long: "--stats",
+      help: "when the program ends, print its time, memory and fault counts on stderr"),
+    RunOption(name: .statsJSON, long: "--stats-json", valueName: "file", help: "write the same numbers as JSON to FILE (-: stderr)"),
+    RunOption(
+      name: .trace, long: "--trace", valueName: "file",
+      help: "write one CSV row per page elfload maps (demand, hybrid) to FILE (-: stderr)"),
+  ]
+
+  public var takesValue: Bool {
+    if case .some = valueName { return true }
+    return false
+  }
+
+  /// `--mode <policy>`, as usage lines and errors show it.
+  public var synopsis: String { long + (valueName.map { " <\($0)>" } ?? "") }
+}
+
+/// What the launcher should do with its command line.
+public enum CommandLineParse: Sendable {
+  /// Run argv[programIndex...] with these settings.
+  case run(RunSettings, programIndex: Int)
+  /// Help, version, a subcommand: the companion's business.
+  case tool
+  /// A mistake, said in one sentence.
+  case usageError(String)
+}
+
+extension CommandLineParse {
+  /// The words that name a companion subcommand when they come first.
+  public static let subcommands = ["inspect", "heatmap", "help"]
+  // (compared as bytes: the launcher has no Unicode tables for String ==)
+
+  /// Parses `elfload [run] [options] [--] PROGRAM ARGS...` (argv[0] is elfload).
+  public static func parse(_ argv: [[UInt8]]) -> CommandLineParse {
+    var settings = RunSettings()
+    var mode = PagingPolicy.eager
+    var prefetch: Int?
+    var i = 1
+    if i < argv.count && argv[i] == Array("run".utf8) { i += 1 }
+    while i < argv.count {
+      let arg = argv[i]
+      if arg == Array("--".utf8) {
+        i += 1
+        return finish(argv, i, settings, mode, prefetch)
+      }
+      guard arg.count > 1, arg[0] == UInt8(ascii: "-") else { break }
+      if arg == Array("--help".utf8) || arg == Array("-h".utf8) || arg == Array("--version".utf8) {
+        return .tool
+      }
+      // --name=value or --name [value]
+      var name = arg
+      var inlineValue: [UInt8]?
+      if arg.starts(with: Array("--".utf8)), let eq = arg.firstIndex(of: UInt8(ascii: "=")) {
+        name = Array(arg[..<eq])
+        inlineValue = Array(arg[(eq + 1)...])
+      }
+      guard let option = RunOption.all.first(where: { Array($0.long.utf8) == name || $0.short.map { Array($0.utf8) } == name })
+      else {
+        return .usageError("unrecognized option '\(text(arg))'")
+      }
+      var value: [UInt8] = []
+      if option.takesValue {
+        if let inlineValue {
+          value = inlineValue
+        } else if i + 1 < argv.count {
+          i += 1
+          value = argv[i]
+        } else {
+          return .usageError("missing value for '\(option.synopsis)'")
+        }
+        if value.isEmpty { return .usageError("empty value for '\(option.synopsis)'") }
+      } else if inlineValue != nil {
+        return .usageError("'\(option.long)' takes no value")
+      }
+      switch option.name {
+      case .mode:
+        if value == Array("eager".utf8) || value == Array("all".utf8) {
+          mode = .eager
+        } else if value == Array("demand".utf8) {
+          mode = .demand
+        } else if value == Array("hybrid".utf8) {
+          mode = .hybrid(prefetch: 1)
+        } else {
+          return .usageError(
+            "the value '\(text(value))' is invalid for '--mode <policy>'; use one of 'eager', 'all', 'demand' or 'hybrid'")
+        }
+      case .prefetch:
+        guard value.count <= 4, value.allSatisfy({ $0 >= 48 && $0 <= 57 }),
+          let n = Int(text(value)), PagingPolicy.prefetchRange.contains(n)
+        else {
+          return .usageError(
+            "--prefetch must be from \(PagingPolicy.prefetchRange.lowerBound) to \(PagingPolicy.prefetchRange.upperBound) pages, not '\(text(value))'")
+        }
+        prefetch = n
+      case .argv0: settings.argv0 = value
+      case .verbose: settings.verbose = true
+      case .stats: settings.stats = true
+      case .statsJSON: settings.statsJSON = value
+      case .trace: settings.trace = value
+      }
+      i += 1
+    }
+    // A first word that names a subcommand is the companion's.
+    if i == 1, i < argv.count, subcommands.contains(where: { Array($0.utf8) == argv[i] }) { return .tool }
+    return finish(argv, i, settings, mode, prefetch)
+  }
+
+  static func finish(
+    _ argv: [[UInt8]], _ i: Int, _ settings: RunSettings, _ mode: PagingPolicy, _ prefetch: Int?
+  ) -> CommandLineParse {
+    var settings = settings
+    settings.policy = mode
+    if let prefetch {
+      guard case .hybrid = mode else {
+        return .usageError("--prefetch applies to --mode hybrid (the mode is \(mode.mode))")
+      }
+      settings.policy = .hybrid(prefetch: prefetch)
+    }
+    guard i < argv.count else { return .usageError("Missing the program to run: elfload PROGRAM [ARGS...]") }
+    return .run(settings, programIndex: i)
+  }
+}
+
+// String == needs Unicode tables the launcher does not link; tests compare these.
+#if !hasFeature(Embedded)
+  extension CommandLineParse: Equatable {}
+#endif

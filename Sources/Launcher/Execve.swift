@@ -1,0 +1,265 @@
+// execve in user space: load_elf_binary's steps, named as fs/binfmt_elf.c names them.
+import ElfloadCoreEmbedded
+import LauncherRuntime
+import NoRuntimeZone
+
+/// What to run and how.
+struct ExecRequest {
+  /// The program's path as given (it becomes AT_EXECFN).
+  var path: [UInt8]
+  /// argv, argv[0] included, byte for byte.
+  var arguments: [[UInt8]]
+  var environment: [[UInt8]]
+  var policy: PagingPolicy
+  /// Counters and trace shared with a supervising parent (--stats, --trace).
+  var shared: SharedMeasurement?
+  var log: Log
+}
+
+enum Execve {
+  /// load_elf_binary, from user space. Returns only by throwing, before anything of the
+  /// program is mapped or after a mapping failed (the caller then exits).
+  static func run(_ request: ExecRequest, startup: StartupStack, stackLimit: StackLimit) throws(LoadError) -> Never {
+    let log = request.log
+    guard let stackTop = startup.stackTop else { throw .noStartupStack }
+    let (_, arguments, program) = try OpenExec.followScripts(request.path, request.arguments)
+    // load_elf_binary opens the interpreter before it maps anything.
+    var interpreter: OpenedProgram?
+    if let path = program.image.interpreter { interpreter = try OpenExec.openInterpreter(path) }
+    let randomize = randomization()
+    let plan = try planProgram(program.image, hasInterpreter: interpreter != nil, randomize: randomize)
+    log("\(kind(program.image, interpreter != nil)), base \(hex(plan.extent.start)), entry \(hex(plan.entry))")
+    var loads = [ImageLoad(plan: plan, fd: program.fd)]
+    var interpreterPlan: LoadPlan?
+    if let interpreter {
+      let planned = try loadElfInterp(interpreter.image, besides: plan)
+      log("interpreter \(text(program.image.interpreter ?? [])), base \(hex(planned.extent.start)), entry \(hex(planned.entry))")
+      loads.append(ImageLoad(plan: planned, fd: interpreter.fd))
+      interpreterPlan = planned
+    }
+    try request.policy.install(loads, log: log)
+    request.shared?.attach(request.policy, loads, log: log)
+    // The program's descriptor stays open until the jump, for /proc/self/exe.
+    for load in loads.dropFirst() { Kernel.close(load.fd) }
+
+    let brk = setBrk(plan, randomize: randomize)
+    let stack = createElfTables(
+      arguments: arguments, request: request, plan: plan, interpreterBase: interpreterPlan?.bias ?? 0,
+      startup: startup, stackTop: stackTop, randomize: randomize)
+    log("stack \(hex(stack.base))-\(hex(stack.stackTop)), rsp \(hex(stack.stackPointer)), brk \(hex(brk))")
+    let memoryMap = setProcessState(request: request, plan: plan, stack: stack, brk: brk)
+    try startThread(
+      policy: request.policy, program: program.fd, entry: interpreterPlan?.entry ?? plan.entry, stack: stack,
+      memoryMap: memoryMap, stackLimit: stackLimit, log: log)
+  }
+
+  static func kind(_ image: Image, _ hasInterpreter: Bool) -> String {
+    hasInterpreter
+      ? (image.isPositionIndependent ? "dynamically linked PIE" : "dynamically linked executable")
+      : (image.isPositionIndependent ? "static PIE" : "static executable")
+  }
+
+  /// Whether the kernel randomises the address space for this process:
+  /// kernel.randomize_va_space and the ADDR_NO_RANDOMIZE persona (setarch -R).
+  static func randomization() -> Int {
+    if Kernel.personality() & addrNoRandomize != 0 { return 0 }
+    return Int(Kernel.readNumber(Array("/proc/sys/kernel/randomize_va_space".utf8)) ?? 2)
+  }
+
+  /// Where the program goes: ET_EXEC at its addresses; a PIE with an
+  /// interpreter at ELF_ET_DYN_BASE plus a random offset; a static PIE where
+  /// mmap puts it (load_elf_binary's load_bias choices).
+  static func planProgram(_ image: Image, hasInterpreter: Bool, randomize: Int) throws(LoadError) -> LoadPlan {
+    let bias =
+      image.isPositionIndependent && hasInterpreter
+      ? dynamicProgramBias(for: image, randomize: randomize) : try chooseBias(for: image)
+    guard LoadPlan.fits(image, bias: bias) else {
+      throw .noRoom(
+        size: image.span.high - image.span.low, alignment: image.maximumAlignment,
+        SystemCallError("mmap", errno: .ENOMEM))
+    }
+    return LoadPlan(image: image, bias: bias)
+  }
+
+  /// load_elf_interp: the interpreter goes where mmap puts it, after the
+  /// program (whose range is held meanwhile, so that mmap cannot choose it).
+  static func loadElfInterp(_ image: Image, besides program: LoadPlan) throws(LoadError) -> LoadPlan {
+    try Eager.reserve(program)
+    defer { Eager.release(program) }
+    return LoadPlan(image: image, bias: try chooseBias(for: image))
+  }
+
+  /// The load bias: 0 for ET_EXEC; for ET_DYN, a hole the kernel's mmap
+  /// picks (randomised like the kernel's own choice for a static PIE),
+  /// aligned to the largest p_align.
+  static func chooseBias(for image: Image) throws(LoadError) -> UInt64 {
+    guard image.isPositionIndependent else { return 0 }
+    let (low, high) = image.span
+    let alignment = image.maximumAlignment
+    let size = high - low
+    // Reserve size + alignment, keep an aligned window, give it all back: the
+    // segments are then mapped into that hole with MAP_FIXED_NOREPLACE.
+    let (length, overflow) = size.addingReportingOverflow(alignment - pageSize)
+    guard !overflow else { throw .noRoom(size: size, alignment: alignment, SystemCallError("mmap", errno: .ENOMEM)) }
+    let reservation: UInt64
+    do {
+      reservation = try Kernel.map(0, length, [], flags: [.private, .anonymous, .noReserve])
+    } catch {
+      throw .noRoom(size: size, alignment: alignment, error)
+    }
+    Kernel.unmap(reservation, length)
+    let start = (reservation + alignment - 1) & ~(alignment - 1)
+    return start &- low
+  }
+
+  /// The load bias of a PIE that has an interpreter, as load_elf_binary
+  /// chooses it: ELF_ET_DYN_BASE, plus arch_mmap_rnd() (mmap_rnd_bits of
+  /// random pages) when randomising, aligned to the largest p_align, minus
+  /// the first PT_LOAD's page.
+  static func dynamicProgramBias(for image: Image, randomize: Int) -> UInt64 {
+    var base = LoadPlan.dynamicBase
+    if randomize > 0 {
+      let bits = Kernel.readNumber(Array("/proc/sys/vm/mmap_rnd_bits".utf8)) ?? 28
+      base += Kernel.random(below: 1 << min(bits, 32)) * pageSize
+    }
+    base &= ~(image.maximumAlignment - 1)
+    let first = image.programHeaders[image.loadIndexes[0]].vaddr
+    return pageStart(base &- first)
+  }
+
+  /// brk as load_elf_binary leaves it: after the bss plus a page, or at
+  /// ELF_ET_DYN_BASE for a static PIE, then randomize_page(brk, 1 GiB).
+  static func setBrk(_ plan: LoadPlan, randomize: Int) -> UInt64 {
+    var brk = plan.brkBase
+    if randomize > 1 {
+      if plan.brkGapPage { brk += pageSize }
+      brk += Kernel.random(below: (1 << 30) / pageSize) * pageSize
+    }
+    return brk
+  }
+
+  /// The kernel's create_elf_tables for this program, on elfload's own stack
+  /// (its top is just past the AT_EXECFN string the kernel gave elfload).
+  static func createElfTables(
+    arguments: [[UInt8]], request: ExecRequest, plan: LoadPlan, interpreterBase: UInt64, startup: StartupStack,
+    stackTop: UInt64, randomize: Int
+  ) -> InitialStack {
+    let auxv = startup.auxv.compactMap { entry -> AuxvEntry? in
+      switch entry.tag {
+      case .phdr: return AuxvEntry(.phdr, plan.programHeaderAddress)
+      case .phent: return AuxvEntry(.phent, UInt64(ProgramHeader.size))
+      case .phnum: return AuxvEntry(.phnum, UInt64(plan.programHeaderCount))
+      case .base: return AuxvEntry(.base, interpreterBase)
+      case .entry: return AuxvEntry(.entry, plan.entry)
+      case .execfd: return nil  // binfmt_misc's, not ours to pass on
+      default: return entry  // AT_EXECFN, AT_PLATFORM, AT_RANDOM: InitialStack fills them in
+      }
+    }
+    let gap = randomize > 0 ? Kernel.random(below: 8192) : 0
+    return InitialStack(
+      arguments: arguments, environment: request.environment, execfn: request.path,
+      platform: startup.platform, randomBytes: Kernel.randomBytes(16), auxv: auxv, stackTop: stackTop,
+      randomGap: gap)
+  }
+
+  /// What else execve leaves behind: the task's name (PR_SET_NAME, after the
+  /// file's base name), an executable stack when PT_GNU_STACK asks, and
+  /// PR_SET_MM_MAP's start_brk/brk, arg/env bounds and saved auxv, so that
+  /// sbrk, /proc/self/cmdline, environ and auxv look native. Returns the map
+  /// it set, for the jump to set again with the program as /proc/self/exe.
+  static func setProcessState(request: ExecRequest, plan: LoadPlan, stack: InitialStack, brk: UInt64)
+    -> elfload_mm_map?
+  {
+    let log = request.log
+    if plan.executableStack {
+      do {
+        try Kernel.protect(pageStart(stack.stackTop - 1), pageSize, [.read, .write, .execute, .growsDown])
+      } catch {
+        log("could not make the stack executable (\(error)): the program asked for it in PT_GNU_STACK")
+      }
+    }
+    let base = request.path.split(separator: UInt8(ascii: "/")).last.map { Array($0) } ?? request.path
+    _ = Kernel.withCString(Array(base.prefix(15))) { try? Kernel.prctl(PrctlOption.setName, $0) }
+
+    var words = stack.auxv.flatMap { [$0.tag.rawValue, $0.value] }
+    var map = elfload_mm_map(
+      start_code: plan.startCode, end_code: plan.endCode, start_data: plan.startData, end_data: plan.endData,
+      start_brk: brk, brk: brk, start_stack: stack.stackPointer, arg_start: stack.argumentsRange.start,
+      arg_end: stack.argumentsRange.end, env_start: stack.environmentRange.start, env_end: stack.environmentRange.end,
+      auxv: 0, auxv_size: UInt32(words.count * 8), exe_fd: UInt32.max)
+    let result = words.withUnsafeMutableBufferPointer { auxv in
+      map.auxv = UInt64(UInt(bitPattern: auxv.baseAddress))
+      return withUnsafeBytes(of: &map) { bytes in
+        Kernel.syscall(
+          .prctl, Int(PrctlOption.setMM), Int(PrctlOption.setMMMap), Int(bitPattern: bytes.baseAddress), bytes.count)
+      }
+    }
+    if result < 0 {
+      log(
+        "prctl(PR_SET_MM_MAP) refused (\(Errno(rawValue: Int32(-result)))): /proc/self/cmdline, environ and auxv show the loader's, and brk stays the loader's")
+      return nil
+    }
+    return map
+  }
+
+  /// start_thread: leaves. Decides what of the loader goes (its whole image
+  /// and allocated memory; under demand paging the handler's pages stay),
+  /// installs the fault handler, gives the program its RLIMIT_STACK back, and
+  /// hands over to the trampoline. Returns only by throwing, if the
+  /// trampoline cannot be mapped.
+  static func startThread(
+    policy: PagingPolicy, program: FileDescriptor, entry: UInt64, stack: InitialStack, memoryMap: elfload_mm_map?,
+    stackLimit: StackLimit, log: Log
+  ) throws(LoadError) -> Never {
+    // The stack pages handed back below the new image: as far as the loader may have used them.
+    let scrubLow = pageStart(stack.stackTop - min(stackLimit.current, 64 << 20))
+    var keep: [UInt64] = []
+    if policy.pagesOnDemand {
+      var ranges = [UInt64](repeating: 0, count: 9)
+      elfload_handler_ranges(&ranges)
+      for i in 0..<3 where ranges[3 * i + 1] > ranges[3 * i] {
+        keep += [ranges[3 * i], ranges[3 * i + 1] - ranges[3 * i], ranges[3 * i + 2]]
+      }
+    }
+    log("at the jump: unmap elfload's own memory, keep \(keep.count / 3) ranges of it")
+    let vectorState = elfload_vector_state()
+    if policy.pagesOnDemand { try Demand.activate() }
+    stackLimit.restore()
+    var map = memoryMap ?? elfload_mm_map()
+    // Last, so that nothing is allocated after the list of what to unmap is made.
+    let image = AddressRange(pageStart(elfload_image_start()), pageAlign(elfload_image_end()) ?? elfload_image_end())
+    let unmap = allOfTheLoader(image: image, keep: keep)
+    let failure = unmap.withUnsafeBufferPointer { unmapPairs in
+      keep.withUnsafeBufferPointer { keepTriples in
+        stack.image.withUnsafeBytes { bytes in
+          withUnsafePointer(to: &map) { mapPointer in
+            var jump = elfload_entry(
+              image: bytes.baseAddress, image_length: UInt64(bytes.count), stack_top: stack.stackTop,
+              stack_pointer: stack.stackPointer, entry: entry, scrub_low: scrubLow, vector_state: vectorState,
+              exe_fd: program.rawValue, mm_map: memoryMap == nil ? nil : mapPointer,
+              unmap: unmapPairs.baseAddress, unmap_count: UInt64(unmapPairs.count / 2),
+              keep: keepTriples.baseAddress, keep_count: UInt64(keepTriples.count / 3))
+            return elfload_enter(&jump)
+          }
+        }
+      }
+    }
+    throw .system(SystemCallError("mmap (the trampoline)", errno: Errno(rawValue: Int32(-failure))))
+  }
+
+  /// The loader's image and every chunk its allocator took, less `keep`. The
+  /// list is built again until building it allocated no new chunk.
+  static func allOfTheLoader(image: AddressRange, keep: [UInt64]) -> [UInt64] {
+    var pairs = [UInt64](repeating: 0, count: 128)
+    var seen: UInt64 = .max
+    var unmap: [UInt64] = []
+    unmap.reserveCapacity(256)
+    while true {
+      let count = pairs.withUnsafeMutableBufferPointer { elfload_allocator_chunks($0.baseAddress, 64) }
+      if count == seen { return unmap }
+      seen = count
+      let chunks = (0..<Int(count)).map { AddressRange(pairs[2 * $0], pairs[2 * $0] + pairs[2 * $0 + 1]) }
+      unmap = loaderMemory(image: image, allocated: chunks, keep: keep)
+    }
+  }
+}

@@ -1,0 +1,228 @@
+// Paging policies: how the pages of a load plan become memory. One closed set (PagingPolicy),
+// each consuming the same plans.
+import ElfloadCoreEmbedded
+import NoRuntimeZone
+
+/// One image to load: its plan and its open file.
+struct ImageLoad {
+  var plan: LoadPlan
+  var fd: FileDescriptor
+}
+
+extension PagingPolicy {
+  /// Maps (eager) or reserves (demand, hybrid) every image's pages.
+  func install(_ loads: [ImageLoad], log: Log) throws(LoadError) {
+    switch self {
+    case .eager: for load in loads { try Eager.install(load, log: log) }
+    case .demand, .hybrid: try Demand.install(loads, prefetch: prefetch, log: log)
+    }
+  }
+
+  /// Whether the fault handler (and its pages) must outlive the jump.
+  var pagesOnDemand: Bool { self != .eager }
+}
+
+/// The all-at-once policy: the kernel's own `elf_load`, done from user space.
+/// Every mapping goes into a hole (MAP_FIXED_NOREPLACE): never over anything.
+enum Eager {
+  static func install(_ load: ImageLoad, log: Log) throws(LoadError) {
+    for segment in load.plan.segments {
+      if !segment.filePages.isEmpty {
+        // Writable while the bss tail is zeroed, when there is one.
+        try elfMap(segment, segment.filePages, segment.protection, flags: .private, fd: load.fd, offset: segment.fileOffset)
+        if !segment.zeroFill.isEmpty, let tail = UnsafeMutableRawPointer(bitPattern: UInt(segment.zeroFill.start)) {
+          tail.initializeMemory(as: UInt8.self, repeating: 0, count: Int(segment.zeroFill.count))
+        }
+        log(
+          "map \(segment.filePages) \(segment.protection) file offset \(hex(segment.fileOffset))"
+            + (segment.zeroFill.isEmpty ? "" : ", zero \(segment.zeroFill)"))
+      }
+      if !segment.anonymousPages.isEmpty {
+        do {
+          try elfMap(segment, segment.anonymousPages, segment.anonymousProtection, flags: [.private, .anonymous])
+        } catch {
+          if case .mapping(let index, let range, let e) = error {
+            throw .bss(segment: index, memsz: segment.memory.count, range: range, e)
+          }
+          throw error
+        }
+        log("map \(segment.anonymousPages) \(segment.anonymousProtection) anonymous (bss)")
+      }
+    }
+  }
+
+  /// The kernel's elf_map: one mapping of `range`, into a hole only.
+  static func elfMap(
+    _ segment: SegmentMapping, _ range: AddressRange, _ protection: Protection, flags: MapFlags,
+    fd: FileDescriptor? = nil, offset: UInt64 = 0
+  ) throws(LoadError) {
+    let got: UInt64
+    do {
+      got = try Kernel.map(range.start, range.count, protection, flags: flags.union(.fixedNoReplace), fd: fd, offset: offset)
+    } catch {
+      if error.errno == .EEXIST {
+        throw .addressInUse(segment: segment.programHeaderIndex, range: range, occupant: occupant(of: range))
+      }
+      throw .mapping(segment: segment.programHeaderIndex, range: range, error)
+    }
+    // Kernels before 4.17 ignore MAP_FIXED_NOREPLACE and place the mapping elsewhere.
+    if got != range.start {
+      Kernel.unmap(got, range.count)
+      throw .addressInUse(segment: segment.programHeaderIndex, range: range, occupant: nil)
+    }
+  }
+
+  /// Holds the program's range with an inaccessible placeholder while the
+  /// interpreter's place is chosen (by mmap, which must not pick it).
+  static func reserve(_ plan: LoadPlan) throws(LoadError) {
+    let range = plan.extent
+    do {
+      _ = try Kernel.map(range.start, range.count, [], flags: [.private, .anonymous, .noReserve, .fixedNoReplace])
+    } catch {
+      if error.errno == .EEXIST {
+        let first = plan.segments.first?.programHeaderIndex ?? 0
+        throw .addressInUse(segment: first, range: range, occupant: occupant(of: range))
+      }
+      throw .system(error)
+    }
+  }
+
+  static func release(_ plan: LoadPlan) { Kernel.unmap(plan.extent.start, plan.extent.count) }
+
+  /// What /proc/self/maps says is in `range`: only read when something is.
+  static func occupant(of range: AddressRange) -> String? {
+    guard let maps = Kernel.readWholeFile(Array("/proc/self/maps".utf8)) else { return nil }
+    for line in maps.split(separator: 10) {
+      let fields = line.split(separator: 32, omittingEmptySubsequences: true)
+      guard let bounds = fields.first?.split(separator: UInt8(ascii: "-")), bounds.count == 2,
+        let start = UInt64(text(Array(bounds[0])), radix: 16),
+        let end = UInt64(text(Array(bounds[1])), radix: 16),
+        start < range.end, end > range.start
+      else { continue }
+      let name = fields.count > 5 ? text(Array(fields[5])) : "an anonymous mapping"
+      return "\(name) at \(hex(start))-\(hex(end))"
+    }
+    return nil
+  }
+}
+
+/// The demand and hybrid policies. Every page is reserved PROT_NONE with its
+/// real backing, and the SIGSEGV handler in the no-runtime zone (demand.c,
+/// which says why this mechanism) gives a page its protection when first
+/// touched, plus `prefetch` following pages under hybrid.
+enum Demand {
+  /// Reserves the pages of every image (the program, and its interpreter).
+  static func install(_ loads: [ImageLoad], prefetch: Int, log: Log) throws(LoadError) {
+    var all: [(segment: SegmentMapping, fd: FileDescriptor, image: Int)] = []
+    for (image, load) in loads.enumerated() {
+      for segment in load.plan.segments { all.append((segment, load.fd, image)) }
+    }
+    let pages = all.reduce(UInt64(0)) { $0 + $1.segment.filePages.pageCount + $1.segment.anonymousPages.pageCount }
+    // A PROT_NONE reservation costs no commit charge, so it would accept a
+    // bss the kernel (and eager) refuse; ask for the real thing once, so
+    // that every policy refuses the same programs.
+    for entry in all where !entry.segment.anonymousPages.isEmpty {
+      let segment = entry.segment
+      let range = segment.anonymousPages
+      do {
+        let probe = try Kernel.map(0, range.count, segment.anonymousProtection, flags: [.private, .anonymous])
+        Kernel.unmap(probe, range.count)
+      } catch {
+        throw .bss(segment: segment.programHeaderIndex, memsz: segment.memory.count, range: range, error)
+      }
+    }
+    // Every reservation first: the state array and staging copies below go
+    // wherever the kernel puts them, which must not be inside the program's range.
+    for entry in all {
+      let segment = entry.segment
+      if !segment.filePages.isEmpty {
+        try Eager.elfMap(
+          segment, segment.filePages, readableUpFront(segment) ? segment.protection : [], flags: .private,
+          fd: entry.fd, offset: segment.fileOffset)
+      }
+      if !segment.anonymousPages.isEmpty {
+        try Eager.elfMap(segment, segment.anonymousPages, [], flags: [.private, .anonymous])
+      }
+    }
+    // One state byte per page, zero (reserved) until the handler maps the page.
+    let states = elfload_demand_allocate_states(pages)
+    if states < 0 { throw .system(SystemCallError("mmap", errno: Errno(rawValue: Int32(-states)))) }
+    elfload_demand_configure(UnsafeMutablePointer(bitPattern: UInt(states)), UInt32(prefetch))
+    var firstState: UInt64 = 0
+    func add(
+      _ segment: SegmentMapping, image: Int, _ range: AddressRange, _ protection: Protection,
+      staged: (page: UInt64, copy: UInt64, zeroFrom: UInt64)?
+    ) throws(LoadError) {
+      var region = elfload_demand_region(
+        start: range.start, end: range.end, first_state: firstState, staged_page: staged?.page ?? 0,
+        staging: staged?.copy ?? 0, zero_from: staged?.zeroFrom ?? 0, protection: protection.rawValue,
+        segment: Int32(segment.programHeaderIndex),
+        first_page_in_segment: (range.start - pageStart(segment.memory.start)) / pageSize, image: Int32(image))
+      guard elfload_demand_add_region(&region) == 0 else {
+        throw .tooManySegments(limit: Int(ELFLOAD_DEMAND_MAX_REGIONS))
+      }
+      firstState += range.pageCount
+    }
+    for entry in all {
+      let segment = entry.segment
+      if !segment.filePages.isEmpty && readableUpFront(segment) {
+        log(
+          "map \(segment.filePages) \(segment.protection) file offset \(hex(segment.fileOffset)): read-only data, readable up front")
+      } else if !segment.filePages.isEmpty {
+        var staged: (page: UInt64, copy: UInt64, zeroFrom: UInt64)?
+        if !segment.zeroFill.isEmpty {
+          // The page whose tail must read as zero is prepared out of place
+          // (a private copy of the same file page) and moved in when touched.
+          let page = pageStart(segment.zeroFill.start)
+          do {
+            let copy = try Kernel.map(
+              0, pageSize, [.read, .write], flags: .private, fd: entry.fd, offset: segment.fileOffset(of: page))
+            staged = (page, copy, segment.zeroFill.start)
+          } catch {
+            throw .mapping(segment: segment.programHeaderIndex, range: AddressRange(page, page + pageSize), error)
+          }
+        }
+        try add(segment, image: entry.image, segment.filePages, segment.protection, staged: staged)
+        log(
+          "reserve \(segment.filePages) \(segment.protection) on demand, file offset \(hex(segment.fileOffset))"
+            + (staged.map { ", page \(hex($0.page)) staged with \(segment.zeroFill) zeroed" } ?? ""))
+      }
+      if !segment.anonymousPages.isEmpty {
+        try add(segment, image: entry.image, segment.anonymousPages, segment.anonymousProtection, staged: nil)
+        log("reserve \(segment.anonymousPages) \(segment.anonymousProtection) on demand, anonymous (bss)")
+      }
+    }
+    log(
+      prefetch == 0
+        ? "demand paging: one page per fault"
+        : "hybrid paging: each fault maps up to \(prefetch) following pages")
+  }
+
+  /// Read-only data (a segment that is neither writable nor executable) is
+  /// mapped readable, unpopulated, as eager maps it: the kernel reads
+  /// constants from it on the program's behalf -- glibc's pthread_create
+  /// passes its all-signals set from .rodata to rt_sigprocmask, fopen a path
+  /// literal to openat -- and a system call never faults into our handler:
+  /// on a PROT_NONE page it fails with EFAULT. (Measured: with .rodata
+  /// PROT_NONE, pthread_create's block-all call failed with EFAULT, glibc
+  /// then restored an uninitialised mask with SIGSEGV blocked, and the next
+  /// fault killed the program.) Its pages are paged in by the kernel, so
+  /// the handler neither sees nor counts them.
+  static func readableUpFront(_ segment: SegmentMapping) -> Bool {
+    segment.protection == [.read] && segment.zeroFill.isEmpty
+  }
+
+  /// Installs the SIGSEGV handler: the last step before the jump.
+  static func activate() throws(LoadError) {
+    let r = elfload_demand_activate()
+    if r != 0 { throw .system(SystemCallError("rt_sigaction", errno: Errno(rawValue: Int32(-r)))) }
+  }
+}
+
+/// --verbose: a line on stderr per step, or nothing.
+struct Log {
+  var verbose: Bool
+  func callAsFunction(_ message: @autoclosure () -> String) {
+    if verbose { Kernel.writeError("elfload: \(message())\n") }
+  }
+}

@@ -1,0 +1,230 @@
+// --stats, --stats-json and --trace: a supervising parent that runs the program in a child and
+// reports what it cost. Without these options elfload stays a single process, like execve.
+import ElfloadCoreEmbedded
+import NoRuntimeZone
+
+/// The memory the child's pager writes and the parent reads.
+struct SharedMeasurement {
+  let counters: UnsafeMutablePointer<elfload_demand_counters>
+  /// nil when not tracing.
+  let trace: UnsafeMutablePointer<elfload_trace>?
+
+  /// Points the pager's counters (and trace) here; under eager, where nothing
+  /// faults, counts every page as mapped at once.
+  func attach(_ policy: PagingPolicy, _ loads: [ImageLoad], log: Log) {
+    switch policy {
+    case .eager:
+      counters.pointee.pages_mapped = loads.reduce(0) { sum, load in
+        load.plan.segments.reduce(sum) { $0 + $1.filePages.pageCount + $1.anonymousPages.pageCount }
+      }
+    case .demand, .hybrid:
+      elfload_demand_share(counters, trace)
+      if case .hybrid = policy {
+        // Which prefetched pages the program never touched is only known
+        // when it has ended: a watcher sharing the address space counts them.
+        let watcher = elfload_demand_watch()
+        if watcher < 0 { log("no watcher for unused prefetched pages (errno \(-watcher))") }
+      }
+    }
+  }
+}
+
+enum Supervisor {
+  /// Trace records that fit (32 bytes each; shared memory costs only what is written).
+  static let traceCapacity: UInt64 = 1 << 21
+
+  /// Forks. In the child, returns the shared memory to load the program with.
+  /// The parent waits for the child, reports, and exits the way it did (its
+  /// status, or the same signal); it never returns.
+  static func start(_ settings: RunSettings, program: [UInt8]) throws(LoadError) -> SharedMeasurement {
+    // The output files first: a path that cannot be written is an error now,
+    // not after the program has run.
+    let json = try settings.statsJSON.map { path throws(LoadError) in try create(path, "--stats-json") }
+    let traceFile = try settings.trace.map { path throws(LoadError) in try create(path, "--trace") }
+
+    let capacity: UInt64 = traceFile == nil ? 0 : traceCapacity
+    let countersSize = UInt64(MemoryLayout<elfload_demand_counters>.stride)
+    let traceOffset = (countersSize + 63) & ~63
+    let length = traceOffset + UInt64(MemoryLayout<elfload_trace>.stride) + capacity * 32
+    let base: UInt64
+    do {
+      base = try Kernel.map(0, length, [.read, .write], flags: [.shared, .anonymous, .noReserve])
+    } catch {
+      throw .system(error)
+    }
+    guard let counters = UnsafeMutablePointer<elfload_demand_counters>(bitPattern: UInt(base)) else {
+      throw .system(SystemCallError("mmap", errno: .ENOMEM))
+    }
+    var trace: UnsafeMutablePointer<elfload_trace>?
+    if traceFile != nil {
+      trace = UnsafeMutablePointer<elfload_trace>(bitPattern: UInt(base + traceOffset))
+      trace?.pointee.capacity = capacity
+    }
+
+    let start = Clock.now()
+    let pid = Kernel.syscall(.fork)
+    if pid < 0 { throw .system(SystemCallError("fork", errno: Errno(rawValue: Int32(-pid)))) }
+    if pid == 0 {
+      for fd in [json, traceFile] { if let fd, fd != .standardError { Kernel.close(fd) } }
+      return SharedMeasurement(counters: counters, trace: trace)
+    }
+
+    // The parent: like time(1), leave keyboard signals to the child.
+    ignore(Signal.interrupt)
+    ignore(Signal.quit)
+    var status: Int32 = 0
+    var usage = elfload_rusage()
+    while true {
+      let r = withUnsafeMutableBytes(of: &usage) { u in
+        withUnsafeMutablePointer(to: &status) { Kernel.syscall(.wait4, pid, Int(bitPattern: $0), 0, Int(bitPattern: u.baseAddress)) }
+      }
+      if r != -Int(Errno.EINTR.rawValue) { break }
+    }
+    let end = Clock.now()
+    // A hybrid run's watcher counts unused prefetched pages once the program
+    // has ended: give it a moment.
+    if counters.pointee.pages_prefetched > 0 {
+      for _ in 0..<1000 where counters.pointee.unused_counted == 0 { sleepOneMillisecond() }
+    }
+    let c = counters.pointee
+    var pager = PagerCounters()
+    pager.faults = c.faults
+    pager.pagesMapped = c.pages_mapped
+    pager.pagesPrefetched = c.pages_prefetched
+    pager.waits = c.waits
+    pager.prefetchedUnused = c.pages_prefetched == 0 ? 0 : (c.unused_counted != 0 ? c.prefetched_unused : nil)
+    var resources = ResourceUsage()
+    resources.userMicroseconds = UInt64(usage.utime_sec) * 1_000_000 + UInt64(usage.utime_usec)
+    resources.systemMicroseconds = UInt64(usage.stime_sec) * 1_000_000 + UInt64(usage.stime_usec)
+    resources.maxRSSKiB = UInt64(usage.maxrss)
+    resources.minorFaults = UInt64(usage.minflt)
+    resources.majorFaults = UInt64(usage.majflt)
+    let recorded = trace.map { $0.pointee.count } ?? 0
+    let traced = trace.map { min($0.pointee.count, $0.pointee.capacity) } ?? 0
+    let report = Report(
+      program: text(program), policy: settings.policy, wallNanoseconds: end.nanoseconds - start.nanoseconds,
+      usage: resources, ending: Ending(waitStatus: status), counters: pager, traced: traced,
+      dropped: recorded - traced)
+    if settings.stats { Kernel.writeError(report.summary) }
+    do {
+      if let json { try Kernel.writeAll(json, Array(report.json.utf8)) }
+      if let traceFile, let trace { try writeTrace(traceFile, trace, count: traced, start: start, end: end) }
+    } catch {
+      Kernel.writeError("elfload: writing the statistics or the trace failed: \(error)\n")
+    }
+    exitLike(status)
+  }
+
+  /// The output file for `option`: "-" is standard error.
+  static func create(_ path: [UInt8], _ option: String) throws(LoadError) -> FileDescriptor {
+    if path == [UInt8(ascii: "-")] { return .standardError }
+    do { return try Kernel.createFile(path) } catch { throw .output(option: option, path: path, error) }
+  }
+
+  /// The CSV trace: rdtsc stamps turned into nanoseconds since the fork, by
+  /// the line through (fork, start stamp) and (end, end stamp). Formatted by
+  /// hand into one reused buffer: a long trace allocates nothing per row.
+  static func writeTrace(
+    _ fd: FileDescriptor, _ trace: UnsafeMutablePointer<elfload_trace>, count: UInt64, start: Clock, end: Clock
+  ) throws(SystemCallError) {
+    let records = UnsafeMutableRawPointer(trace).advanced(by: MemoryLayout<elfload_trace>.stride)
+      .assumingMemoryBound(to: elfload_trace_record.self)
+    let ticks = Double(end.stamp &- start.stamp)
+    let perTick = ticks > 0 ? Double(end.nanoseconds - start.nanoseconds) / ticks : 0
+    var out = CSVBuffer()
+    out.text(TraceFormat.header)
+    for i in 0..<Int(count) {
+      let r = records[i]
+      let elapsed = Double(Int64(bitPattern: r.timestamp &- start.stamp)) * perTick
+      out.decimal(UInt64(i))
+      out.byte(44)
+      out.decimal(elapsed > 0 ? UInt64(elapsed) : 0)
+      out.byte(44)
+      out.hex(r.address)
+      out.byte(44)
+      out.decimal(UInt64(r.image))
+      out.byte(44)
+      out.decimal(UInt64(r.segment))
+      out.byte(44)
+      out.decimal(UInt64(r.page))
+      out.byte(44)
+      out.text(r.kind == UInt8(ELFLOAD_TRACE_FAULT) ? TraceFormat.fault : TraceFormat.prefetch)
+      out.byte(44)
+      out.decimal(UInt64(r.tid))
+      out.byte(10)
+      if out.bytes.count > 1 << 16 { try out.flush(fd) }
+    }
+    try out.flush(fd)
+  }
+
+  static func ignore(_ signal: Int32) {
+    var action = elfload_sigaction()
+    action.handler = UnsafeMutableRawPointer(bitPattern: 1)  // SIG_IGN
+    _ = withUnsafeBytes(of: &action) { Kernel.syscall(.rtSigaction, Int(signal), Int(bitPattern: $0.baseAddress), 0, 8) }
+  }
+
+  static func sleepOneMillisecond() {
+    var ts = elfload_timespec(seconds: 0, nanoseconds: 1_000_000)
+    _ = withUnsafeBytes(of: &ts) { Kernel.syscall(.nanosleep, Int(bitPattern: $0.baseAddress), 0) }
+  }
+
+  /// Exits with the child's status, or dies by the signal that killed it.
+  static func exitLike(_ status: Int32) -> Never {
+    switch Ending(waitStatus: status) {
+    case .exited(let code): Kernel.exit(code)
+    case .signaled(let signal):
+      var action = elfload_sigaction()  // SIG_DFL
+      _ = withUnsafeBytes(of: &action) { Kernel.syscall(.rtSigaction, Int(signal), Int(bitPattern: $0.baseAddress), 0, 8) }
+      var none: UInt64 = 0
+      _ = withUnsafeBytes(of: &none) { Kernel.syscall(.rtSigprocmask, 2, Int(bitPattern: $0.baseAddress), 0, 8) }
+      _ = Kernel.syscall(.kill, Int(Kernel.processID()), Int(signal))
+      Kernel.exit(128 + signal)
+    }
+  }
+}
+
+/// A point in time: CLOCK_MONOTONIC and the time-stamp counter together.
+struct Clock {
+  var nanoseconds: UInt64
+  var stamp: UInt64
+  static func now() -> Clock { Clock(nanoseconds: Kernel.monotonicNanoseconds(), stamp: elfload_timestamp()) }
+}
+
+/// Bytes of CSV, formatted without allocating per value.
+struct CSVBuffer {
+  var bytes: [UInt8] = []
+  init() { bytes.reserveCapacity(1 << 17) }
+  mutating func byte(_ b: UInt8) { bytes.append(b) }
+  mutating func text(_ s: String) { bytes.append(contentsOf: s.utf8) }
+  mutating func decimal(_ value: UInt64) {
+    var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                 UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+      (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    var n = 0
+    var v = value
+    withUnsafeMutableBytes(of: &digits) { d in
+      repeat {
+        d[n] = UInt8(48 + v % 10)
+        v /= 10
+        n += 1
+      } while v > 0
+      for i in (0..<n).reversed() { bytes.append(d[i]) }
+    }
+  }
+  mutating func hex(_ value: UInt64) {
+    bytes.append(48)
+    bytes.append(UInt8(ascii: "x"))
+    var started = false
+    for shift in stride(from: 60, through: 0, by: -4) {
+      let nibble = UInt8((value >> UInt64(shift)) & 15)
+      if nibble != 0 || started || shift == 0 {
+        started = true
+        bytes.append(nibble < 10 ? 48 + nibble : 87 + nibble)
+      }
+    }
+  }
+  mutating func flush(_ fd: FileDescriptor) throws(SystemCallError) {
+    try Kernel.writeAll(fd, bytes)
+    bytes.removeAll(keepingCapacity: true)
+  }
+}

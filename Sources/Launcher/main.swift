@@ -1,0 +1,58 @@
+// elfload, the launcher: what runs when a user types `elfload [options] PROGRAM ARGS`. Built
+// freestanding (Embedded Swift, no C library, no runtime; LauncherRuntime's _start relocates it
+// and calls elfload_main). Anything but running a program goes to the companion, elfload-tools.
+import ElfloadCoreEmbedded
+import LauncherRuntime
+
+@_cdecl("elfload_main")
+func elfloadMain(_ stack: UnsafeMutablePointer<UInt64>) -> Never {
+  let stackLimit = StackLimit.raiseForLoader()
+  let startup = StartupStack(UnsafePointer(stack))
+  LoaderImage.range = AddressRange(elfload_image_start(), elfload_image_end())
+  let argv = startup.arguments
+  switch CommandLineParse.parse(argv) {
+  case .tool, .usageError:
+    Companion.exec(startup)
+  case .run(let settings, let programIndex):
+    let given = argv[programIndex]
+    let path = OpenExec.resolve(given, searchPath: startup.environmentValue("PATH"))
+    var arguments = Array(argv[programIndex...])
+    if let argv0 = settings.argv0 { arguments[0] = argv0 }
+    var request = ExecRequest(
+      path: path, arguments: arguments, environment: startup.environment, policy: settings.policy, shared: nil,
+      log: Log(verbose: settings.verbose))
+    do {
+      // From here on, with --stats and the like, the parent only waits and reports.
+      if settings.measures { request.shared = try Supervisor.start(settings, program: given) }
+      try Execve.run(request, startup: startup, stackLimit: stackLimit)
+    } catch {
+      fail(path: given, error)
+    }
+  }
+}
+
+/// `elfload: PATH: reason` on stderr, then the conventional exit status.
+func fail(path: [UInt8], _ error: LoadError) -> Never {
+  let line = Array("elfload: ".utf8) + path + Array(": \(error.description)\n".utf8)
+  _ = try? Kernel.writeAll(.standardError, line)
+  Kernel.exit(error.exitStatus)
+}
+
+/// The full-Swift companion beside the launcher: help, version, inspect,
+/// heatmap and the explanation of usage errors.
+enum Companion {
+  static let name = Array("elfload-tools".utf8)
+
+  /// Runs the companion with elfload's own argv and environment; says so in
+  /// one line and exits 126 if it cannot.
+  static func exec(_ startup: StartupStack) -> Never {
+    var path = name
+    if let exe = try? Kernel.readLink(Array("/proc/self/exe".utf8)), let slash = exe.lastIndex(of: UInt8(ascii: "/")) {
+      path = Array(exe[...slash]) + name
+    }
+    let error = Kernel.execve(path, [path] + startup.arguments.dropFirst(), startup.environment)
+    Kernel.writeError(
+      "elfload: cannot run its companion \(text(path)) (\(error.errno)), which serves --help, --version, inspect, heatmap and usage errors; build it with 'swift build' beside elfload\n")
+    Kernel.exit(126)
+  }
+}

@@ -1,0 +1,369 @@
+// The no-runtime zone after the jump: the SIGSEGV handler of the demand and
+// hybrid policies.
+//
+// It runs on the program's threads, with the program's TLS in %fs, at any
+// moment: so it uses only raw system calls, atomics on state that was
+// allocated before the jump, and no libc, no errno, no Swift.
+//
+// Mechanism (chosen by measurement, see Benchmarks/faultcost.c and
+// BENCHMARKS.md): every page of the program is reserved up front with its
+// real backing -- a private file mapping for file pages, anonymous memory for
+// the bss -- but PROT_NONE. A fault on a reserved page is served by
+// mprotect()ing it (and, for hybrid, the pages after it) to the segment's
+// protection. Compared with mmap(MAP_FIXED) of each page on fault:
+//   - it is cheaper per fault (one protection change, no new VMA to build);
+//   - it never replaces a mapping, so two threads faulting on one page cannot
+//     lose a write (a second MAP_FIXED would drop the first thread's page);
+//   - the reservation holds the file, so the program sees no extra fd;
+//   - untouched bss stays untouched anonymous memory: it costs nothing.
+// The one page that cannot be served in place is the last file page of a
+// writable segment with a bss: its bytes after p_filesz must read as zero
+// before any thread can see the page. That page is prepared in a private
+// staging mapping and moved over its PROT_NONE placeholder with mremap(), in
+// one step; the placeholder is the only thing ever replaced, and only by the
+// thread that claimed it.
+// Everything in this file -- code (the header's inline system call included),
+// constants, state -- goes into sections of its own, so that when the
+// loader's image is unmapped at the jump, these pages alone can stay (as
+// anonymous copies): the handler needs nothing else.
+#pragma clang section text = "elfload_handler" rodata = "elfload_handler_rodata" data = \
+    "elfload_handler_data" bss = "elfload_handler_bss"
+#include "NoRuntimeZone.h"
+
+// The kernel's own definitions (uapi headers): no C library here.
+#include <asm/sigcontext.h>
+#include <asm/unistd.h>
+#include <linux/fcntl.h>
+#include <linux/mman.h>
+#include <linux/poll.h>
+#include <linux/sched.h>
+#include <linux/signal.h>
+#include <asm/ucontext.h>  // after signal.h and sigcontext.h, whose types it uses
+#include <stdatomic.h>
+
+enum { page_size = 4096 };
+
+// One state byte per page. The array is MADV_WIPEONFORK: a child forked while
+// a thread of its parent was mapping a page must not find that page claimed
+// by a thread it does not have (it would wait forever), so the child starts
+// with every page "reserved". Pages it finds accessible never fault; a page
+// it does fault on is mapped again, which is harmless (mprotect to the same
+// protection; a staged page that is already in place is left alone).
+enum page_state {
+  page_reserved = 0,    // PROT_NONE, never touched
+  page_claimed = 1,     // a thread is mapping it right now
+  page_faulted = 2,     // mapped because it was touched
+  page_prefetched = 3,  // mapped ahead of a fault on an earlier page
+};
+
+static struct {
+  struct elfload_demand_region regions[ELFLOAD_DEMAND_MAX_REGIONS];
+  uint32_t region_count;
+  uint32_t prefetch;
+  _Atomic uint8_t *page_state;
+  struct elfload_demand_counters own_counters;
+  struct elfload_demand_counters *counters;  // own_counters, or shared with a supervisor
+  struct elfload_trace *trace;               // NULL: no trace
+} demand;
+
+// The x86 page-fault error code in the signal context.
+enum { fault_write = 1 << 1, fault_instruction = 1 << 4 };
+
+long elfload_demand_allocate_states(uint64_t pages) {
+  uint64_t length = (pages + page_size) & ~(uint64_t)(page_size - 1);
+  long address = elfload_syscall6(__NR_mmap, 0, (long)length, PROT_READ | PROT_WRITE,
+                                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (address < 0 && address > -4096) return address;
+  long ret = elfload_syscall6(__NR_madvise, address, (long)length, MADV_WIPEONFORK, 0, 0, 0);
+  if (ret != 0) {
+    elfload_syscall6(__NR_munmap, address, (long)length, 0, 0, 0, 0);
+    return ret;
+  }
+  return address;
+}
+
+void elfload_demand_configure(uint8_t *page_state, uint32_t prefetch) {
+  demand.page_state = (_Atomic uint8_t *)page_state;
+  demand.prefetch = prefetch;
+  demand.region_count = 0;
+  demand.own_counters = (struct elfload_demand_counters){0};
+  demand.counters = &demand.own_counters;
+  demand.trace = NULL;
+}
+
+int elfload_demand_add_region(const struct elfload_demand_region *region) {
+  if (demand.region_count == ELFLOAD_DEMAND_MAX_REGIONS) return -1;
+  demand.regions[demand.region_count++] = *region;
+  return 0;
+}
+
+const struct elfload_demand_counters *elfload_demand_counters(void) { return demand.counters; }
+
+void elfload_demand_share(struct elfload_demand_counters *counters, struct elfload_trace *trace) {
+  if (counters != NULL) demand.counters = counters;
+  demand.trace = trace;
+}
+
+static long sys(long n, long a1, long a2, long a3, long a4, long a5) {
+  return elfload_syscall6(n, a1, a2, a3, a4, a5, 0);
+}
+
+static void count(uint64_t *counter, uint64_t n) {
+  __atomic_fetch_add(counter, n, __ATOMIC_RELAXED);
+}
+
+
+void elfload_demand_restorer(void);
+__asm__(
+    ".pushsection elfload_handler,\"ax\",@progbits\n"
+    ".globl elfload_demand_restorer\n"
+    ".type elfload_demand_restorer,@function\n"
+    "elfload_demand_restorer:\n\t"
+    "mov $15, %eax\n\t"  // rt_sigreturn
+    "syscall\n\t"
+    "hlt\n"
+    ".size elfload_demand_restorer, .-elfload_demand_restorer\n"
+    ".popsection\n");
+
+// Gives SIGSEGV back to the default action. If the signal came from the
+// hardware, returning re-runs the faulting instruction, which now kills the
+// process exactly as a native run dies. If someone sent it (kill, raise), it
+// is sent again; it is blocked until the handler returns, then kills.
+//
+// The action is a static, not a local: initialising a local struct may
+// compile to a call to memset, and the handler calls nothing it does not own.
+// And not const: a const struct with pointers would go to .data.rel.ro,
+// outside this file's sections.
+static struct elfload_sigaction default_action = {.handler = SIG_DFL};
+
+static void die_natively(int signal, const siginfo_t *info) {
+  sys(__NR_rt_sigaction, signal, (long)&default_action, 0, 8, 0);
+  if (info->si_code <= 0) {
+    long pid = sys(__NR_getpid, 0, 0, 0, 0, 0);
+    long tid = sys(__NR_gettid, 0, 0, 0, 0, 0);
+    sys(__NR_tgkill, pid, tid, signal, 0, 0);
+  }
+}
+
+// One trace record per page made accessible: the faulting one, then each
+// prefetched one. Dropped (and counted) when the buffer is full.
+static void trace(const struct elfload_demand_region *r, uint64_t first, uint64_t pages) {
+  struct elfload_trace *t = demand.trace;
+  if (t == NULL) return;
+  uint64_t at = __atomic_fetch_add(&t->count, pages, __ATOMIC_RELAXED);
+  uint64_t now = elfload_timestamp();
+  uint32_t tid = (uint32_t)sys(__NR_gettid, 0, 0, 0, 0, 0);
+  for (uint64_t i = 0; i < pages; i++) {
+    if (at + i >= t->capacity) return;
+    struct elfload_trace_record *e = &t->records[at + i];
+    e->timestamp = now;
+    e->address = first + i * page_size;
+    e->page = (uint32_t)((first - r->start) / page_size + i + r->first_page_in_segment);
+    e->tid = tid;
+    e->segment = (uint16_t)r->segment;
+    e->kind = i == 0 ? ELFLOAD_TRACE_FAULT : ELFLOAD_TRACE_PREFETCH;
+    e->image = (uint8_t)r->image;
+  }
+}
+
+static const char could_not_map[] =
+    "elfload: demand paging could not map a page (out of memory or map count?)\n";
+
+static void say(const char *text) {
+  long length = 0;
+  while (text[length] != 0) length++;
+  sys(__NR_write, 2, (long)text, length, 0, 0);
+}
+
+static struct elfload_demand_region *region_of(uint64_t address) {
+  for (uint32_t i = 0; i < demand.region_count; i++) {
+    struct elfload_demand_region *r = &demand.regions[i];
+    if (address >= r->start && address < r->end) return r;
+  }
+  return NULL;
+}
+
+static _Atomic uint8_t *state_of(const struct elfload_demand_region *r, uint64_t page) {
+  return &demand.page_state[r->first_state + (page - r->start) / page_size];
+}
+
+static int allows(int protection, uint64_t error) {
+  if (error & fault_write) return (protection & PROT_WRITE) != 0;
+  if (error & fault_instruction) return (protection & PROT_EXEC) != 0;
+  return protection != PROT_NONE;
+}
+
+// The staged page: its prepared copy (file bytes, zeroed tail) replaces the
+// placeholder in one mremap, so no thread ever sees the unzeroed tail.
+static long install_staged(const struct elfload_demand_region *r) {
+  // Moved in already (in a parent this process was forked from, see
+  // page_state)? Then the staging address is no longer mapped.
+  unsigned char resident;
+  if (sys(__NR_mincore, (long)r->staging, page_size, (long)&resident, 0, 0) == -12)  // ENOMEM
+    return 0;
+  uint64_t length = r->staged_page + page_size - r->zero_from;
+  void *tail = (void *)(r->staging + (r->zero_from - r->staged_page));
+  __asm__ volatile("rep stosb" : "+D"(tail), "+c"(length) : "a"(0) : "memory");
+  if (r->protection != (PROT_READ | PROT_WRITE)) {
+    long ret = sys(__NR_mprotect, (long)r->staging, page_size, r->protection, 0, 0);
+    if (ret != 0) return ret;
+  }
+  long ret = sys(__NR_mremap, (long)r->staging, page_size, page_size,
+                 MREMAP_MAYMOVE | MREMAP_FIXED, (long)r->staged_page);
+  return ret < 0 ? ret : 0;
+}
+
+// Maps `page` (claimed by this thread), and up to `prefetch` unclaimed pages
+// after it in the same region. Returns 0 or -errno.
+static long install(const struct elfload_demand_region *r, uint64_t page) {
+  if (page == r->staged_page) {
+    long ret = install_staged(r);
+    if (ret != 0) return ret;
+    atomic_store_explicit(state_of(r, page), page_faulted, memory_order_release);
+    count(&demand.counters->faults, 1);
+    count(&demand.counters->pages_mapped, 1);
+    trace(r, page, 1);
+    return 0;
+  }
+  // Claim a run of following pages; stop at the first one that is taken,
+  // and before the staged page, which has its own way in.
+  uint64_t end = page + page_size;
+  for (uint32_t i = 0; i < demand.prefetch && end < r->end && end != r->staged_page; i++) {
+    uint8_t expected = page_reserved;
+    if (!atomic_compare_exchange_strong(state_of(r, end), &expected, page_claimed)) break;
+    end += page_size;
+  }
+  long ret = sys(__NR_mprotect, (long)page, (long)(end - page), r->protection, 0, 0);
+  // The following pages' claims end here; the faulting page's ends in serve().
+  uint8_t following = ret == 0 ? page_prefetched : page_reserved;
+  for (uint64_t p = page + page_size; p < end; p += page_size)
+    atomic_store_explicit(state_of(r, p), following, memory_order_release);
+  if (ret != 0) return ret;
+  atomic_store_explicit(state_of(r, page), page_faulted, memory_order_release);
+  uint64_t pages = (end - page) / page_size;
+  count(&demand.counters->faults, 1);
+  count(&demand.counters->pages_mapped, pages);
+  count(&demand.counters->pages_prefetched, pages - 1);
+  trace(r, page, pages);
+  return 0;
+}
+
+enum outcome { retry, not_ours, failed };
+
+static enum outcome serve(const struct elfload_demand_region *r, uint64_t page, uint64_t error) {
+  _Atomic uint8_t *state = state_of(r, page);
+  for (unsigned waits = 0;; waits++) {
+    uint8_t seen = page_reserved;
+    if (atomic_compare_exchange_strong(state, &seen, page_claimed)) {
+      if (install(r, page) == 0) return retry;
+      atomic_store_explicit(state, page_reserved, memory_order_release);
+      return failed;
+    }
+    if (seen != page_claimed)
+      // Mapped already, maybe by another thread while this one trapped: the
+      // access goes through now, unless the protection forbids it.
+      return allows(r->protection, error) ? retry : not_ours;
+    // Another thread of this process is mapping it: wait until it is done.
+    if (waits == 0) count(&demand.counters->waits, 1);
+    sys(__NR_sched_yield, 0, 0, 0, 0, 0);
+  }
+}
+
+static void on_fault(int signal, siginfo_t *info, void *context) {
+  const struct ucontext *uc = context;
+  uint64_t address = (uint64_t)info->si_addr;
+  // Our pages are always mapped: a fault on them is an access error.
+  if (info->si_code == SEGV_ACCERR) {
+    const struct elfload_demand_region *r = region_of(address);
+    if (r != NULL) {
+      uint64_t page = address & ~(uint64_t)(page_size - 1);
+      switch (serve(r, page, uc->uc_mcontext.err)) {
+      case retry: return;
+      case not_ours: break;
+      case failed:
+        say(could_not_map);
+        break;
+      }
+    }
+  }
+  die_natively(signal, info);
+}
+
+// The watcher: see CElfload.h. It runs only code and data of this file's
+// sections (which outlive the loader) on a stack of its own.
+static long watched_pid;
+
+__attribute__((noreturn, used)) static void watcher_main(void) {
+  uint64_t all = ~(uint64_t)0;
+  sys(__NR_rt_sigprocmask, SIG_SETMASK, (long)&all, 0, 8, 0);  // only SIGKILL ends it
+  // Its copy of the program's descriptors goes: a reader of the program's
+  // stdout must see end-of-file when the program ends, not when this does.
+  sys(__NR_close_range, 0, ~0U, 0, 0, 0);
+  // pidfd_open of the program, whose pid was noted before the clone: if it
+  // has already ended (ESRCH), there is nothing to wait for.
+  long pidfd = sys(__NR_pidfd_open, watched_pid, 0, 0, 0, 0);
+  if (pidfd >= 0 || pidfd == -3) {
+    struct pollfd p;
+    p.fd = (int)pidfd;
+    p.events = POLLIN;
+    p.revents = 0;
+    while (pidfd >= 0 && sys(__NR_poll, (long)&p, 1, -1, 0, 0) <= 0) {
+    }
+    // The program is gone; this address space is not (this process holds it).
+    static const char pagemap[] = "/proc/self/pagemap";
+    long fd = sys(__NR_openat, -100, (long)pagemap, O_RDONLY, 0, 0);
+    if (fd >= 0) {
+      uint64_t unused = 0;
+      for (uint32_t i = 0; i < demand.region_count; i++) {
+        const struct elfload_demand_region *r = &demand.regions[i];
+        for (uint64_t page = r->start; page < r->end; page += page_size) {
+          if (atomic_load_explicit(state_of(r, page), memory_order_relaxed) != page_prefetched) continue;
+          uint64_t entry = 0;
+          sys(__NR_pread64, fd, (long)&entry, 8, (long)(page / page_size * 8), 0);
+          if ((entry >> 62) == 0) unused++;  // neither present (63) nor swapped (62)
+        }
+      }
+      demand.counters->prefetched_unused = unused;
+      __atomic_store_n(&demand.counters->unused_counted, 1, __ATOMIC_RELEASE);
+    }
+  }
+  for (;;) sys(__NR_exit, 0, 0, 0, 0, 0);
+}
+
+long elfload_demand_watch(void) {
+  enum { stack_size = 64 << 10 };
+  long stack = elfload_syscall6(__NR_mmap, 0, stack_size, PROT_READ | PROT_WRITE,
+                                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (stack < 0 && stack > -4096) return stack;
+  long top = stack + stack_size;
+  watched_pid = sys(__NR_getpid, 0, 0, 0, 0, 0);
+  long ret;
+  register long r10 __asm__("r10") = 0;
+  register long r8 __asm__("r8") = 0;
+  // clone(CLONE_VM | CLONE_UNTRACED, top): no exit signal, so a program's
+  // wait() does not see it. The child starts on the new stack.
+  __asm__ volatile(
+      "syscall\n\t"
+      "test %%rax, %%rax\n\t"
+      "jnz  1f\n\t"
+      "xor  %%ebp, %%ebp\n\t"
+      "call watcher_main\n\t"
+      "hlt\n"
+      "1:\n"
+      : "=a"(ret)
+      : "a"(__NR_clone), "D"(CLONE_VM | CLONE_UNTRACED), "S"(top), "d"(0), "r"(r10), "r"(r8)
+      : "rcx", "r11", "memory");
+  return ret;
+}
+
+long elfload_demand_activate(void) {
+  struct elfload_sigaction action = {
+      .handler = (void *)on_fault,
+      // Every signal blocked while a page is mapped: a program's signal handler
+      // on this thread must not fault on a page this thread has claimed.
+      .mask = ~(uint64_t)0,
+      .flags = SA_SIGINFO | SA_ONSTACK | SA_RESTORER,
+      .restorer = elfload_demand_restorer,
+  };
+  return sys(__NR_rt_sigaction, SIGSEGV, (long)&action, 0, 8, 0);
+}

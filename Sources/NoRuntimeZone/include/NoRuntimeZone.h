@@ -1,0 +1,117 @@
+// The no-runtime zone: code that runs where no runtime may -- the jump into the program
+// (jump.c) and, after it, inside the program: the demand-paging SIGSEGV handler and the
+// hybrid policy's watcher (demand.c). Raw system calls on preallocated state only.
+#ifndef NORUNTIMEZONE_H
+#define NORUNTIMEZONE_H
+
+#include "CKernel.h"
+
+// ---- The jump (jump.c) ----
+
+/// Everything the jump needs, in memory that is not on the stack.
+struct elfload_entry {
+  const void *image;       ///< the new initial stack, built in the heap
+  uint64_t image_length;   ///< bytes; copied to [stack_top - length, stack_top)
+  uint64_t stack_top;      ///< end of the stack mapping
+  uint64_t stack_pointer;  ///< rsp at entry: the address of argc
+  uint64_t entry;          ///< where execution starts
+  uint64_t scrub_low;      ///< stack pages below the image to hand back (page aligned)
+  int vector_state;        ///< 1: AVX (clear ymm), 2: AVX-512 (also zmm16-31, k0-7)
+  int exe_fd;              ///< the program, for /proc/self/exe, then closed; or -1
+  const struct elfload_mm_map *mm_map;  ///< the map set before, or NULL
+  const uint64_t *unmap;   ///< (start, length) pairs: the loader's own memory, unmapped at the jump
+  uint64_t unmap_count;
+  const uint64_t *keep;    ///< (start, length, protection) triples: loader pages that stay,
+  uint64_t keep_count;     ///< as anonymous copies (the demand handler's)
+};
+
+/// Makes the pages to keep anonymous copies, then moves to a one-page
+/// trampoline outside the loader's image, which unmaps the loader's own
+/// memory, points /proc/self/exe at the program (when privileges allow),
+/// puts the image in place on the stack, hands back the loader's old stack
+/// pages, resets the thread pointer, FPU and vector state, zeroes every
+/// register and jumps. Returns only if it could not map the trampoline
+/// (-errno), before anything is unmapped.
+long elfload_enter(const struct elfload_entry *entry);
+
+/// Which vector registers exist (for elfload_enter): 0 SSE, 1 AVX, 2 AVX-512.
+int elfload_vector_state(void);
+
+/// The page-aligned [start, end) ranges of the demand handler's code,
+/// constants and state (demand.c's sections), as (start, end, protection)
+/// triples: what must stay mapped after the jump under demand paging.
+void elfload_handler_ranges(uint64_t ranges[9]);
+
+// ---- Demand paging (demand.c): the SIGSEGV handler and its state ----
+
+/// Two per PT_LOAD (file pages, bss) for the most program headers elfload accepts.
+enum { ELFLOAD_DEMAND_MAX_REGIONS = 160 };
+
+/// Pages reserved PROT_NONE that become `protection` when first touched: one
+/// protection and one backing (a file mapping or anonymous memory).
+struct elfload_demand_region {
+  uint64_t start, end;     ///< page aligned
+  uint64_t first_state;    ///< index of `start`'s entry in the page-state array
+  uint64_t staged_page;    ///< the page that is prepared elsewhere, or 0
+  uint64_t staging;        ///< where its prepared copy is mapped (read-write)
+  uint64_t zero_from;      ///< in the staged page, bytes from here on become zero
+  int32_t protection;      ///< PROT_* once mapped
+  int32_t segment;         ///< the PT_LOAD's index, for messages and traces
+  uint64_t first_page_in_segment;  ///< `start`'s page index within its segment, for traces
+  int32_t image;           ///< 0: the program, 1: its interpreter
+};
+
+/// Kept by the handler; counted with relaxed atomics, read after the fact.
+struct elfload_demand_counters {
+  uint64_t faults;            ///< faults served by mapping pages
+  uint64_t pages_mapped;      ///< pages made accessible, the faulting ones included
+  uint64_t pages_prefetched;  ///< of those, pages mapped ahead of a fault on them
+  uint64_t waits;             ///< times a thread waited for another to map a page
+  uint64_t prefetched_unused; ///< prefetched pages not present when the program ended
+  uint64_t unused_counted;    ///< 1 once a watcher has counted prefetched_unused
+};
+
+/// The page-state array for `pages` pages: one byte each, zero, wiped in a
+/// forked child (see demand.c). Returns its address, or -errno.
+long elfload_demand_allocate_states(uint64_t pages);
+/// The page-state array (from elfload_demand_allocate_states) and the number
+/// of pages to map after each faulting one (0: pure demand).
+void elfload_demand_configure(uint8_t *page_state, uint32_t prefetch);
+/// Returns 0, or -1 when ELFLOAD_DEMAND_MAX_REGIONS are in use.
+int elfload_demand_add_region(const struct elfload_demand_region *region);
+
+/// One page made accessible, as a supervisor's trace sees it.
+struct elfload_trace_record {
+  uint64_t timestamp;  ///< rdtsc
+  uint64_t address;    ///< the page
+  uint32_t page;       ///< its index within the segment's pages
+  uint32_t tid;        ///< the thread that faulted
+  uint16_t segment;    ///< the program header's index
+  uint8_t kind;        ///< ELFLOAD_TRACE_FAULT or ELFLOAD_TRACE_PREFETCH
+  uint8_t image;       ///< 0: the program, 1: its interpreter
+  uint32_t reserved;
+};
+_Static_assert(sizeof(struct elfload_trace_record) == 32, "a trace record is 32 bytes");
+enum { ELFLOAD_TRACE_FAULT = 1, ELFLOAD_TRACE_PREFETCH = 2 };
+
+/// A trace buffer in memory shared with a supervising parent.
+struct elfload_trace {
+  uint64_t capacity;  ///< records that fit
+  uint64_t count;     ///< records written or dropped (count > capacity: some dropped)
+  struct elfload_trace_record records[];
+};
+
+/// Counts into `counters` (memory shared with a supervisor) instead of the
+/// handler's own, and traces into `trace` when it is not NULL.
+void elfload_demand_share(struct elfload_demand_counters *counters, struct elfload_trace *trace);
+
+/// Starts a watcher: a process sharing this address space (clone CLONE_VM),
+/// which waits for this process to end and then, with the address space
+/// still alive, counts the prefetched pages whose page-table entries are not
+/// present (/proc/self/pagemap) into prefetched_unused. Returns its pid or -errno.
+long elfload_demand_watch(void);
+
+/// Installs the SIGSEGV handler. Returns 0 or -errno.
+long elfload_demand_activate(void);
+const struct elfload_demand_counters *elfload_demand_counters(void);
+#endif
