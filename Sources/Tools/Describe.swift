@@ -1,7 +1,5 @@
 // `elfload inspect`: the load plan, printed for people.
-import ELF
-import Glibc
-import Loader
+import ElfloadCore
 
 /// The plan for `image`, as text. ET_DYN images are shown at link-time
 /// addresses (bias 0): their base is only chosen, at random, when they run.
@@ -16,7 +14,7 @@ public func describePlan(path: String, image: Image, asInterpreter: Bool = false
 
   let type = pie ? "ET_DYN" : "ET_EXEC"
   let kind =
-    image.interpreter.map { "dynamically linked \(pie ? "PIE" : "executable") (\(type)), interpreter \($0)" }
+    image.interpreter.map { "dynamically linked \(pie ? "PIE" : "executable") (\(type)), interpreter \(text($0))" }
     ?? (pie ? "static PIE (\(type))" : "static executable (\(type))")
   line("\(path): ELF64 x86-64 \(asInterpreter ? "interpreter (\(type)), its base is AT_BASE" : kind)")
   if pie && image.interpreter != nil {
@@ -63,7 +61,7 @@ public func describePlan(path: String, image: Image, asInterpreter: Bool = false
     line("brk:     starts after the bss at \(hex(plan.brkBase)) + 1 page + random (0..1 GiB)")
   }
   if !asInterpreter {
-    let limit = Kernel.softLimit(Int32(RLIMIT_STACK.rawValue))
+    let limit = Kernel.softLimit(Resource.stack)
     let size = limit == UInt64.max ? "unlimited" : "\(limit / 1024) KiB"
     line(
       "stack:   the kernel's own stack, reused; grows to RLIMIT_STACK (\(size)); \(plan.executableStack ? "executable (PT_GNU_STACK has PF_X)" : "not executable")"

@@ -1,8 +1,6 @@
 // `elfload heatmap TRACE -o FILE.svg`: which pages of each segment were mapped, and when.
 import ArgumentParser
-import ELF
-import Glibc
-import Loader
+import ElfloadCore
 
 /// One row of a --trace CSV.
 struct TraceRow {
@@ -24,7 +22,7 @@ enum TraceError: Error, CustomStringConvertible {
     case .unreadable(let path): return "\(path): cannot read it"
     case .badHeader(let header):
       return
-        "not an elfload trace: the first line is \"\(header)\", expected sequence,time_ns,address,image,segment,page,kind,tid"
+        "not an elfload trace: the first line is \"\(header)\", expected \(TraceFormat.columns.joined(separator: ","))"
     case .badRow(let line, let text): return "line \(line) is not a trace row: \"\(text)\""
     }
   }
@@ -35,18 +33,18 @@ func parseTrace(_ text: [UInt8]) throws(TraceError) -> [TraceRow] {
   let lines = text.split(separator: 10, omittingEmptySubsequences: true).map {
     String(decoding: $0, as: UTF8.self)
   }
-  guard let header = lines.first, header == "sequence,time_ns,address,image,segment,page,kind,tid" else {
+  guard let header = lines.first, header == TraceFormat.columns.joined(separator: ",") else {
     throw .badHeader(lines.first ?? "")
   }
   var rows: [TraceRow] = []
   for (index, line) in lines.dropFirst().enumerated() {
     let f = line.split(separator: ",", omittingEmptySubsequences: false)
     guard f.count == 8, let sequence = Int(f[0]), let time = UInt64(f[1]), let image = Int(f[3]),
-      let segment = Int(f[4]), let page = Int(f[5]), f[6] == "fault" || f[6] == "prefetch"
+      let segment = Int(f[4]), let page = Int(f[5]), f[6] == TraceFormat.fault || f[6] == TraceFormat.prefetch
     else { throw .badRow(line: index + 2, line) }
     rows.append(
       TraceRow(
-        sequence: sequence, time: time, image: image, segment: segment, page: page, fault: f[6] == "fault"))
+        sequence: sequence, time: time, image: image, segment: segment, page: page, fault: f[6] == TraceFormat.fault))
   }
   return rows
 }
@@ -144,15 +142,15 @@ extension Elfload {
     public init() {}
 
     public func run() throws {
-      guard let text = Kernel.readWholeFile(trace) else {
+      guard let text = Kernel.readWholeFile(Array(trace.utf8)) else {
         throw ValidationError(TraceError.unreadable(trace).description)
       }
       let rows: [TraceRow]
       do { rows = try parseTrace(text) } catch { throw ValidationError("\(trace): \(error)") }
       let svg = heatmapSVG(rows, byTime: time, title: "elfload page trace: \(trace)")
       do {
-        let fd = try Kernel.createFile(output)
-        defer { close(fd) }
+        let fd = try Kernel.createFile(Array(output.utf8))
+        defer { Kernel.close(fd) }
         try Kernel.writeAll(fd, Array(svg.utf8))
       } catch {
         throw ValidationError("\(output): cannot write it: \(error)")
