@@ -129,7 +129,7 @@ enum Timeouts {
 /// started outlives it.
 func run(
   _ argv: [String], executable: String? = nil, environment: [String]? = nil,
-  timeout: Double? = nil
+  timeout: Double? = nil, hangExpected: Bool = false
 ) -> Outcome {
   let timeout = Timeouts.effective(timeout)
   let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
@@ -196,7 +196,7 @@ func run(
     }
     if r != 0 && errno != EINTR { break }
     if Date().timeIntervalSince(start) > timeout {
-      Timeouts.recordHang()
+      if !hangExpected { Timeouts.recordHang() }
       break
     }
     usleep(500)
@@ -213,9 +213,10 @@ func run(
 
 /// Runs `program args` natively and as `elfload [options] program args`.
 func compare(
-  _ program: String, _ args: [String] = [], options: [String] = [], environment: [String]? = nil
+  _ program: String, _ args: [String] = [], options: [String] = [], environment: [String]? = nil,
+  timeout: Double? = nil
 ) -> (native: Outcome, loaded: Outcome) {
-  let native = run([program] + args, environment: environment)
-  let loaded = run([Paths.elfload] + options + [program] + args, environment: environment)
+  let native = run([program] + args, environment: environment, timeout: timeout)
+  let loaded = run([Paths.elfload] + options + [program] + args, environment: environment, timeout: timeout)
   return (native, loaded)
 }
