@@ -35,7 +35,7 @@ struct Layout: Equatable {
 
 @Suite("Address-space randomisation, as natively")
 struct RandomisationTests {
-  static let runs = 3
+  static let runs = 4
 
   func layouts(_ argv: [String]) -> [Layout] {
     (0..<Self.runs).compactMap { _ in
@@ -61,9 +61,14 @@ struct RandomisationTests {
     let program = Paths.sample("layout", flavour)
     for (who, seen) in [("native", layouts([program])), ("elfload", layouts([Paths.elfload, program]))] {
       try? #require(seen.count == Self.runs)
-      // Three runs alike by chance: 1 in 2^36 for brk (2^18 pages), less for the stack.
+      // Four runs alike by chance: 1 in 2^54 for brk (2^18 pages), less for the stack.
       #expect(Set(seen.map(\.startBrk)).count > 1, "\(who): start_brk fixed at \(seen.map(\.startBrk))")
       #expect(Set(seen.map(\.argc)).count > 1, "\(who): the stack does not move: \(seen.map(\.argc))")
+      // Within its page too: the random 0-8 KiB gap below the strings (the
+      // stack top itself moves by whole pages). Four runs alike: 1 in 2^24.
+      #expect(
+        Set(seen.map { $0.argc & 0xfff }).count > 1,
+        "\(who): argc at the same offset in its page every run: \(seen.map { String($0.argc, radix: 16) })")
       if flavour != .staticPIE {
         // After the bss, a page, then a random offset below 1 GiB (a static
         // PIE's brk moves to ELF_ET_DYN_BASE instead).
