@@ -183,14 +183,13 @@ struct RaceCountTests {
   /// twice (and counts two faults) in a few runs in ten, without losing any
   /// write, so only the counters and the trace show it.
   @Test(
-    "race under --stats-json and --trace: no page twice, faults = pages, the same count every run",
+    "race under --stats-json and --trace: no page twice, every fault a page of its own",
     arguments: Flavour.allCases, [Policy.demand, .hybrid4])
   func exactCounts(_ flavour: Flavour, _ policy: Policy) throws {
     let runs = policy == .demand ? 40 : 15
     let name = "\(flavour.rawValue)-\(policy.rawValue.replacingOccurrences(of: " ", with: ""))"
     let json = "\(Self.scratch)/\(name).json"
     let trace = "\(Self.scratch)/\(name).csv"
-    var faultCounts: [Int] = []
     for _ in 0..<runs {
       let loaded = run(
         [Paths.elfload] + policy.options + ["--stats-json", json, "--trace", trace, Paths.sample("race", flavour)],
@@ -209,12 +208,11 @@ struct RaceCountTests {
       var seen = Set<[String]>()
       let twice = rows.filter { !seen.insert(Array($0[3...5])).inserted }
       #expect(twice.isEmpty, "pages mapped twice: \(twice)")
-      faultCounts.append(faults)
+      // Exact: one fault row per fault, each on a page of its own. (Not the
+      // same count in every run: whether the main thread calls futex in
+      // join, so touches its page, depends on timing.)
+      #expect(rows.filter { $0[6] == "fault" }.count == faults, "\(stats)")
       if !twice.isEmpty { break }
-    }
-    if policy == .demand {
-      // Under demand the pages touched, so the faults, are the same every run.
-      #expect(Set(faultCounts).count == 1, "loader_faults from run to run: \(faultCounts)")
     }
   }
 }
@@ -268,9 +266,9 @@ struct HarnessTests {
     let started = Date()
     let outcome = run(
       [Paths.elfload, "--stats", "/bin/sh", "-c", "echo $$ > \"$0\"; exec sleep 60", file],
-      environment: baseEnvironment, timeout: 1, hangExpected: true)
+      environment: baseEnvironment, timeout: 3, hangExpected: true)
     #expect(outcome.ending == .timedOut, "\(outcome)")
-    #expect(Date().timeIntervalSince(started) < 10)
+    #expect(Date().timeIntervalSince(started) < 12)
     let pid = try Self.pid(from: file)
     let dead = Self.gone(pid)
     #expect(dead, "the supervised program \(pid) outlived its run")
