@@ -1,5 +1,6 @@
 // Running programs natively and under elfload, and capturing everything a user can observe.
 import Foundation
+import Synchronization
 import Testing
 
 /// How a process ended: its exit status or the signal that killed it.
@@ -95,12 +96,42 @@ private func closeFrom(_ actions: inout posix_spawn_file_actions_t, _ fd: Int32)
   _ = unsafeBitCast(symbol, to: AddCloseFrom.self)(&actions, fd)
 }
 
+/// How long one run may take. Every sample ends in well under a second, so a
+/// run that takes longer is a hang (a fault handler looping, a program
+/// waiting for a child that is gone): it fails in seconds, not minutes.
+/// After a few hangs the suite is failing anyway, and a bug that hangs every
+/// run under a policy would otherwise cost the timeout hundreds of times, so
+/// the runs after that get a short one: the suite stays bounded.
+enum Timeouts {
+  /// The default for one run (a loaded machine runs gcc or python3 under elfload in 1-2 s).
+  static let normal: Double = 10
+  /// For every run after `tripAfter` runs have timed out in this test process.
+  static let afterHangs: Double = 2
+  static let tripAfter = 3
+  private static let count = Mutex(0)
+  static func recordHang() { count.withLock { $0 += 1 } }
+  static var hangs: Int { count.withLock { $0 } }
+  /// The timeout a run asking for `requested` (nil: the default) gets now.
+  static func effective(_ requested: Double?) -> Double {
+    let wanted = requested ?? normal
+    return hangs >= tripAfter ? min(wanted, afterHangs) : wanted
+  }
+}
+
 /// Runs `argv[0]`'s program (`executable`, or argv[0] itself) with exactly
 /// `argv` and `environment`, capturing stdout and stderr through files.
+///
+/// The run is the leader of a process group of its own, so that everything
+/// it starts is killed with it: on a timeout the whole group gets SIGKILL
+/// (elfload's supervised child under `--stats`, a shell's children), and
+/// when the run ends the group is killed before the leader is reaped (while
+/// its pid, and so the group's id, cannot be reused), so no process a test
+/// started outlives it.
 func run(
   _ argv: [String], executable: String? = nil, environment: [String]? = nil,
-  timeout: Double = 30
+  timeout: Double? = nil, hangExpected: Bool = false
 ) -> Outcome {
+  let timeout = Timeouts.effective(timeout)
   let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
     "elfload-test-\(UUID().uuidString)")
   try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -127,7 +158,10 @@ func run(
   sigfillset(&all)
   posix_spawnattr_setsigmask(&attributes, &none)
   posix_spawnattr_setsigdefault(&attributes, &all)
-  posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+  // A process group of its own (its id is the leader's pid).
+  posix_spawnattr_setpgroup(&attributes, 0)
+  posix_spawnattr_setflags(
+    &attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
 
   let env = environment ?? ProcessInfo.processInfo.environment.map { "\($0)=\($1)" }.sorted()
   let cArgs = argv.map { strdup($0) } + [nil]
@@ -149,22 +183,28 @@ func run(
     return Outcome(
       stdout: "", stderr: "posix_spawn: \(String(cString: strerror(rc)))\n", ending: .exited(-1), seconds: 0)
   }
-  var status: Int32 = 0
   var ending = Ending.timedOut
+  var info = siginfo_t()
   while true {
-    let r = waitpid(pid, &status, WNOHANG)
-    if r == pid {
-      let signal = status & 0x7f
-      ending = signal == 0 ? .exited((status >> 8) & 0xff) : .signaled(signal)
+    // WNOWAIT: the leader stays a zombie (its pid reserved) until its group is killed.
+    info = siginfo_t()
+    let r = waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT)
+    if r == 0 && info._sifields._sigchld.si_pid == pid {
+      let code = info._sifields._sigchld.si_status
+      ending = info.si_code == Int32(CLD_EXITED) ? .exited(code) : .signaled(code)
       break
     }
+    if r != 0 && errno != EINTR { break }
     if Date().timeIntervalSince(start) > timeout {
-      kill(pid, SIGKILL)
-      waitpid(pid, &status, 0)
+      if !hangExpected { Timeouts.recordHang() }
       break
     }
     usleep(500)
   }
+  // Whatever is left of the group (everything, after a timeout) dies now.
+  kill(-pid, SIGKILL)
+  var status: Int32 = 0
+  while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
   let seconds = Date().timeIntervalSince(start)
   let out = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "<unreadable>"
   let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "<unreadable>"
@@ -173,9 +213,10 @@ func run(
 
 /// Runs `program args` natively and as `elfload [options] program args`.
 func compare(
-  _ program: String, _ args: [String] = [], options: [String] = [], environment: [String]? = nil
+  _ program: String, _ args: [String] = [], options: [String] = [], environment: [String]? = nil,
+  timeout: Double? = nil
 ) -> (native: Outcome, loaded: Outcome) {
-  let native = run([program] + args, environment: environment)
-  let loaded = run([Paths.elfload] + options + [program] + args, environment: environment)
+  let native = run([program] + args, environment: environment, timeout: timeout)
+  let loaded = run([Paths.elfload] + options + [program] + args, environment: environment, timeout: timeout)
   return (native, loaded)
 }
