@@ -21,6 +21,7 @@ enum Execve {
   /// program is mapped or after a mapping failed (the caller then exits).
   static func run(_ request: ExecRequest, startup: StartupStack, stackLimit: StackLimit) throws(LoadError) -> Never {
     let log = request.log
+    log("elfload's own image at \(LoaderImage.range.map { "\($0)" } ?? "?")")
     guard let stackTop = startup.stackTop else { throw .noStartupStack }
     let (_, arguments, program) = try OpenExec.followScripts(request.path, request.arguments)
     // load_elf_binary opens the interpreter before it maps anything.

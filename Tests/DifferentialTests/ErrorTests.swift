@@ -57,12 +57,20 @@ struct ErrorTests {
     }
   }
 
-  @Test("loading elfload itself: its addresses collide with the running loader")
-  func loadingTheLoader() {
-    let outcome = run([Paths.elfload, Paths.elfload, "--version"])
+  @Test("a missing companion: one line naming it, exit 126")
+  func missingCompanion() throws {
+    // A copy of the launcher alone in a directory: --help has no one to go to.
+    let dir = scratchDirectory("lonely")
+    let copy = dir + "/elfload"
+    try? FileManager.default.removeItem(atPath: copy)
+    try FileManager.default.copyItem(atPath: Paths.elfload, toPath: copy)
+    let outcome = run([copy, "--help"])
     #expect(outcome.ending == .exited(126), "\(outcome)")
-    #expect(outcome.stderr.contains("already in use"), "\(outcome)")
+    #expect(outcome.stderr.contains("elfload-tools"), "\(outcome)")
     #expect(outcome.stderr.split(separator: "\n").count == 1, "\(outcome)")
+    // Running programs needs no companion.
+    let hello = run([copy, Paths.sample("hello", .staticExec)])
+    #expect(hello == run([Paths.sample("hello", .staticExec)]), "\(hello)")
   }
 
   @Test("no program: a usage error, not a crash")

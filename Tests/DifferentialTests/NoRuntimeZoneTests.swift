@@ -8,11 +8,11 @@ struct NoRuntimeZoneTests {
   /// demand.c's object file beside the test bundle (the same build).
   static var object: String? {
     let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-    let candidate = exe.deletingLastPathComponent().appendingPathComponent("CElfload.build/demand.c.o").path
+    let candidate = exe.deletingLastPathComponent().appendingPathComponent("NoRuntimeZone.build/demand.c.o").path
     if FileManager.default.fileExists(atPath: candidate) { return candidate }
     // The test bundle is one level down in some layouts.
     let up = exe.deletingLastPathComponent().deletingLastPathComponent()
-    let other = up.appendingPathComponent("CElfload.build/demand.c.o").path
+    let other = up.appendingPathComponent("NoRuntimeZone.build/demand.c.o").path
     return FileManager.default.fileExists(atPath: other) ? other : nil
   }
 

@@ -1,5 +1,5 @@
 // Test helpers: synthetic ELF64 files with a knob for every header field, and the real sample binaries.
-import ELF
+import ElfloadCore
 import Foundation
 
 /// Builds an ELF64 file as bytes: the 64-byte header, the program header

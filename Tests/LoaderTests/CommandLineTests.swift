@@ -1,7 +1,21 @@
-// The launch path's fast command-line parser must agree with ArgumentParser, or defer to it.
-import ElfloadCLI
-import Loader
+// The launcher's command-line parser: what it runs, what it hands to the companion, what it refuses.
+import ElfloadCore
 import Testing
+
+/// Settings built for a test line.
+func settings(
+  _ policy: PagingPolicy = .eager, argv0: String? = nil, verbose: Bool = false, stats: Bool = false,
+  json: String? = nil, trace: String? = nil
+) -> RunSettings {
+  var s = RunSettings()
+  s.policy = policy
+  s.argv0 = argv0.map { Array($0.utf8) }
+  s.verbose = verbose
+  s.stats = stats
+  s.statsJSON = json.map { Array($0.utf8) }
+  s.trace = trace.map { Array($0.utf8) }
+  return s
+}
 
 struct RunLine: Sendable, CustomTestStringConvertible {
   var argv: [String]
@@ -10,124 +24,97 @@ struct RunLine: Sendable, CustomTestStringConvertible {
   var testDescription: String { argv.joined(separator: " ") }
 }
 
-let agreed: [RunLine] = [
-  RunLine(argv: ["elfload", "./p"], programIndex: 1, settings: RunSettings()),
+func parseLine(_ argv: [String]) -> CommandLineParse { CommandLineParse.parse(argv.map { Array($0.utf8) }) }
+
+let runLines: [RunLine] = [
+  RunLine(argv: ["elfload", "./p"], programIndex: 1, settings: settings()),
   // Everything after the program is the program's, even what looks like ours.
-  RunLine(argv: ["elfload", "./p", "-x", "--mode", "y"], programIndex: 1, settings: RunSettings()),
-  RunLine(argv: ["elfload", "./p", "--verbose"], programIndex: 1, settings: RunSettings()),
-  RunLine(argv: ["elfload", "--verbose", "./p", "a"], programIndex: 2, settings: RunSettings(verbose: true)),
-  RunLine(argv: ["elfload", "-v", "--", "./p"], programIndex: 3, settings: RunSettings(verbose: true)),
-  RunLine(argv: ["elfload", "--", "./p"], programIndex: 2, settings: RunSettings()),
-  RunLine(argv: ["elfload", "--mode", "all", "./p"], programIndex: 3, settings: RunSettings(mode: .eager)),
+  RunLine(argv: ["elfload", "./p", "-x", "--mode", "y"], programIndex: 1, settings: settings()),
+  RunLine(argv: ["elfload", "./p", "--help"], programIndex: 1, settings: settings()),
+  RunLine(argv: ["elfload", "--verbose", "./p", "a"], programIndex: 2, settings: settings(verbose: true)),
+  RunLine(argv: ["elfload", "-v", "--", "./p"], programIndex: 3, settings: settings(verbose: true)),
+  RunLine(argv: ["elfload", "--", "./p"], programIndex: 2, settings: settings()),
+  RunLine(argv: ["elfload", "--", "--help"], programIndex: 2, settings: settings()),
+  RunLine(argv: ["elfload", "--", "inspect"], programIndex: 2, settings: settings()),
+  RunLine(argv: ["elfload", "run", "./p", "x"], programIndex: 2, settings: settings()),
+  RunLine(argv: ["elfload", "run", "--mode", "demand", "./p"], programIndex: 4, settings: settings(.demand)),
+  RunLine(argv: ["elfload", "--mode", "all", "./p"], programIndex: 3, settings: settings()),
   RunLine(
     argv: ["elfload", "--mode=eager", "--argv0", "zz", "./p", "--", "q"], programIndex: 4,
-    settings: RunSettings(mode: .eager, argv0: "zz")),
-  RunLine(argv: ["elfload", "--argv0=n", "./p"], programIndex: 2, settings: RunSettings(argv0: "n")),
-  RunLine(argv: ["elfload", "--argv0=a=b", "./p"], programIndex: 2, settings: RunSettings(argv0: "a=b")),
+    settings: settings(argv0: "zz")),
+  RunLine(argv: ["elfload", "--argv0=n", "./p"], programIndex: 2, settings: settings(argv0: "n")),
+  RunLine(argv: ["elfload", "--argv0=a=b", "./p"], programIndex: 2, settings: settings(argv0: "a=b")),
+  // A login shell's argv[0] starts with a dash, as exec -a allows.
+  RunLine(argv: ["elfload", "--argv0", "-sh", "./p"], programIndex: 3, settings: settings(argv0: "-sh")),
   RunLine(
     argv: ["elfload", "-v", "--argv0", "sh", "--mode", "eager", "./p", "-c", "x"], programIndex: 6,
-    settings: RunSettings(argv0: "sh", verbose: true)),
-  RunLine(
-    argv: ["elfload", "--mode", "eager", "--mode", "all", "./p"], programIndex: 5, settings: RunSettings()),
-  RunLine(argv: ["elfload", "--argv0", "-", "./p"], programIndex: 3, settings: RunSettings(argv0: "-")),
+    settings: settings(argv0: "sh", verbose: true)),
+  RunLine(argv: ["elfload", "--mode", "demand", "--mode", "all", "./p"], programIndex: 5, settings: settings()),
   // A lone "-" is a program name, and a subcommand's name after an option is too.
-  RunLine(argv: ["elfload", "-", "x"], programIndex: 1, settings: RunSettings()),
-  RunLine(argv: ["elfload", "-v", "inspect"], programIndex: 2, settings: RunSettings(verbose: true)),
-  RunLine(
-    argv: ["elfload", "--mode", "demand", "./p"], programIndex: 3, settings: RunSettings(mode: .demand)),
-  RunLine(
-    argv: ["elfload", "--mode=hybrid", "./p"], programIndex: 2,
-    settings: RunSettings(mode: .hybrid, prefetch: 1)),
+  RunLine(argv: ["elfload", "-", "x"], programIndex: 1, settings: settings()),
+  RunLine(argv: ["elfload", "-v", "inspect"], programIndex: 2, settings: settings(verbose: true)),
+  RunLine(argv: ["elfload", "--mode", "demand", "./p"], programIndex: 3, settings: settings(.demand)),
+  RunLine(argv: ["elfload", "--mode=hybrid", "./p"], programIndex: 2, settings: settings(.hybrid(prefetch: 1))),
   RunLine(
     argv: ["elfload", "--mode", "hybrid", "--prefetch", "16", "./p"], programIndex: 5,
-    settings: RunSettings(mode: .hybrid, prefetch: 16)),
+    settings: settings(.hybrid(prefetch: 16))),
   RunLine(
     argv: ["elfload", "--prefetch=512", "--mode", "hybrid", "./p"], programIndex: 4,
-    settings: RunSettings(mode: .hybrid, prefetch: 512)),
+    settings: settings(.hybrid(prefetch: 512))),
   RunLine(
-    argv: ["elfload", "--stats", "--stats-json", "s.json", "--trace=t.csv", "./p", "--stats"],
-    programIndex: 5,
-    settings: RunSettings(measurement: Measurement(summary: true, jsonPath: "s.json", tracePath: "t.csv"))),
+    argv: ["elfload", "--stats", "--stats-json", "s.json", "--trace=t.csv", "./p", "--stats"], programIndex: 5,
+    settings: settings(stats: true, json: "s.json", trace: "t.csv")),
+  RunLine(argv: ["elfload", "--stats-json", "-", "./p"], programIndex: 3, settings: settings(json: "-")),
 ]
 
-@Test(arguments: agreed)
-func fastParserAgreesWithArgumentParser(_ line: RunLine) throws {
-  let fast = try #require(FastParse.parse(line.argv.map { Array($0.utf8) }))
-  #expect(fast.programIndex == line.programIndex)
-  #expect(fast.settings == line.settings)
-
-  let parsed = try Elfload.parseAsRoot(Array(line.argv.dropFirst()))
-  let run = try #require(parsed as? Elfload.Run)
-  #expect(run.options.settings == fast.settings)
-  #expect(run.programAndArguments == Array(line.argv[fast.programIndex...]))
+@Test(arguments: runLines)
+func runLinesAreParsed(_ line: RunLine) {
+  #expect(parseLine(line.argv) == .run(line.settings, programIndex: line.programIndex))
 }
 
-/// Values ArgumentParser would not take for --argv0: the fast parser must
-/// leave these lines to it rather than read them its own way.
+/// Help, version and subcommands go to the companion, wherever the help flag stands before PROGRAM.
 @Test(arguments: [
-  // ArgumentParser will not take a value that starts with "-": "Missing value for '--argv0 <name>'".
-  ["elfload", "--argv0", "--verbose", "./p"],
-  ["elfload", "--argv0", "-x", "./p"],
-  // ArgumentParser treats "--argv0=" as no value and takes "./p" as it.
-  ["elfload", "--argv0=", "./p"],
+  ["elfload", "--help"], ["elfload", "-h"], ["elfload", "help"], ["elfload", "--version"],
+  ["elfload", "inspect", "./p"], ["elfload", "heatmap", "t.csv", "-o", "t.svg"],
+  ["elfload", "--mode", "demand", "--help"], ["elfload", "run", "--help"], ["elfload", "-v", "--version", "./p"],
 ])
-func fastParserDefersValuesArgumentParserRejects(_ argv: [String]) throws {
-  #expect(FastParse.parse(argv.map { Array($0.utf8) }) == nil)
+func companionLines(_ argv: [String]) {
+  #expect(parseLine(argv) == .tool)
 }
 
-/// What the fast parser leaves to ArgumentParser: no program, help,
-/// subcommands, unknown values or options, and a missing value.
+/// Mistakes are one sentence each, naming what is wrong.
 @Test(arguments: [
-  ["elfload"],
-  ["elfload", "--help"],
-  ["elfload", "-h"],
-  ["elfload", "help"],
-  ["elfload", "--version"],
-  ["elfload", "inspect", "./p"],
-  ["elfload", "run", "./p"],
-  ["elfload", "--mode", "lazy", "./p"],
-  ["elfload", "--mode=", "./p"],
-  ["elfload", "--mode", "hybrid", "--prefetch", "0", "./p"],
-  ["elfload", "--mode", "hybrid", "--prefetch", "513", "./p"],
-  ["elfload", "--mode", "hybrid", "--prefetch", "-1", "./p"],
-  ["elfload", "--mode", "hybrid", "--prefetch", "x", "./p"],
-  ["elfload", "--prefetch", "4", "./p"],
-  ["elfload", "--mode", "demand", "--prefetch", "4", "./p"],
-  ["elfload", "--trace", "./p"],
-  ["elfload", "--stats-json="],
-  ["elfload", "heatmap", "t.csv", "-o", "t.svg"],
-  ["elfload", "--bogus", "./p"],
-  ["elfload", "-vx", "./p"],
-  ["elfload", "--mode"],
-  ["elfload", "--argv0"],
-  ["elfload", "--verbose"],
-  ["elfload", "-v", "--"],
+  (["elfload"], "Missing the program to run"),
+  (["elfload", "--verbose"], "Missing the program to run"),
+  (["elfload", "-v", "--"], "Missing the program to run"),
+  (["elfload", "--mode", "lazy", "./p"], "'lazy' is invalid for '--mode <policy>'"),
+  (["elfload", "--mode=", "./p"], "empty value for '--mode <policy>'"),
+  (["elfload", "--mode"], "missing value for '--mode <policy>'"),
+  (["elfload", "--argv0"], "missing value for '--argv0 <name>'"),
+  (["elfload", "--mode", "hybrid", "--prefetch", "0", "./p"], "--prefetch must be from 1 to 512 pages, not '0'"),
+  (["elfload", "--mode", "hybrid", "--prefetch", "513", "./p"], "not '513'"),
+  (["elfload", "--mode", "hybrid", "--prefetch", "-1", "./p"], "not '-1'"),
+  (["elfload", "--mode", "hybrid", "--prefetch", "x", "./p"], "not 'x'"),
+  (["elfload", "--prefetch", "4", "./p"], "--prefetch applies to --mode hybrid (the mode is eager)"),
+  (["elfload", "--mode", "demand", "--prefetch", "4", "./p"], "(the mode is demand)"),
+  (["elfload", "--stats-json=", "./p"], "empty value for '--stats-json <file>'"),
+  (["elfload", "--bogus", "./p"], "unrecognized option '--bogus'"),
+  (["elfload", "--stat", "/bin/true"], "unrecognized option '--stat'"),
+  (["elfload", "-vx", "./p"], "unrecognized option '-vx'"),
+  (["elfload", "--verbose=yes", "./p"], "'--verbose' takes no value"),
 ])
-func fastParserDefers(_ argv: [String]) {
-  #expect(FastParse.parse(argv.map { Array($0.utf8) }) == nil)
+func mistakes(_ argv: [String], _ phrase: String) {
+  guard case .usageError(let message) = parseLine(argv) else {
+    Issue.record("\(argv) was not refused: \(parseLine(argv))")
+    return
+  }
+  #expect(message.contains(phrase), "\(message)")
 }
 
-/// The deferred lines that name a subcommand get it from ArgumentParser.
-@Test func subcommandsGoToArgumentParser() throws {
-  let run = try #require(try Elfload.parseAsRoot(["run", "./p", "x"]) as? Elfload.Run)
-  #expect(run.command == ["./p", "x"])
-  let inspect = try #require(try Elfload.parseAsRoot(["inspect", "./p"]) as? Elfload.Inspect)
-  #expect(inspect.program == "./p")
-}
-
-/// The deferred lines that are mistakes are errors from ArgumentParser too,
-/// not programs to run. (Not "--bogus ./p": .captureForPassthrough takes an
-/// unknown long option as the start of the command, so that runs "--bogus".)
-@Test(arguments: [
-  [],
-  ["--mode", "lazy", "./p"],
-  ["--mode"],
-  ["--mode", "hybrid", "--prefetch", "0", "./p"],
-  ["--mode", "hybrid", "--prefetch", "513", "./p"],
-  ["--prefetch", "4", "./p"],
-  ["--mode", "demand", "--prefetch", "4", "./p"],
-  ["-vx", "./p"],
-])
-func mistakesAreArgumentParserErrors(_ arguments: [String]) {
-  #expect(throws: (any Error).self) { try Elfload.parseAsRoot(arguments) }
+/// The option table is the one definition: every option has help, and a value name exactly when it takes one.
+@Test func everyOptionIsDocumented() {
+  for option in RunOption.all {
+    #expect(option.long.hasPrefix("--") && !option.help.isEmpty)
+    #expect(parseLine(["elfload", option.long] + (option.takesValue ? ["v"] : []) + ["./p"]) != .tool)
+  }
 }

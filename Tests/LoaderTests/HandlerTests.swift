@@ -1,6 +1,6 @@
 // The demand-paging fault handler, run in this process over mappings the tests make: what it maps,
 // what it prefetches, the zero-filled staged page, and its counters.
-import CElfload
+import NoRuntimeZone
 import Glibc
 import Testing
 

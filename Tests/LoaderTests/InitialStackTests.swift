@@ -1,6 +1,6 @@
 // The initial stack, decoded byte by byte and checked against the layout of the kernel's create_elf_tables.
-import ELF
-import Loader
+import ElfloadCore
+
 import Testing
 
 /// Reads the built stack image back by address.

@@ -1,6 +1,6 @@
 // Load plans: which pages each PT_LOAD becomes, with what protection, and the addresses the kernel reports.
-import ELF
-import Loader
+import ElfloadCore
+
 import Testing
 
 func parsed(_ builder: ELFBuilder) throws -> Image { try Image(parsing: builder.build()) }

@@ -1,5 +1,6 @@
 // The `#!` line, parsed as binfmt_script parses it.
-import Loader
+
+import ElfloadCore
 import Testing
 
 private func parse(_ text: String) throws -> ScriptLine? { try ScriptLine(parsing: Array(text.utf8)) }
