@@ -9,9 +9,14 @@ let embedded: [SwiftSetting] = [
   .enableExperimentalFeature("Embedded"),
   // Embedded Swift needs whole-module builds; there is no thread pointer for a stack canary.
   .unsafeFlags(["-wmo", "-Xfrontend", "-disable-stack-protector"]),
+  // Small is fast here: the launcher's every page is a page fault before the program starts.
+  .unsafeFlags(["-Osize"], .when(configuration: .release)),
 ]
 // C that runs where no C library is: no canary, no builtin library calls it does not define.
-let freestanding: [CSetting] = [.unsafeFlags(["-ffreestanding", "-fno-stack-protector", "-fPIC"])]
+let freestanding: [CSetting] = [
+  .unsafeFlags(["-ffreestanding", "-fno-stack-protector", "-fPIC"]),
+  .unsafeFlags(["-Os"], .when(configuration: .release)),
+]
 // A static PIE with no C library. ld.bfd: gold has no --no-dynamic-linker.
 let launcherLinkFlags: [String] = [
   "-Xclang-linker", "-nostdlib", "-Xclang-linker", "-static-pie", "-Xclang-linker", "-fuse-ld=bfd",
@@ -37,12 +42,13 @@ let package = Package(
     .target(name: "LauncherRuntime", dependencies: ["CKernel"], cSettings: freestanding),
     // Shared pure code and the typed kernel interface: the ELF parser, load plan, stack image,
     // #! lines, open_exec, run options and report formats. One source folder, compiled twice:
-    // ordinary Swift (tests, tools, fuzzer) and Embedded Swift (the launcher; a symbolic link).
+    // as this ordinary module (tests, tools, fuzzer), and as part of the launcher's own module
+    // in Embedded Swift (Sources/Launcher/ElfloadCore is a symbolic link to it): one module,
+    // so whole-module optimisation sees all of the launcher and emits each generic once.
     .target(name: "ElfloadCore", dependencies: ["CKernel"]),
-    .target(name: "ElfloadCoreEmbedded", dependencies: ["CKernel"], swiftSettings: embedded),
     // elfload: the freestanding launcher.
     .executableTarget(
-      name: "Launcher", dependencies: ["ElfloadCoreEmbedded", "NoRuntimeZone", "LauncherRuntime"],
+      name: "Launcher", dependencies: ["CKernel", "NoRuntimeZone", "LauncherRuntime"],
       swiftSettings: embedded, linkerSettings: [.unsafeFlags(launcherLinkFlags)]),
     // elfload-tools: help, version, inspect, heatmap, usage errors (ArgumentParser, Foundation).
     .executableTarget(

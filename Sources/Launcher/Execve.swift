@@ -1,5 +1,4 @@
 // execve in user space: load_elf_binary's steps, named as fs/binfmt_elf.c names them.
-import ElfloadCoreEmbedded
 import LauncherRuntime
 import NoRuntimeZone
 
@@ -28,7 +27,8 @@ enum Execve {
     var interpreter: OpenedProgram?
     if let path = program.image.interpreter { interpreter = try OpenExec.openInterpreter(path) }
     let randomize = randomization()
-    let plan = try planProgram(program.image, hasInterpreter: interpreter != nil, randomize: randomize)
+    var random = Randomness()
+    let plan = try planProgram(program.image, hasInterpreter: interpreter != nil, randomize: randomize, &random)
     log("\(kind(program.image, interpreter != nil)), base \(hex(plan.extent.start)), entry \(hex(plan.entry))")
     var loads = [ImageLoad(plan: plan, fd: program.fd)]
     var interpreterPlan: LoadPlan?
@@ -43,10 +43,10 @@ enum Execve {
     // The program's descriptor stays open until the jump, for /proc/self/exe.
     for load in loads.dropFirst() { Kernel.close(load.fd) }
 
-    let brk = setBrk(plan, randomize: randomize)
+    let brk = setBrk(plan, randomize: randomize, &random)
     let stack = createElfTables(
       arguments: arguments, request: request, plan: plan, interpreterBase: interpreterPlan?.bias ?? 0,
-      startup: startup, stackTop: stackTop, randomize: randomize)
+      startup: startup, stackTop: stackTop, randomize: randomize, &random)
     log("stack \(hex(stack.base))-\(hex(stack.stackTop)), rsp \(hex(stack.stackPointer)), brk \(hex(brk))")
     let memoryMap = setProcessState(request: request, plan: plan, stack: stack, brk: brk)
     try startThread(
@@ -70,10 +70,12 @@ enum Execve {
   /// Where the program goes: ET_EXEC at its addresses; a PIE with an
   /// interpreter at ELF_ET_DYN_BASE plus a random offset; a static PIE where
   /// mmap puts it (load_elf_binary's load_bias choices).
-  static func planProgram(_ image: Image, hasInterpreter: Bool, randomize: Int) throws(LoadError) -> LoadPlan {
+  static func planProgram(_ image: Image, hasInterpreter: Bool, randomize: Int, _ random: inout Randomness)
+    throws(LoadError) -> LoadPlan
+  {
     let bias =
       image.isPositionIndependent && hasInterpreter
-      ? dynamicProgramBias(for: image, randomize: randomize) : try chooseBias(for: image)
+      ? dynamicProgramBias(for: image, randomize: randomize, &random) : try chooseBias(for: image)
     guard LoadPlan.fits(image, bias: bias) else {
       throw .noRoom(
         size: image.span.high - image.span.low, alignment: image.maximumAlignment,
@@ -117,11 +119,11 @@ enum Execve {
   /// chooses it: ELF_ET_DYN_BASE, plus arch_mmap_rnd() (mmap_rnd_bits of
   /// random pages) when randomising, aligned to the largest p_align, minus
   /// the first PT_LOAD's page.
-  static func dynamicProgramBias(for image: Image, randomize: Int) -> UInt64 {
+  static func dynamicProgramBias(for image: Image, randomize: Int, _ random: inout Randomness) -> UInt64 {
     var base = LoadPlan.dynamicBase
     if randomize > 0 {
       let bits = Kernel.readNumber(Array("/proc/sys/vm/mmap_rnd_bits".utf8)) ?? 28
-      base += Kernel.random(below: 1 << min(bits, 32)) * pageSize
+      base += random.below(1 << min(bits, 32)) * pageSize
     }
     base &= ~(image.maximumAlignment - 1)
     let first = image.programHeaders[image.loadIndexes[0]].vaddr
@@ -130,11 +132,11 @@ enum Execve {
 
   /// brk as load_elf_binary leaves it: after the bss plus a page, or at
   /// ELF_ET_DYN_BASE for a static PIE, then randomize_page(brk, 1 GiB).
-  static func setBrk(_ plan: LoadPlan, randomize: Int) -> UInt64 {
+  static func setBrk(_ plan: LoadPlan, randomize: Int, _ random: inout Randomness) -> UInt64 {
     var brk = plan.brkBase
     if randomize > 1 {
       if plan.brkGapPage { brk += pageSize }
-      brk += Kernel.random(below: (1 << 30) / pageSize) * pageSize
+      brk += random.below((1 << 30) / pageSize) * pageSize
     }
     return brk
   }
@@ -143,7 +145,7 @@ enum Execve {
   /// (its top is just past the AT_EXECFN string the kernel gave elfload).
   static func createElfTables(
     arguments: [[UInt8]], request: ExecRequest, plan: LoadPlan, interpreterBase: UInt64, startup: StartupStack,
-    stackTop: UInt64, randomize: Int
+    stackTop: UInt64, randomize: Int, _ random: inout Randomness
   ) -> InitialStack {
     let auxv = startup.auxv.compactMap { entry -> AuxvEntry? in
       switch entry.tag {
@@ -156,10 +158,10 @@ enum Execve {
       default: return entry  // AT_EXECFN, AT_PLATFORM, AT_RANDOM: InitialStack fills them in
       }
     }
-    let gap = randomize > 0 ? Kernel.random(below: 8192) : 0
+    let gap = randomize > 0 ? random.below(8192) : 0
     return InitialStack(
       arguments: arguments, environment: request.environment, execfn: request.path,
-      platform: startup.platform, randomBytes: Kernel.randomBytes(16), auxv: auxv, stackTop: stackTop,
+      platform: startup.platform, randomBytes: random.take(16), auxv: auxv, stackTop: stackTop,
       randomGap: gap)
   }
 

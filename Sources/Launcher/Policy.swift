@@ -1,6 +1,5 @@
 // Paging policies: how the pages of a load plan become memory. One closed set (PagingPolicy),
 // each consuming the same plans.
-import ElfloadCoreEmbedded
 import NoRuntimeZone
 
 /// One image to load: its plan and its open file.

@@ -1,6 +1,5 @@
 // RLIMIT_STACK: elfload may need more stack than the program's soft limit allows; it raises the
 // limit for itself at start and gives the program its own value back at the jump.
-import ElfloadCoreEmbedded
 
 /// The least stack elfload starts with, and what it gives itself when the hard limit allows.
 let loaderStackMinimum: UInt64 = 64 << 10

@@ -1,5 +1,4 @@
 // What the kernel gave elfload at start-up: argv, envp, auxv and the top of its stack, read once.
-import ElfloadCoreEmbedded
 
 /// elfload's own start-up stack, copied out before it is reused for the
 /// program. Every pointer here came from the kernel, so it is trusted; a

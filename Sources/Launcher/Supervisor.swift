@@ -1,6 +1,5 @@
 // --stats, --stats-json and --trace: a supervising parent that runs the program in a child and
 // reports what it cost. Without these options elfload stays a single process, like execve.
-import ElfloadCoreEmbedded
 import NoRuntimeZone
 
 /// The memory the child's pager writes and the parent reads.

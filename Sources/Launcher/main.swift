@@ -1,7 +1,6 @@
 // elfload, the launcher: what runs when a user types `elfload [options] PROGRAM ARGS`. Built
 // freestanding (Embedded Swift, no C library, no runtime; LauncherRuntime's _start relocates it
 // and calls elfload_main). Anything but running a program goes to the companion, elfload-tools.
-import ElfloadCoreEmbedded
 import LauncherRuntime
 
 @_cdecl("elfload_main")

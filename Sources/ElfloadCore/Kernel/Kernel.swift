@@ -130,8 +130,13 @@ public enum Kernel {
 
   /// The first line of a small /proc or /sys file, as a number; nil if there is none.
   public static func readNumber(_ path: [UInt8]) -> UInt64? {
-    guard let fd = try? open(path), let bytes = try? read(fd, count: 64, at: 0) else { return nil }
-    close(fd)
+    guard let fd = try? open(path) else { return nil }
+    defer { close(fd) }
+    // One read: /proc and /sys numbers are far shorter than the buffer.
+    var buffer = [UInt8](repeating: 0, count: 64)
+    let n = buffer.withUnsafeMutableBytes { syscall(.read, Int(fd.rawValue), Int(bitPattern: $0.baseAddress), $0.count) }
+    guard n > 0 else { return nil }
+    let bytes = buffer.prefix(n)
     var value: UInt64 = 0
     var digits = 0
     for b in bytes {
@@ -286,5 +291,30 @@ public enum Kernel {
     var ts = elfload_timespec()
     _ = withUnsafeMutableBytes(of: &ts) { syscall(.clockGettime, 1, Int(bitPattern: $0.baseAddress)) }
     return UInt64(ts.seconds) &* 1_000_000_000 &+ UInt64(ts.nanoseconds)
+  }
+}
+
+/// Random bytes for one exec, asked of the kernel once (getrandom) and handed
+/// out as needed: the load bias, brk, the stack gap, AT_RANDOM.
+public struct Randomness {
+  var bytes: [UInt8]
+  var used = 0
+
+  public init(count: Int = 64) { bytes = Kernel.randomBytes(count) }
+
+  /// The next `n` bytes (fresh ones from the kernel if these ran out).
+  public mutating func take(_ n: Int) -> [UInt8] {
+    if used + n > bytes.count {
+      bytes = Kernel.randomBytes(max(64, n))
+      used = 0
+    }
+    defer { used += n }
+    return Array(bytes[used..<(used + n)])
+  }
+
+  /// A uniformly random integer below `bound` (modulo bias below 2^-32 for the bounds used here).
+  public mutating func below(_ bound: UInt64) -> UInt64 {
+    guard bound > 1 else { return 0 }
+    return take(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) } % bound
   }
 }
