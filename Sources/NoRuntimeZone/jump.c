@@ -196,6 +196,8 @@ __asm__(
     "mov  %r9, %rsp\n\t"
     "pushq $0x202\n\t"
     "popfq\n\t"
+    // ... and the word that carried them is zero again, as all of the red zone is after execve.
+    "movq $0, -8(%rsp)\n\t"
     // mov, not xor: xor would set ZF and PF again.
     "mov  $0, %eax\n\t mov $0, %ebx\n\t mov $0, %ecx\n\t mov $0, %edx\n\t"
     "mov  $0, %esi\n\t mov $0, %edi\n\t mov $0, %ebp\n\t mov $0, %r8d\n\t"

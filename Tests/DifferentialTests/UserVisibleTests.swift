@@ -131,18 +131,10 @@ struct BelowStackPointerTests {
     // the signal frame below the red zone (rsp - 128), as it would for any
     // signal; the 128 bytes of the red zone stay the program's.
     let window = policy.onDemand ? 128 : 4096
-    let seen = Self.nonZero(loaded.stdout).filter { $0.offset <= window }
-    // The trampoline's `pushq $0x202; popfq` leaves the flags word at rsp-8.
-    let flagsWord = seen.filter { ($0.offset == 7 || $0.offset == 8) && $0.value == "0x02" }
-    let stray = seen.filter { !($0.offset == 7 || $0.offset == 8) || $0.value != "0x02" }
+    let stray = Self.nonZero(loaded.stdout).filter { $0.offset <= window }
     #expect(stray.isEmpty, "the loader's bytes below rsp: \(stray)\n\(loaded)")
     if !policy.onDemand {
-      #expect(
-        loaded.stdout.hasPrefix("non-zero bytes in the 4096 below rsp at entry: \(flagsWord.count)\n"),
-        "\(loaded)")
-    }
-    withKnownIssue("elfload leaves rflags (0x202) at rsp-8; natively the red zone is zero") {
-      #expect(flagsWord.isEmpty, "\(loaded)")
+      #expect(loaded.stdout == native.stdout, "\(loaded)")
     }
   }
 }
