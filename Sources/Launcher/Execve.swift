@@ -224,7 +224,7 @@ enum Execve {
         keep += [ranges[3 * i], ranges[3 * i + 1] - ranges[3 * i], ranges[3 * i + 2]]
       }
     }
-    log("at the jump: unmap elfload's own memory, keep \(keep.count / 3) ranges of it")
+    log("at the jump: peak RSS so far \(peakResidentKiB().map { "\($0) KiB" } ?? "unknown"); unmap elfload's own memory, keep \(keep.count / 3) ranges of it")
     let vectorState = elfload_vector_state()
     if policy.pagesOnDemand { try Demand.activate() }
     stackLimit.restore()
@@ -248,6 +248,16 @@ enum Execve {
       }
     }
     throw .system(SystemCallError("mmap (the trampoline)", errno: Errno(rawValue: Int32(-failure))))
+  }
+
+  /// VmHWM from /proc/self/status (for --verbose).
+  static func peakResidentKiB() -> UInt64? {
+    guard let status = Kernel.readWholeFile(Array("/proc/self/status".utf8)) else { return nil }
+    for line in status.split(separator: 10) where line.starts(with: Array("VmHWM:".utf8)) {
+      let digits = line.filter { $0 >= 48 && $0 <= 57 }
+      return UInt64(text(Array(digits)))
+    }
+    return nil
   }
 
   /// The loader's image and every chunk its allocator took, less `keep`. The
