@@ -10,6 +10,7 @@ struct ExecRequest {
   var arguments: [[UInt8]]
   var environment: [[UInt8]]
   var policy: PagingPolicy
+  var pager: Pager?
   /// Counters and trace shared with a supervising parent (--stats, --trace).
   var shared: SharedMeasurement?
   var log: Log
@@ -38,8 +39,10 @@ enum Execve {
       loads.append(ImageLoad(plan: planned, fd: interpreter.fd))
       interpreterPlan = planned
     }
-    try request.policy.install(loads, log: log)
-    request.shared?.attach(request.policy, loads, log: log)
+    let faults = try FaultPath.choose(request.policy, asked: request.pager, log: log)
+    request.shared?.counters.pointee.pager = faults.kind
+    try request.policy.install(loads, faults: faults, shared: request.shared, log: log)
+    if case .uffd = faults {} else { request.shared?.attach(request.policy, loads, log: log) }
     // The program's descriptor stays open until the jump, for /proc/self/exe.
     for load in loads.dropFirst() { Kernel.close(load.fd) }
 
@@ -50,7 +53,7 @@ enum Execve {
     log("stack \(hex(stack.base))-\(hex(stack.stackTop)), rsp \(hex(stack.stackPointer)), brk \(hex(brk))")
     let memoryMap = setProcessState(request: request, plan: plan, stack: stack, brk: brk)
     try startThread(
-      policy: request.policy, program: program.fd, entry: interpreterPlan?.entry ?? plan.entry, stack: stack,
+      faults: faults, program: program.fd, entry: interpreterPlan?.entry ?? plan.entry, stack: stack,
       memoryMap: memoryMap, stackLimit: stackLimit, log: log)
   }
 
@@ -211,13 +214,13 @@ enum Execve {
   /// hands over to the trampoline. Returns only by throwing, if the
   /// trampoline cannot be mapped.
   static func startThread(
-    policy: PagingPolicy, program: FileDescriptor, entry: UInt64, stack: InitialStack, memoryMap: elfload_mm_map?,
+    faults: FaultPath, program: FileDescriptor, entry: UInt64, stack: InitialStack, memoryMap: elfload_mm_map?,
     stackLimit: StackLimit, log: Log
   ) throws(LoadError) -> Never {
     // The stack pages handed back below the new image: as far as the loader may have used them.
     let scrubLow = pageStart(stack.stackTop - min(stackLimit.current, 64 << 20))
     var keep: [UInt64] = []
-    if policy.pagesOnDemand {
+    if faults.needsHandler {
       var ranges = [UInt64](repeating: 0, count: 9)
       elfload_handler_ranges(&ranges)
       for i in 0..<3 where ranges[3 * i + 1] > ranges[3 * i] {
@@ -226,7 +229,7 @@ enum Execve {
     }
     log("at the jump: peak RSS so far \(peakResidentKiB().map { "\($0) KiB" } ?? "unknown"); unmap elfload's own memory, keep \(keep.count / 3) ranges of it")
     let vectorState = elfload_vector_state()
-    if policy.pagesOnDemand { try Demand.activate() }
+    if faults.needsHandler { try Demand.activate() }
     stackLimit.restore()
     var map = memoryMap ?? elfload_mm_map()
     // Last, so that nothing is allocated after the list of what to unmap is made.

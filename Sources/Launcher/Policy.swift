@@ -8,17 +8,52 @@ struct ImageLoad {
   var fd: FileDescriptor
 }
 
-extension PagingPolicy {
-  /// Maps (eager) or reserves (demand, hybrid) every image's pages.
-  func install(_ loads: [ImageLoad], log: Log) throws(LoadError) {
+/// How a run's faults are served: not at all (eager), by the SIGSEGV handler, or by a
+/// userfaultfd server (holding the descriptor until the server has it).
+enum FaultPath {
+  case none
+  case signal
+  case uffd(FileDescriptor)
+
+  /// The pager a user asked for, or the default: under demand and hybrid,
+  /// userfaultfd where the kernel grants what it needs to be correct, else
+  /// the SIGSEGV handler.
+  static func choose(_ policy: PagingPolicy, asked: Pager?, log: Log) throws(LoadError) -> FaultPath {
+    guard policy != .eager else { return .none }
+    if asked == .signal { return .signal }
+    let fd = elfload_uffd_open()
+    if fd >= 0 { return .uffd(FileDescriptor(rawValue: Int32(fd))) }
+    let error = SystemCallError("userfaultfd", errno: Errno(rawValue: Int32(-fd)))
+    if asked == .uffd { throw .pagerUnavailable(error) }
+    log("no userfaultfd pager (\(error)): faults go to a SIGSEGV handler (--pager signal)")
+    return .signal
+  }
+
+  /// As the shared counters record it, for the supervisor's report.
+  var kind: UInt64 {
     switch self {
-    case .eager: for load in loads { try Eager.install(load, log: log) }
-    case .demand, .hybrid: try Demand.install(loads, prefetch: prefetch, log: log)
+    case .none: return UInt64(ELFLOAD_PAGER_NONE)
+    case .signal: return UInt64(ELFLOAD_PAGER_SIGNAL)
+    case .uffd: return UInt64(ELFLOAD_PAGER_UFFD)
     }
   }
 
-  /// Whether the fault handler (and its pages) must outlive the jump.
-  var pagesOnDemand: Bool { self != .eager }
+  /// Whether the SIGSEGV handler (and its pages) must outlive the jump.
+  var needsHandler: Bool {
+    if case .signal = self { return true }
+    return false
+  }
+}
+
+extension PagingPolicy {
+  /// Maps (eager) or reserves (demand, hybrid) every image's pages.
+  func install(_ loads: [ImageLoad], faults: FaultPath, shared: SharedMeasurement?, log: Log) throws(LoadError) {
+    switch faults {
+    case .none: for load in loads { try Eager.install(load, log: log) }
+    case .signal: try Demand.install(loads, prefetch: prefetch, log: log)
+    case .uffd(let fd): try Userfault.install(loads, prefetch: prefetch, uffd: fd, shared: shared, log: log)
+    }
+  }
 }
 
 /// The all-at-once policy: the kernel's own `elf_load`, done from user space.
@@ -215,6 +250,73 @@ enum Demand {
   static func activate() throws(LoadError) {
     let r = elfload_demand_activate()
     if r != 0 { throw .system(SystemCallError("rt_sigaction", errno: Errno(rawValue: Int32(-r)))) }
+  }
+}
+
+/// Demand and hybrid paging through userfaultfd (uffd.c, which says how): the
+/// segments are anonymous memory with their final protection, registered for
+/// missing pages; a server process fills each page from the file, or with
+/// zeros, when it is first touched.
+enum Userfault {
+  static func install(
+    _ loads: [ImageLoad], prefetch: Int, uffd: FileDescriptor, shared: SharedMeasurement?, log: Log
+  ) throws(LoadError) {
+    var regions: [(segment: SegmentMapping, range: AddressRange)] = []
+    for (image, load) in loads.enumerated() {
+      for segment in load.plan.segments {
+        if !segment.filePages.isEmpty {
+          try Eager.elfMap(segment, segment.filePages, segment.protection, flags: [.private, .anonymous])
+          let dataEnd = segment.zeroFill.isEmpty ? segment.filePages.end : segment.zeroFill.start
+          try add(
+            segment, image: image, segment.filePages, fd: load.fd.rawValue, offset: segment.fileOffset,
+            dataEnd: dataEnd)
+          regions.append((segment, segment.filePages))
+          log(
+            "anonymous \(segment.filePages) \(segment.protection), served from file offset \(hex(segment.fileOffset)) when touched"
+              + (segment.zeroFill.isEmpty ? "" : ", zero from \(hex(segment.zeroFill.start))"))
+        }
+        if !segment.anonymousPages.isEmpty {
+          do {
+            try Eager.elfMap(segment, segment.anonymousPages, segment.anonymousProtection, flags: [.private, .anonymous])
+          } catch {
+            if case .mapping(let index, let range, let e) = error {
+              throw .bss(segment: index, memsz: segment.memory.count, range: range, e)
+            }
+            throw error
+          }
+          try add(segment, image: image, segment.anonymousPages, fd: -1, offset: 0, dataEnd: segment.anonymousPages.start)
+          regions.append((segment, segment.anonymousPages))
+          log("anonymous \(segment.anonymousPages) \(segment.anonymousProtection) (bss), zero pages served when touched")
+        }
+      }
+    }
+    elfload_uffd_configure(UInt32(prefetch), shared?.counters, shared?.trace)
+    // The server first, then the registrations: a fork of registered memory
+    // waits for the server, which would be waiting to be born.
+    let started = elfload_uffd_start_server(uffd.rawValue)
+    if started != 0 { throw .system(SystemCallError("fork (the userfaultfd server)", errno: Errno(rawValue: Int32(-started)))) }
+    for (segment, range) in regions {
+      let r = elfload_uffd_register(uffd.rawValue, range.start, range.count)
+      if r != 0 {
+        throw .mapping(segment: segment.programHeaderIndex, range: range, SystemCallError("UFFDIO_REGISTER", errno: Errno(rawValue: Int32(-r))))
+      }
+    }
+    // The server holds its own copy; the program must not see one.
+    Kernel.close(uffd)
+    log(
+      prefetch == 0
+        ? "demand paging through userfaultfd: one page per fault"
+        : "hybrid paging through userfaultfd: each fault copies up to \(prefetch) following pages too")
+  }
+
+  static func add(
+    _ segment: SegmentMapping, image: Int, _ range: AddressRange, fd: Int32, offset: UInt64, dataEnd: UInt64
+  ) throws(LoadError) {
+    var region = elfload_uffd_region(
+      start: range.start, end: range.end, file_offset: offset, data_end: dataEnd, fd: fd,
+      segment: Int32(segment.programHeaderIndex),
+      first_page_in_segment: (range.start - pageStart(segment.memory.start)) / pageSize, image: Int32(image))
+    guard elfload_uffd_add_region(&region) == 0 else { throw .tooManySegments(limit: Int(ELFLOAD_DEMAND_MAX_REGIONS)) }
   }
 }
 

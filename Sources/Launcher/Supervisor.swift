@@ -101,7 +101,9 @@ enum Supervisor {
     let recorded = trace.map { $0.pointee.count } ?? 0
     let traced = trace.map { min($0.pointee.count, $0.pointee.capacity) } ?? 0
     let report = Report(
-      program: text(program), policy: settings.policy, wallNanoseconds: end.nanoseconds - start.nanoseconds,
+      program: text(program), policy: settings.policy,
+      pager: c.pager == UInt64(ELFLOAD_PAGER_UFFD) ? "uffd" : c.pager == UInt64(ELFLOAD_PAGER_SIGNAL) ? "signal" : nil,
+      wallNanoseconds: end.nanoseconds - start.nanoseconds,
       usage: resources, ending: Ending(waitStatus: status), counters: pager, traced: traced,
       dropped: recorded - traced)
     if settings.stats { Kernel.writeError(report.summary) }

@@ -18,7 +18,8 @@ func elfloadMain(_ stack: UnsafeMutablePointer<UInt64>) -> Never {
     var arguments = Array(argv[programIndex...])
     if let argv0 = settings.argv0 { arguments[0] = argv0 }
     var request = ExecRequest(
-      path: path, arguments: arguments, environment: startup.environment, policy: settings.policy, shared: nil,
+      path: path, arguments: arguments, environment: startup.environment, policy: settings.policy,
+      pager: settings.pager, shared: nil,
       log: Log(verbose: settings.verbose))
     do {
       // From here on, with --stats and the like, the parent only waits and reports.

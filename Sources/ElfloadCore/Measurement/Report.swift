@@ -27,6 +27,8 @@ public enum Ending: Equatable, Sendable {
 public struct Report: Sendable {
   public var program: String
   public var policy: PagingPolicy
+  /// "uffd" or "signal" under demand and hybrid; nil under eager.
+  public var pager: String?
   public var wallNanoseconds: UInt64
   public var usage: ResourceUsage
   public var ending: Ending
@@ -35,11 +37,12 @@ public struct Report: Sendable {
   public var dropped: UInt64
 
   public init(
-    program: String, policy: PagingPolicy, wallNanoseconds: UInt64, usage: ResourceUsage, ending: Ending,
-    counters: PagerCounters, traced: UInt64, dropped: UInt64
+    program: String, policy: PagingPolicy, pager: String?, wallNanoseconds: UInt64, usage: ResourceUsage,
+    ending: Ending, counters: PagerCounters, traced: UInt64, dropped: UInt64
   ) {
     self.program = program
     self.policy = policy
+    self.pager = pager
     self.wallNanoseconds = wallNanoseconds
     self.usage = usage
     self.ending = ending
@@ -69,7 +72,7 @@ public struct Report: Sendable {
   public var summary: String {
     let unused = counters.prefetchedUnused.map { "\($0) never touched" } ?? "unused unknown"
     return """
-      elfload stats: \(program) (\(policy.description)), \(endingText)
+      elfload stats: \(program) (\(policy.description)\(pager.map { ", \($0) pager" } ?? "")), \(endingText)
         time:   wall \(wall) ms, user \(user) ms, sys \(system) ms
         memory: peak RSS \(usage.maxRSSKiB) KiB; page faults \(usage.minorFaults) minor, \(usage.majorFaults) major
         loader: \(counters.faults) faults handled, \(counters.pagesMapped) pages mapped, \(counters.pagesPrefetched) of them prefetched (\(unused)), \(counters.waits) waits
@@ -86,7 +89,7 @@ public struct Report: Sendable {
     let unused = counters.prefetchedUnused.map { "\($0)" } ?? "null"
     return """
       {"program": "\(Self.escape(program))", "policy": "\(policy.description)", "mode": "\(policy.mode)", \
-      "prefetch": \(policy.prefetch), "wall_ms": \(wall), "user_ms": \(user), "sys_ms": \(system), \
+      "prefetch": \(policy.prefetch), "pager": \(pager.map { "\"\($0)\"" } ?? "null"), "wall_ms": \(wall), "user_ms": \(user), "sys_ms": \(system), \
       "max_rss_kb": \(usage.maxRSSKiB), "minor_faults": \(usage.minorFaults), "major_faults": \(usage.majorFaults), \
       "loader_faults": \(counters.faults), "pages_mapped": \(counters.pagesMapped), \
       "pages_prefetched": \(counters.pagesPrefetched), "prefetched_unused": \(unused), \

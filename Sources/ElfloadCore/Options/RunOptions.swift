@@ -35,9 +35,26 @@ public enum PagingPolicy: Equatable, Sendable {
   }
 }
 
+/// How faults reach elfload under demand and hybrid paging.
+public enum Pager: Equatable, Sendable {
+  /// A SIGSEGV handler in the program (the seed's mechanism).
+  case signal
+  /// userfaultfd: the kernel parks the faulting thread and asks a server process.
+  case uffd
+
+  public var name: String {
+    switch self {
+    case .signal: return "signal"
+    case .uffd: return "uffd"
+    }
+  }
+}
+
 /// What `elfload [options] PROGRAM` was asked to do, as values.
 public struct RunSettings: Equatable, Sendable {
   public var policy: PagingPolicy = .eager
+  /// --pager; nil: uffd where the kernel allows it, else signal.
+  public var pager: Pager?
   public var argv0: [UInt8]?
   public var verbose = false
   /// --stats: a summary on stderr when the program ends.
@@ -54,7 +71,7 @@ public struct RunSettings: Equatable, Sendable {
 
 /// One option of `elfload [options] PROGRAM`.
 public struct RunOption: Sendable {
-  public enum Name: Sendable { case mode, prefetch, argv0, verbose, stats, statsJSON, trace }
+  public enum Name: Sendable { case mode, prefetch, pager, argv0, verbose, stats, statsJSON, trace }
   public var name: Name
   public var long: String
   public var short: String?
@@ -71,6 +88,11 @@ public struct RunOption: Sendable {
       name: .prefetch, long: "--prefetch", valueName: "n",
       help:
         "with --mode hybrid: pages to map after each faulting page (\(PagingPolicy.prefetchRange.lowerBound) to \(PagingPolicy.prefetchRange.upperBound), default 1)"),
+    RunOption(
+      name: .pager, long: "--pager", valueName: "uffd|signal",
+      help:
+        "with demand or hybrid: how faults reach elfload: uffd (userfaultfd and a server process; the default where the kernel allows it) or signal (a SIGSEGV handler)"
+    ),
     RunOption(name: .argv0, long: "--argv0", valueName: "name", help: "give the program NAME as argv[0], like exec -a"),
     RunOption(name: .verbose, long: "--verbose", short: "-v", help: "say on stderr what is mapped where, before the program starts"),
     RunOption(
@@ -168,6 +190,14 @@ extension CommandLineParse {
             "--prefetch must be from \(PagingPolicy.prefetchRange.lowerBound) to \(PagingPolicy.prefetchRange.upperBound) pages, not '\(text(value))'")
         }
         prefetch = n
+      case .pager:
+        if value == Array("uffd".utf8) {
+          settings.pager = .uffd
+        } else if value == Array("signal".utf8) {
+          settings.pager = .signal
+        } else {
+          return .usageError("the value '\(text(value))' is invalid for '--pager <uffd|signal>'; use 'uffd' or 'signal'")
+        }
       case .argv0: settings.argv0 = value
       case .verbose: settings.verbose = true
       case .stats: settings.stats = true
@@ -191,6 +221,9 @@ extension CommandLineParse {
         return .usageError("--prefetch applies to --mode hybrid (the mode is \(mode.mode))")
       }
       settings.policy = .hybrid(prefetch: prefetch)
+    }
+    if settings.pager != nil, case .eager = mode {
+      return .usageError("--pager applies to --mode demand and hybrid (the mode is eager)")
     }
     guard i < argv.count else { return .usageError("Missing the program to run: elfload PROGRAM [ARGS...]") }
     return .run(settings, programIndex: i)

@@ -146,7 +146,7 @@ public struct LoadPlan: Equatable, Sendable {
     for i in mappings.indices {
       for later in mappings[(i + 1)...] {
         let owned = [later.filePages, later.anonymousPages].filter { !$0.isEmpty }
-        guard let start = owned.map { $0.start }.min(), let end = owned.map { $0.end }.max() else { continue }
+        guard let start = owned.map({ $0.start }).min(), let end = owned.map({ $0.end }).max() else { continue }
         mappings[i].giveUp(AddressRange(start, end))
       }
     }

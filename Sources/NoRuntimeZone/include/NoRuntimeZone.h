@@ -69,7 +69,9 @@ struct elfload_demand_counters {
   uint64_t waits;             ///< times a thread waited for another to map a page
   uint64_t prefetched_unused; ///< prefetched pages not present when the program ended
   uint64_t unused_counted;    ///< 1 once a watcher has counted prefetched_unused
+  uint64_t pager;             ///< which pager served: ELFLOAD_PAGER_NONE, _SIGNAL or _UFFD
 };
+enum { ELFLOAD_PAGER_NONE = 0, ELFLOAD_PAGER_SIGNAL = 1, ELFLOAD_PAGER_UFFD = 2 };
 
 /// The page-state array for `pages` pages: one byte each, zero, wiped in a
 /// forked child (see demand.c). Returns its address, or -errno.
@@ -114,4 +116,37 @@ long elfload_demand_watch(void);
 /// Installs the SIGSEGV handler. Returns 0 or -errno.
 long elfload_demand_activate(void);
 const struct elfload_demand_counters *elfload_demand_counters(void);
+
+// ---- The userfaultfd pager (uffd.c): a fault server in a process of its own ----
+
+/// Pages of the program served by the server: [start, end), the bytes of
+/// [start, data_end) from `fd` at `file_offset` on, zeros after them (or all
+/// zeros when `fd` is -1: the bss).
+struct elfload_uffd_region {
+  uint64_t start, end;     ///< page aligned
+  uint64_t file_offset;    ///< the file offset of `start`
+  uint64_t data_end;       ///< file bytes end here; the rest of the region reads as zero
+  int32_t fd;              ///< the program's or interpreter's file, or -1
+  int32_t segment;         ///< the PT_LOAD's index, for traces
+  uint64_t first_page_in_segment;  ///< `start`'s page index within its segment, for traces
+  int32_t image;           ///< 0: the program, 1: its interpreter
+};
+
+/// A userfaultfd for this process with what a correct pager needs: forks
+/// reported (EVENT_FORK: without it a forked child reads zeros), moves
+/// reported (EVENT_REMAP), the faulting thread's id, and faults from the
+/// kernel's own accesses served (no UFFD_USER_MODE_ONLY). Returns the
+/// descriptor or -errno (EPERM: the kernel does not grant it to this user).
+long elfload_uffd_open(void);
+/// Adds a region to serve (before the server starts). 0, or -1 when full.
+int elfload_uffd_add_region(const struct elfload_uffd_region *region);
+/// Pages to copy after each faulting one, and where to count (and trace).
+void elfload_uffd_configure(uint32_t prefetch, struct elfload_demand_counters *counters,
+                            struct elfload_trace *trace);
+/// Starts the server in a process of its own (a double fork: it is not this
+/// process's child, and survives its exec), holding `uffd` and the regions'
+/// files and nothing else. Returns 0 or -errno.
+long elfload_uffd_start_server(int uffd);
+/// UFFDIO_REGISTER of [start, start + length) for missing pages. 0 or -errno.
+long elfload_uffd_register(int uffd, uint64_t start, uint64_t length);
 #endif

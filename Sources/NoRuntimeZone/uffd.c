@@ -1,0 +1,318 @@
+// The no-runtime zone's fault server: the userfaultfd pager.
+//
+// Under --pager uffd the program's segments are anonymous memory registered
+// with a userfaultfd; a fault parks the faulting thread in the kernel, which
+// tells this server, which fills the page (and the following ones under
+// hybrid) with one UFFDIO_COPY of the file's bytes, or UFFDIO_ZEROPAGE for
+// the bss, which wakes the thread. No signal is involved: a program's own
+// SIGSEGV handler, a blocked SIGSEGV, and the kernel's own accesses
+// (read() into an untouched buffer) are all served.
+//
+// The server is a process of its own, made by a double fork before anything
+// is registered (with EVENT_FORK, a fork of a registered process waits for
+// the server to read the event: the server's own creation would wait for
+// itself). So it is not the program's child, holds none of its descriptors
+// but the userfaultfd and the files it reads, ignores every signal a
+// terminal sends (its own session), and serves every process that shares the
+// program's pages through fork (EVENT_FORK hands it a new userfaultfd for
+// each). The kernel gives no end-of-file when a process behind a userfaultfd
+// is gone: when nothing has come for a while, a UFFDIO_COPY to an address
+// nobody registered says ENOENT while the address space lives and ESRCH once
+// it is gone. The server ends when the last one is gone.
+//
+// Raw system calls only, as everywhere in this folder.
+#include "NoRuntimeZone.h"
+
+#include <asm/unistd.h>
+#include <linux/errno.h>
+#include <linux/fcntl.h>
+#include <linux/mman.h>
+#include <linux/poll.h>
+#include <linux/prctl.h>
+#include <linux/signal.h>
+#include <linux/ioctl.h>
+#include <linux/userfaultfd.h>
+
+enum { page_size = 4096, max_regions = ELFLOAD_DEMAND_MAX_REGIONS, max_uffds = 256, max_remaps = 64 };
+enum { probe_interval_ms = 25 };
+
+static struct {
+  struct elfload_uffd_region regions[max_regions];
+  uint32_t region_count;
+  uint32_t prefetch;
+  struct elfload_demand_counters own_counters;
+  struct elfload_demand_counters *counters;
+  struct elfload_trace *trace;
+} pager;
+
+static long sys(long n, long a1, long a2, long a3, long a4, long a5) {
+  return elfload_syscall6(n, a1, a2, a3, a4, a5, 0);
+}
+
+long elfload_uffd_open(void) {
+  long fd = sys(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK, 0, 0, 0, 0);
+  if (fd < 0) return fd;
+  struct uffdio_api api = {.api = UFFD_API,
+                           .features = UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP |
+                                       UFFD_FEATURE_THREAD_ID};
+  long ret = sys(__NR_ioctl, fd, UFFDIO_API, (long)&api, 0, 0);
+  if (ret != 0) {
+    sys(__NR_close, fd, 0, 0, 0, 0);
+    return ret;
+  }
+  return fd;
+}
+
+int elfload_uffd_add_region(const struct elfload_uffd_region *region) {
+  if (pager.region_count == max_regions) return -1;
+  pager.regions[pager.region_count++] = *region;
+  return 0;
+}
+
+void elfload_uffd_configure(uint32_t prefetch, struct elfload_demand_counters *counters,
+                            struct elfload_trace *trace) {
+  pager.prefetch = prefetch;
+  pager.counters = counters != NULL ? counters : &pager.own_counters;
+  pager.trace = trace;
+}
+
+long elfload_uffd_register(int uffd, uint64_t start, uint64_t length) {
+  struct uffdio_register r = {.range = {.start = start, .len = length},
+                              .mode = UFFDIO_REGISTER_MODE_MISSING};
+  return sys(__NR_ioctl, uffd, UFFDIO_REGISTER, (long)&r, 0, 0);
+}
+
+// ---- the server ----
+
+// One userfaultfd per address space it serves: the program's, then one per fork.
+static struct {
+  int fd[max_uffds];
+  uint32_t count;
+  // Ranges the program moved with mremap (EVENT_REMAP): [to, to + len) holds
+  // what was at `from`.
+  struct {
+    int uffd;
+    uint64_t from, to, len;
+  } remaps[max_remaps];
+  uint32_t remap_count;
+  char *buffer;  // (1 + prefetch) pages
+} server;
+
+static void count(uint64_t *counter, uint64_t n) { __atomic_fetch_add(counter, n, __ATOMIC_RELAXED); }
+
+static const struct elfload_uffd_region *region_of(uint64_t address) {
+  for (uint32_t i = 0; i < pager.region_count; i++) {
+    const struct elfload_uffd_region *r = &pager.regions[i];
+    if (address >= r->start && address < r->end) return r;
+  }
+  return NULL;
+}
+
+// Where `address` (in the address space behind uffd number `u`) was when the
+// regions were described: moved ranges are followed back.
+static uint64_t original_address(uint32_t u, uint64_t address) {
+  for (uint32_t i = server.remap_count; i-- > 0;) {
+    if (server.remaps[i].uffd != (int)u) continue;
+    uint64_t to = server.remaps[i].to;
+    if (address >= to && address - to < server.remaps[i].len) address = server.remaps[i].from + (address - to);
+  }
+  return address;
+}
+
+static void trace(const struct elfload_uffd_region *r, uint64_t first, uint64_t pages, uint32_t tid) {
+  struct elfload_trace *t = pager.trace;
+  if (t == NULL || r == NULL) return;
+  uint64_t at = __atomic_fetch_add(&t->count, pages, __ATOMIC_RELAXED);
+  uint64_t now = elfload_timestamp();
+  for (uint64_t i = 0; i < pages; i++) {
+    if (at + i >= t->capacity) return;
+    struct elfload_trace_record *e = &t->records[at + i];
+    e->timestamp = now;
+    e->address = first + i * page_size;
+    e->page = (uint32_t)((first - r->start) / page_size + i + r->first_page_in_segment);
+    e->tid = tid;
+    e->segment = (uint16_t)r->segment;
+    e->kind = i == 0 ? ELFLOAD_TRACE_FAULT : ELFLOAD_TRACE_PREFETCH;
+    e->image = (uint8_t)r->image;
+  }
+}
+
+static void wake(int fd, uint64_t page) {
+  struct uffdio_range range = {.start = page, .len = page_size};
+  sys(__NR_ioctl, fd, UFFDIO_WAKE, (long)&range, 0, 0);
+}
+
+// The bytes of `pages` pages of region `r` from `original` on, into the buffer.
+static void fill(const struct elfload_uffd_region *r, uint64_t original, uint64_t pages) {
+  uint64_t length = pages * page_size;
+  uint64_t from_file = 0;
+  if (r->fd >= 0 && original < r->data_end) {
+    uint64_t want = r->data_end - original < length ? r->data_end - original : length;
+    uint64_t offset = r->file_offset + (original - r->start);
+    while (from_file < want) {
+      long n = sys(__NR_pread64, r->fd, (long)(server.buffer + from_file), (long)(want - from_file),
+                   (long)(offset + from_file), 0);
+      if (n == -EINTR) continue;
+      if (n <= 0) break;  // past the end of the file: zeros, as a file mapping reads there
+      from_file += (uint64_t)n;
+    }
+  }
+  for (uint64_t i = from_file; i < length; i++) server.buffer[i] = 0;
+}
+
+// Serves a fault at `address` in the address space behind uffd number `u`:
+// the page and up to `prefetch` following ones of its region that are still
+// missing, in one ioctl. Returns the pages installed.
+static void serve(uint32_t u, uint64_t address, uint32_t tid) {
+  int fd = server.fd[u];
+  uint64_t page = address & ~(uint64_t)(page_size - 1);
+  uint64_t original = original_address(u, page);
+  const struct elfload_uffd_region *r = region_of(original);
+  uint64_t pages = 1 + pager.prefetch;
+  if (r != NULL && (r->end - original) / page_size < pages) pages = (r->end - original) / page_size;
+  if (r == NULL) pages = 1;  // grown in place, or unknown: zeros, as new anonymous memory reads
+  long ret;
+  uint64_t done = 0;
+  if (r == NULL || r->fd < 0) {
+    struct uffdio_zeropage z = {.range = {.start = page, .len = pages * page_size}};
+    ret = sys(__NR_ioctl, fd, UFFDIO_ZEROPAGE, (long)&z, 0, 0);
+    done = z.zeropage > 0 ? (uint64_t)z.zeropage : 0;
+  } else {
+    fill(r, original, pages);
+    struct uffdio_copy c = {.dst = page, .src = (uint64_t)server.buffer, .len = pages * page_size};
+    ret = sys(__NR_ioctl, fd, UFFDIO_COPY, (long)&c, 0, 0);
+    done = c.copy > 0 ? (uint64_t)c.copy : 0;
+  }
+  // A partial copy stopped at a page that is there already (EEXIST): the
+  // prefetch ends there, as readahead stops at a cached page. If the faulting
+  // page itself was there (another thread's fault filled it), its thread may
+  // still be parked: wake it.
+  if (done == 0) {
+    if (ret == -EEXIST || ret == -EAGAIN) wake(fd, page);
+    return;
+  }
+  uint64_t installed = done / page_size;
+  count(&pager.counters->faults, 1);
+  count(&pager.counters->pages_mapped, installed);
+  count(&pager.counters->pages_prefetched, installed - 1);
+  trace(r, page, installed, tid);
+}
+
+// Adds a userfaultfd (the program's, or a forked child's).
+static void add(int fd) {
+  if (server.count == max_uffds) {
+    // Cannot happen with the limit far above what a program forks at once;
+    // if it did, this child's faults would never be served: better it dies.
+    sys(__NR_close, fd, 0, 0, 0, 0);
+    return;
+  }
+  sys(__NR_fcntl, fd, F_SETFL, O_NONBLOCK, 0, 0);
+  server.fd[server.count++] = fd;
+}
+
+static void drop(uint32_t u) {
+  sys(__NR_close, server.fd[u], 0, 0, 0, 0);
+  server.fd[u] = -1;
+}
+
+// Whether the address space behind uffd number `u` is still there.
+static int alive(uint32_t u) {
+  // An address nobody registers (just below the top of user space): ENOENT
+  // while the address space lives, ESRCH once it is gone.
+  struct uffdio_copy c = {.dst = 0x7fffffffe000, .src = (uint64_t)server.buffer, .len = page_size};
+  long ret = sys(__NR_ioctl, server.fd[u], UFFDIO_COPY, (long)&c, 0, 0);
+  return ret != -ESRCH;
+}
+
+static void handle(uint32_t u, const struct uffd_msg *m) {
+  switch (m->event) {
+  case UFFD_EVENT_PAGEFAULT:
+    serve(u, m->arg.pagefault.address, m->arg.pagefault.feat.ptid);
+    break;
+  case UFFD_EVENT_FORK:
+    add((int)m->arg.fork.ufd);
+    break;
+  case UFFD_EVENT_REMAP:
+    if (server.remap_count < max_remaps) {
+      server.remaps[server.remap_count].uffd = (int)u;
+      server.remaps[server.remap_count].from = original_address(u, m->arg.remap.from);
+      server.remaps[server.remap_count].to = m->arg.remap.to;
+      server.remaps[server.remap_count].len = m->arg.remap.len;
+      server.remap_count++;
+    }
+    break;
+  default:
+    break;
+  }
+}
+
+__attribute__((noreturn)) static void serve_forever(void) {
+  for (;;) {
+    struct pollfd polled[max_uffds];
+    uint32_t live = 0;
+    for (uint32_t u = 0; u < server.count; u++) {
+      polled[u].fd = server.fd[u];
+      polled[u].events = POLLIN;
+      polled[u].revents = 0;
+      if (server.fd[u] >= 0) live++;
+    }
+    if (live == 0) sys(__NR_exit_group, 0, 0, 0, 0, 0);
+    long ready = sys(__NR_poll, (long)polled, server.count, probe_interval_ms, 0, 0);
+    if (ready == 0) {
+      for (uint32_t u = 0; u < server.count; u++)
+        if (server.fd[u] >= 0 && !alive(u)) drop(u);
+      continue;
+    }
+    uint32_t polled_count = server.count;  // add() may grow the list meanwhile
+    for (uint32_t u = 0; u < polled_count; u++) {
+      if (server.fd[u] < 0 || polled[u].revents == 0) continue;
+      struct uffd_msg messages[16];
+      long n = sys(__NR_read, server.fd[u], (long)messages, sizeof messages, 0, 0);
+      if (n <= 0) {
+        if (n == 0 || (n != -EAGAIN && n != -EINTR)) drop(u);
+        continue;
+      }
+      for (long i = 0; i < n / (long)sizeof messages[0]; i++) handle(u, &messages[i]);
+    }
+  }
+}
+
+// The server process: its own session (no terminal's signals), every signal
+// blocked, no descriptor but the userfaultfd and the files, then serve.
+__attribute__((noreturn)) static void become_server(int uffd) {
+  sys(__NR_setsid, 0, 0, 0, 0, 0);
+  uint64_t all = ~(uint64_t)0;
+  sys(__NR_rt_sigprocmask, SIG_SETMASK, (long)&all, 0, 8, 0);
+  static const char name[] = "elfload-uffd";
+  sys(__NR_prctl, PR_SET_NAME, (long)name, 0, 0, 0);
+  for (int fd = 0; fd < 1024; fd++) {
+    int keep = fd == uffd;
+    for (uint32_t i = 0; i < pager.region_count; i++) keep |= pager.regions[i].fd == fd;
+    if (!keep) sys(__NR_close, fd, 0, 0, 0, 0);
+  }
+  sys(__NR_close_range, 1024, ~0U, 0, 0, 0);
+  long buffer = elfload_syscall6(__NR_mmap, 0, (long)(1 + pager.prefetch) * page_size,
+                                 PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (buffer < 0 && buffer > -4096) sys(__NR_exit_group, 1, 0, 0, 0, 0);
+  server.buffer = (char *)buffer;
+  add(uffd);
+  serve_forever();
+}
+
+long elfload_uffd_start_server(int uffd) {
+  // Double fork: the middle process exits at once, so the server is
+  // nobody's child here (init, or a subreaper, adopts it).
+  long middle = sys(__NR_clone, SIGCHLD, 0, 0, 0, 0);
+  if (middle < 0) return middle;
+  if (middle == 0) {
+    long server_pid = sys(__NR_clone, SIGCHLD, 0, 0, 0, 0);
+    if (server_pid == 0) become_server(uffd);
+    sys(__NR_exit_group, server_pid < 0 ? 1 : 0, 0, 0, 0, 0);
+  }
+  int status = 0;
+  long ret;
+  do ret = sys(__NR_wait4, middle, (long)&status, 0, 0, 0);
+  while (ret == -EINTR);
+  if (ret < 0) return ret;
+  return (status & 0x7f) == 0 && (status >> 8 & 0xff) == 0 ? 0 : -ECHILD;
+}
