@@ -162,7 +162,7 @@ static void fill(const struct elfload_uffd_region *r, uint64_t original, uint64_
 
 // Serves a fault at `address` in the address space behind uffd number `u`:
 // the page and up to `prefetch` following ones of its region that are still
-// missing, in one ioctl. Returns the pages installed.
+// missing, in one ioctl.
 static void serve(uint32_t u, uint64_t address, uint32_t tid) {
   int fd = server.fd[u];
   uint64_t page = address & ~(uint64_t)(page_size - 1);
@@ -171,24 +171,37 @@ static void serve(uint32_t u, uint64_t address, uint32_t tid) {
   uint64_t pages = 1 + pager.prefetch;
   if (r != NULL && (r->end - original) / page_size < pages) pages = (r->end - original) / page_size;
   if (r == NULL) pages = 1;  // grown in place, or unknown: zeros, as new anonymous memory reads
-  long ret;
+  long ret = 0;
   uint64_t done = 0;
-  if (r == NULL || r->fd < 0) {
-    struct uffdio_zeropage z = {.range = {.start = page, .len = pages * page_size}};
-    ret = sys(__NR_ioctl, fd, UFFDIO_ZEROPAGE, (long)&z, 0, 0);
-    done = z.zeropage > 0 ? (uint64_t)z.zeropage : 0;
-  } else {
-    fill(r, original, pages);
-    struct uffdio_copy c = {.dst = page, .src = (uint64_t)server.buffer, .len = pages * page_size};
-    ret = sys(__NR_ioctl, fd, UFFDIO_COPY, (long)&c, 0, 0);
-    done = c.copy > 0 ? (uint64_t)c.copy : 0;
-  }
-  // A partial copy stopped at a page that is there already (EEXIST): the
-  // prefetch ends there, as readahead stops at a cached page. If the faulting
-  // page itself was there (another thread's fault filled it), its thread may
-  // still be parked: wake it.
-  if (done == 0) {
-    if (ret == -EEXIST || ret == -EAGAIN) wake(fd, page);
+  for (unsigned tries = 0;; tries++) {
+    if (r == NULL || r->fd < 0) {
+      struct uffdio_zeropage z = {.range = {.start = page, .len = pages * page_size}};
+      ret = sys(__NR_ioctl, fd, UFFDIO_ZEROPAGE, (long)&z, 0, 0);
+      done = z.zeropage > 0 ? (uint64_t)z.zeropage : 0;
+    } else {
+      fill(r, original, pages);
+      struct uffdio_copy c = {.dst = page, .src = (uint64_t)server.buffer, .len = pages * page_size};
+      ret = sys(__NR_ioctl, fd, UFFDIO_COPY, (long)&c, 0, 0);
+      done = c.copy > 0 ? (uint64_t)c.copy : 0;
+    }
+    if (done > 0) break;  // all, or up to a page that is there already: the prefetch ends there
+    // The prefetch reaches into another mapping (the program split the
+    // segment, e.g. mprotect of its RELRO part): one ioctl fills one mapping
+    // only, so ask for fewer pages, down to the faulting one.
+    if (ret == -ENOENT && pages > 1) {
+      pages /= 2;
+      continue;
+    }
+    // The address space is changing under a non-cooperative event (a fork,
+    // an mremap): the fault is still pending; try again.
+    if (ret == -EAGAIN && tries < 1000) {
+      sys(__NR_sched_yield, 0, 0, 0, 0, 0);
+      continue;
+    }
+    // The page is there already (another thread's fault filled it), or its
+    // mapping went away: its thread may still be parked, so wake it; it
+    // retries the access and either goes on or faults anew.
+    wake(fd, page);
     return;
   }
   uint64_t installed = done / page_size;

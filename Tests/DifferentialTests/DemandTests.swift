@@ -58,7 +58,7 @@ struct DemandTests {
     #expect(
       native
         == Outcome(stdout: "touched a fresh page: no fault\n", stderr: "", ending: .exited(0), seconds: 0))
-    if configuration.policy.onDemand {
+    if configuration.policy.signalPaged {
       #expect(loaded.stdout == "the program's own SIGSEGV handler ran\n")
       #expect(loaded.ending == .exited(3))
     } else {
@@ -71,7 +71,7 @@ struct DemandTests {
     let (native, loaded) = compare(
       Paths.sample("limits", configuration.flavour), ["blocked"], options: configuration.policy.options)
     #expect(native.ending == .exited(0))
-    if configuration.policy.onDemand {
+    if configuration.policy.signalPaged {
       #expect(loaded.ending == .signaled(SIGSEGV))
       #expect(loaded.stdout == "")
     } else {

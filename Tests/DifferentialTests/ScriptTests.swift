@@ -26,7 +26,9 @@ struct ScriptTests {
       path, ["x", "y"], options: configuration.policy.options, environment: baseEnvironment)
     #expect(native.stdout.contains("argv[1]: one-argument"), "\(native)")
     let seen =
-      configuration.policy.onDemand ? DemandDifferences.normalise(probe: loaded, native: native) : loaded
+      configuration.policy.signalPaged
+      ? DemandDifferences.normalise(probe: loaded, native: native)
+      : configuration.policy.usesUffd ? UffdDifferences.normalise(probe: loaded, native: native) : loaded
     #expect(seen == native, "native:\n\(native)\nunder elfload:\n\(loaded)")
   }
 

@@ -130,10 +130,10 @@ struct BelowStackPointerTests {
     // Under demand and hybrid the first instruction faults: the kernel writes
     // the signal frame below the red zone (rsp - 128), as it would for any
     // signal; the 128 bytes of the red zone stay the program's.
-    let window = policy.onDemand ? 128 : 4096
+    let window = policy.signalPaged ? 128 : 4096
     let stray = Self.nonZero(loaded.stdout).filter { $0.offset <= window }
     #expect(stray.isEmpty, "the loader's bytes below rsp: \(stray)\n\(loaded)")
-    if !policy.onDemand {
+    if !policy.signalPaged {
       #expect(loaded.stdout == native.stdout, "\(loaded)")
     }
   }
