@@ -29,11 +29,13 @@ struct DemandTests {
     #expect(loaded == native, "native:\n\(native)\nunder elfload:\n\(loaded)")
   }
 
-  @Test("posix_spawn from a loaded program (eager)", arguments: Flavour.allCases)
-  func spawn(_ flavour: Flavour) {
+  /// posix_spawn blocks every signal around its clone: the signal pager's
+  /// limit 3, so eager and the userfaultfd pager only.
+  @Test("posix_spawn from a loaded program (eager, uffd)", arguments: Flavour.allCases, [Policy.eager] + Policy.uffd)
+  func spawn(_ flavour: Flavour, _ policy: Policy) {
     let hello = Paths.sample("hello", flavour)
     let (native, loaded) = compare(
-      Paths.sample("forks", flavour), ["--spawn", hello], options: ["--mode", "eager"],
+      Paths.sample("forks", flavour), ["--spawn", hello], options: policy.options,
       environment: baseEnvironment)
     #expect(native.stdout.contains("spawned program exited with status 0"))
     #expect(loaded == native, "native:\n\(native)\nunder elfload:\n\(loaded)")
@@ -76,6 +78,42 @@ struct DemandTests {
       #expect(loaded.stdout == "")
     } else {
       #expect(loaded == native)
+    }
+  }
+
+  /// The userfaultfd server is no one's to wait for and must not outlive what
+  /// it serves: once the program (and its forked children) have exited, it
+  /// exits too (a zombie awaiting init's reaping is gone for this purpose).
+  @Test("the userfaultfd server ends when the program does", .enabled(if: Policy.uffdAvailable), arguments: Policy.uffd)
+  func serverEnds(_ policy: Policy) throws {
+    let marker = "server-lifetime-\(getpid())-\(policy.rawValue.replacingOccurrences(of: " ", with: "-"))"
+    // The server is a fork of the launcher: its command line is elfload's, marker included.
+    let loaded = run(
+      [Paths.elfload] + policy.options + ["--argv0", marker, Paths.sample("forks", .staticExec), Paths.sample("hello", .staticExec)])
+    #expect(loaded.stdout.contains("hello, world"), "\(loaded)")
+    let deadline = Date().addingTimeInterval(2)
+    var live: [String] = []
+    repeat {
+      live = Self.liveServers(marker: marker)
+      if live.isEmpty { break }
+      usleep(20_000)
+    } while Date() < deadline
+    #expect(live.isEmpty, "still serving 2 s after the program ended: \(live)")
+  }
+
+  /// Processes named elfload-uffd, not zombies, whose command line (the launcher's, as forked) holds `marker`.
+  static func liveServers(marker: String) -> [String] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.filter { pid in
+      guard Int(pid) != nil,
+        let comm = try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8),
+        comm.hasPrefix("elfload-uffd"),
+        let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
+        String(decoding: cmdline, as: UTF8.self).contains(marker),
+        let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        let close = stat.lastIndex(of: ")")
+      else { return false }
+      return !stat[close...].hasPrefix(") Z")
     }
   }
 }

@@ -25,6 +25,7 @@ struct SampleRun: Sendable, CustomTestStringConvertible {
     SampleRun(name: "probe_execstack"),
     SampleRun(name: "entry_regs", args: ["one"]),
     SampleRun(name: "race"),
+    SampleRun(name: "dontneed"),
     SampleRun(name: "limits", args: ["efault"]),
   ]
 }
