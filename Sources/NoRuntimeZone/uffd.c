@@ -180,9 +180,22 @@ static void serve(uint32_t u, uint64_t address, uint32_t tid) {
       done = z.zeropage > 0 ? (uint64_t)z.zeropage : 0;
     } else {
       fill(r, original, pages);
-      struct uffdio_copy c = {.dst = page, .src = (uint64_t)server.buffer, .len = pages * page_size};
+      // The faulting page first, on its own: its thread wakes and runs on
+      // while the server copies the rest (measured: 2.2-2.6 us a page against
+      // 3.3 for one 64 KiB copy, unpinned; the prototypes' bench.c).
+      struct uffdio_copy c = {.dst = page, .src = (uint64_t)server.buffer, .len = page_size};
       ret = sys(__NR_ioctl, fd, UFFDIO_COPY, (long)&c, 0, 0);
       done = c.copy > 0 ? (uint64_t)c.copy : 0;
+      if (done == page_size && pages > 1) {
+        // No thread waits on these (one that does has its own fault queued,
+        // and gets EEXIST and a wake): no wake-up to pay for.
+        struct uffdio_copy rest = {.dst = page + page_size,
+                                   .src = (uint64_t)server.buffer + page_size,
+                                   .len = (pages - 1) * page_size,
+                                   .mode = UFFDIO_COPY_MODE_DONTWAKE};
+        sys(__NR_ioctl, fd, UFFDIO_COPY, (long)&rest, 0, 0);
+        if (rest.copy > 0) done += (uint64_t)rest.copy;
+      }
     }
     if (done > 0) break;  // all, or up to a page that is there already: the prefetch ends there
     // The prefetch reaches into another mapping (the program split the
