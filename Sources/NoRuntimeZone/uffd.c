@@ -32,6 +32,7 @@
 #include <linux/signal.h>
 #include <linux/ioctl.h>
 #include <linux/userfaultfd.h>
+#include <linux/wait.h>
 
 enum { page_size = 4096, max_regions = ELFLOAD_DEMAND_MAX_REGIONS, max_uffds = 256, max_remaps = 64 };
 enum { probe_interval_ms = 25 };
@@ -311,12 +312,21 @@ __attribute__((noreturn)) static void become_server(int uffd) {
   sys(__NR_rt_sigprocmask, SIG_SETMASK, (long)&all, 0, 8, 0);
   static const char name[] = "elfload-uffd";
   sys(__NR_prctl, PR_SET_NAME, (long)name, 0, 0, 0);
-  for (int fd = 0; fd < 1024; fd++) {
-    int keep = fd == uffd;
-    for (uint32_t i = 0; i < pager.region_count; i++) keep |= pager.regions[i].fd == fd;
-    if (!keep) sys(__NR_close, fd, 0, 0, 0, 0);
+  // Every descriptor but these few goes, a gap at a time (close_range): the
+  // program's first faults wait for this.
+  unsigned lowest = 0;
+  for (;;) {
+    unsigned next = ~0U;  // the lowest kept descriptor at or above `lowest`
+    if ((unsigned)uffd >= lowest && (unsigned)uffd < next) next = (unsigned)uffd;
+    for (uint32_t i = 0; i < pager.region_count; i++) {
+      unsigned fd = (unsigned)pager.regions[i].fd;
+      if (pager.regions[i].fd >= 0 && fd >= lowest && fd < next) next = fd;
+    }
+    if (next == ~0U) break;
+    if (next > lowest) sys(__NR_close_range, lowest, next - 1, 0, 0, 0);
+    lowest = next + 1;
   }
-  sys(__NR_close_range, 1024, ~0U, 0, 0, 0);
+  sys(__NR_close_range, lowest, ~0U, 0, 0, 0);
   long buffer = elfload_syscall6(__NR_mmap, 0, (long)(1 + pager.prefetch) * page_size,
                                  PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (buffer < 0 && buffer > -4096) sys(__NR_exit_group, 1, 0, 0, 0, 0);
@@ -328,7 +338,9 @@ __attribute__((noreturn)) static void become_server(int uffd) {
 long elfload_uffd_start_server(int uffd) {
   // Double fork: the middle process exits at once, so the server is
   // nobody's child here (init, or a subreaper, adopts it).
-  long middle = sys(__NR_clone, SIGCHLD, 0, 0, 0, 0);
+  // The middle process has no exit signal: no SIGCHLD is left pending for
+  // the program (whose mask may block it), and wait4 takes it with __WALL.
+  long middle = sys(__NR_clone, 0, 0, 0, 0, 0);
   if (middle < 0) return middle;
   if (middle == 0) {
     long server_pid = sys(__NR_clone, SIGCHLD, 0, 0, 0, 0);
@@ -337,7 +349,7 @@ long elfload_uffd_start_server(int uffd) {
   }
   int status = 0;
   long ret;
-  do ret = sys(__NR_wait4, middle, (long)&status, 0, 0, 0);
+  do ret = sys(__NR_wait4, middle, (long)&status, __WALL, 0, 0);
   while (ret == -EINTR);
   if (ret < 0) return ret;
   return (status & 0x7f) == 0 && (status >> 8 & 0xff) == 0 ? 0 : -ECHILD;
