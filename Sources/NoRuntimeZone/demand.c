@@ -55,6 +55,9 @@ enum page_state {
   page_faulted = 2,     // mapped because it was touched
   page_prefetched = 3,  // mapped ahead of a fault on an earlier page
 };
+// The state is the byte's low two bits; the rest counts the faults on the
+// page after it was mapped that were let through again (see serve()).
+enum { state_bits = 3, retry_unit = 4, retry_limit = 32 };
 
 static struct {
   struct elfload_demand_region regions[ELFLOAD_DEMAND_MAX_REGIONS];
@@ -64,10 +67,23 @@ static struct {
   struct elfload_demand_counters own_counters;
   struct elfload_demand_counters *counters;  // own_counters, or shared with a supervisor
   struct elfload_trace *trace;               // NULL: no trace
+  // The mappings the handler may add by splitting its reservations (half of
+  // vm.max_map_count), and an upper bound of how many it has added so far.
+  // Past the budget (or when the kernel says ENOMEM) every fault maps the
+  // whole run of untouched pages around it, up to an aligned window: that
+  // adds no mapping, so the program never dies of the map count.
+  uint64_t split_budget;
+  uint64_t splits;
+  uint32_t spread;  // 1: past the budget
 } demand;
 
-// The x86 page-fault error code in the signal context.
-enum { fault_write = 1 << 1, fault_instruction = 1 << 4 };
+// The window a fault maps at most once the budget is spent: 2 MiB, aligned.
+enum { spread_pages = 512 };
+
+// The x86 page-fault error code in the signal context. fault_present: the
+// page was present, its protection forbade the access. A page the handler
+// has not mapped is PROT_NONE, never present: such a fault is not its own.
+enum { fault_present = 1 << 0, fault_write = 1 << 1, fault_instruction = 1 << 4 };
 
 long elfload_demand_allocate_states(uint64_t pages) {
   uint64_t length = (pages + page_size) & ~(uint64_t)(page_size - 1);
@@ -82,7 +98,28 @@ long elfload_demand_allocate_states(uint64_t pages) {
   return address;
 }
 
+static long sys(long n, long a1, long a2, long a3, long a4, long a5);
+
+// vm.max_map_count, read before the jump (65530 when it cannot be read).
+static uint64_t max_map_count(void) {
+  static const char path[] = "/proc/sys/vm/max_map_count";
+  uint64_t value = 65530;
+  long fd = sys(__NR_openat, -100, (long)path, O_RDONLY | O_CLOEXEC, 0, 0);
+  if (fd < 0) return value;
+  char text[24];
+  long n = sys(__NR_read, fd, (long)text, sizeof text, 0, 0);
+  sys(__NR_close, fd, 0, 0, 0, 0);
+  if (n <= 0) return value;
+  uint64_t parsed = 0;
+  long i = 0;
+  for (; i < n && text[i] >= '0' && text[i] <= '9'; i++) parsed = parsed * 10 + (uint64_t)(text[i] - '0');
+  return i > 0 ? parsed : value;
+}
+
 void elfload_demand_configure(uint8_t *page_state, uint32_t prefetch) {
+  demand.split_budget = max_map_count() / 2;
+  demand.splits = 0;
+  demand.spread = 0;
   demand.page_state = (_Atomic uint8_t *)page_state;
   demand.prefetch = prefetch;
   demand.region_count = 0;
@@ -145,11 +182,11 @@ static void die_natively(int signal, const siginfo_t *info) {
   }
 }
 
-// One trace record per page made accessible: the faulting one, then each
-// prefetched one. Dropped (and counted) when the buffer is full.
-static void trace(const struct elfload_demand_region *r, uint64_t first, uint64_t pages) {
+// One trace record per page made accessible: the faulting one (when `fault`),
+// then each prefetched one. Dropped (and counted) when the buffer is full.
+static void trace(const struct elfload_demand_region *r, uint64_t first, uint64_t pages, int fault) {
   struct elfload_trace *t = demand.trace;
-  if (t == NULL) return;
+  if (t == NULL || pages == 0) return;
   uint64_t at = __atomic_fetch_add(&t->count, pages, __ATOMIC_RELAXED);
   uint64_t now = elfload_timestamp();
   uint32_t tid = (uint32_t)sys(__NR_gettid, 0, 0, 0, 0, 0);
@@ -161,7 +198,7 @@ static void trace(const struct elfload_demand_region *r, uint64_t first, uint64_
     e->page = (uint32_t)((first - r->start) / page_size + i + r->first_page_in_segment);
     e->tid = tid;
     e->segment = (uint16_t)r->segment;
-    e->kind = i == 0 ? ELFLOAD_TRACE_FAULT : ELFLOAD_TRACE_PREFETCH;
+    e->kind = i == 0 && fault ? ELFLOAD_TRACE_FAULT : ELFLOAD_TRACE_PREFETCH;
     e->image = (uint8_t)r->image;
   }
 }
@@ -213,8 +250,27 @@ static long install_staged(const struct elfload_demand_region *r) {
   return ret < 0 ? ret : 0;
 }
 
+static uint8_t kind_of(const struct elfload_demand_region *r, uint64_t page) {
+  return atomic_load_explicit(state_of(r, page), memory_order_relaxed) & state_bits;
+}
+
+// Whether `page` of `r` is (as far as the states say) still part of a PROT_NONE
+// reservation: mapping the page next to it then splits the reservation there.
+static int untouched(const struct elfload_demand_region *r, uint64_t page) {
+  if (page < r->start || page >= r->end) return 0;
+  uint8_t kind = kind_of(r, page);
+  return kind == page_reserved || kind == page_claimed;
+}
+
+static int claim(const struct elfload_demand_region *r, uint64_t page) {
+  uint8_t expected = page_reserved;
+  return atomic_compare_exchange_strong(state_of(r, page), &expected, page_claimed);
+}
+
 // Maps `page` (claimed by this thread), and up to `prefetch` unclaimed pages
-// after it in the same region. Returns 0 or -errno.
+// after it in the same region; once the map-count budget is spent, the whole
+// run of unclaimed pages around it within its aligned window instead.
+// Returns 0 or -errno.
 static long install(const struct elfload_demand_region *r, uint64_t page) {
   if (page == r->staged_page) {
     long ret = install_staged(r);
@@ -222,50 +278,102 @@ static long install(const struct elfload_demand_region *r, uint64_t page) {
     atomic_store_explicit(state_of(r, page), page_faulted, memory_order_release);
     count(&demand.counters->faults, 1);
     count(&demand.counters->pages_mapped, 1);
-    trace(r, page, 1);
+    trace(r, page, 1, 1);
     return 0;
   }
-  // Claim a run of following pages; stop at the first one that is taken,
-  // and before the staged page, which has its own way in.
-  uint64_t end = page + page_size;
-  for (uint32_t i = 0; i < demand.prefetch && end < r->end && end != r->staged_page; i++) {
-    uint8_t expected = page_reserved;
-    if (!atomic_compare_exchange_strong(state_of(r, end), &expected, page_claimed)) break;
-    end += page_size;
+  int spread = __atomic_load_n(&demand.spread, __ATOMIC_RELAXED) != 0;
+  // Claim a run of pages; stop at the first one that is taken, and before
+  // the staged page, which has its own way in.
+  uint64_t first = page, end = page + page_size;
+  if (spread) {
+    uint64_t window = (uint64_t)spread_pages * page_size;
+    uint64_t low = page & ~(window - 1), high = low + window;
+    while (end < r->end && end < high && end != r->staged_page && claim(r, end)) end += page_size;
+    while (first > r->start && first - page_size >= low && first - page_size != r->staged_page &&
+           claim(r, first - page_size))
+      first -= page_size;
+  } else {
+    for (uint32_t i = 0; i < demand.prefetch && end < r->end && end != r->staged_page; i++) {
+      if (!claim(r, end)) break;
+      end += page_size;
+    }
   }
-  long ret = sys(__NR_mprotect, (long)page, (long)(end - page), r->protection, 0, 0);
-  // The following pages' claims end here; the faulting page's ends in serve().
-  uint8_t following = ret == 0 ? page_prefetched : page_reserved;
-  for (uint64_t p = page + page_size; p < end; p += page_size)
-    atomic_store_explicit(state_of(r, p), following, memory_order_release);
+  // The mappings this adds: one for each side that stays PROT_NONE.
+  uint64_t splits = (uint64_t)untouched(r, first - page_size) + (uint64_t)untouched(r, end);
+  long ret = sys(__NR_mprotect, (long)first, (long)(end - first), r->protection, 0, 0);
+  // The other pages' claims end here; the faulting page's ends in serve().
+  uint8_t others = ret == 0 ? page_prefetched : page_reserved;
+  for (uint64_t p = first; p < end; p += page_size)
+    if (p != page) atomic_store_explicit(state_of(r, p), others, memory_order_release);
+  if (ret == -12 && !spread) {  // ENOMEM: the map count, most likely
+    __atomic_store_n(&demand.spread, 1, __ATOMIC_RELAXED);
+    return install(r, page);
+  }
   if (ret != 0) return ret;
+  if (!spread && __atomic_add_fetch(&demand.splits, splits, __ATOMIC_RELAXED) > demand.split_budget)
+    __atomic_store_n(&demand.spread, 1, __ATOMIC_RELAXED);
   atomic_store_explicit(state_of(r, page), page_faulted, memory_order_release);
-  uint64_t pages = (end - page) / page_size;
+  uint64_t pages = (end - first) / page_size;
   count(&demand.counters->faults, 1);
   count(&demand.counters->pages_mapped, pages);
   count(&demand.counters->pages_prefetched, pages - 1);
-  trace(r, page, pages);
+  trace(r, page, (end - page) / page_size, 1);
+  trace(r, first, (page - first) / page_size, 0);
   return 0;
+}
+
+// Whether the kernel can read `page`: rt_sigprocmask(SIG_BLOCK) reads the set
+// from it, and fails with EFAULT on a PROT_NONE page (without touching it).
+// Every signal is blocked while this handler runs (its sa_mask), and the mask
+// comes back from the signal frame when it returns: nothing changes.
+static int readable(uint64_t page) {
+  return sys(__NR_rt_sigprocmask, SIG_BLOCK, (long)page, 0, 8, 0) == 0;
 }
 
 enum outcome { retry, not_ours, failed };
 
+// No fault is retried for ever: a fault the pager does not explain is the
+// program's own, and dies as it would natively.
 static enum outcome serve(const struct elfload_demand_region *r, uint64_t page, uint64_t error) {
+  // Present, and the protection forbade it: the page was mapped, and its
+  // protection is the segment's or the program's own (mprotect). Not ours.
+  if (error & fault_present) return not_ours;
   _Atomic uint8_t *state = state_of(r, page);
   for (unsigned waits = 0;; waits++) {
-    uint8_t seen = page_reserved;
-    if (atomic_compare_exchange_strong(state, &seen, page_claimed)) {
+    uint8_t seen = atomic_load_explicit(state, memory_order_acquire);
+    uint8_t kind = seen & state_bits;
+    if (kind == page_reserved) {
+      if (!atomic_compare_exchange_strong(state, &seen, page_claimed)) continue;
+      // Untouched as far as the handler knows: PROT_NONE, unless the program
+      // changed its protection itself (an mprotect before its first touch).
+      // A write or a jump into such a page, readable now, is the program's
+      // own fault: mapping it would undo the program's mprotect. (Asked only
+      // once the page is claimed: no other thread can be mapping it now.)
+      if ((error & (fault_write | fault_instruction)) && readable(page)) {
+        atomic_store_explicit(state, page_reserved, memory_order_release);
+        return not_ours;
+      }
       if (install(r, page) == 0) return retry;
       atomic_store_explicit(state, page_reserved, memory_order_release);
       return failed;
     }
-    if (seen != page_claimed)
-      // Mapped already, maybe by another thread while this one trapped: the
-      // access goes through now, unless the protection forbids it.
-      return allows(r->protection, error) ? retry : not_ours;
-    // Another thread of this process is mapping it: wait until it is done.
-    if (waits == 0) count(&demand.counters->waits, 1);
-    sys(__NR_sched_yield, 0, 0, 0, 0, 0);
+    if (kind == page_claimed) {
+      // Another thread of this process is mapping it: wait until it is done.
+      if (waits == 0) count(&demand.counters->waits, 1);
+      sys(__NR_sched_yield, 0, 0, 0, 0, 0);
+      continue;
+    }
+    // Mapped already, and the segment's protection allows the access?
+    if (!allows(r->protection, error)) return not_ours;
+    // This thread waited for another to map it: the access goes through now.
+    if (waits > 0) return retry;
+    // Not present, though mapped: another thread mapped it while this one
+    // trapped (once is enough, the access goes through now), or the program
+    // took the access away itself before the page was ever present (it
+    // faults again, for ever). A few retries per page, then it is the
+    // program's own fault.
+    if ((seen >> 2) >= retry_limit) return not_ours;
+    if (atomic_compare_exchange_strong(state, &seen, (uint8_t)(seen + retry_unit))) return retry;
   }
 }
 
@@ -317,7 +425,7 @@ __attribute__((noreturn, used)) static void watcher_main(void) {
       for (uint32_t i = 0; i < demand.region_count; i++) {
         const struct elfload_demand_region *r = &demand.regions[i];
         for (uint64_t page = r->start; page < r->end; page += page_size) {
-          if (atomic_load_explicit(state_of(r, page), memory_order_relaxed) != page_prefetched) continue;
+          if (kind_of(r, page) != page_prefetched) continue;
           uint64_t entry = 0;
           sys(__NR_pread64, fd, (long)&entry, 8, (long)(page / page_size * 8), 0);
           if ((entry >> 62) == 0) unused++;  // neither present (63) nor swapped (62)

@@ -117,3 +117,39 @@ struct DemandTests {
     }
   }
 }
+
+/// A fault the pager has already served, or that the program's own mprotect
+/// explains, is the program's: it dies as natively, it is never retried for ever.
+@Suite("The program's own protection changes: no fault loop")
+struct ProtectionChangeTests {
+  static let cases = [
+    "data-ro", "data-ro-untouched", "bss-ro", "bss-ro-read", "bss-next-ro", "text-nx", "text-nx-untouched", "ok",
+  ]
+
+  @Test(
+    "mprotect of its own pages, then an access the new protection forbids: as natively",
+    arguments: cases, Configuration.all)
+  func sameAsNative(_ how: String, _ configuration: Configuration) {
+    // A looping handler never ends: 5 s is plenty for a program of milliseconds.
+    let (native, loaded) = compare(
+      Paths.sample("protect", configuration.flavour), [how], options: configuration.policy.options, timeout: 5)
+    #expect(native.ending == (how == "ok" ? .exited(0) : .signaled(SIGSEGV)), "\(native)")
+    #expect(loaded == native, "native:\n\(native)\nunder elfload:\n\(loaded)")
+  }
+}
+
+/// Per-page protection changes split a mapping; the pager must not run the
+/// process out of vm.max_map_count where the program runs natively.
+@Suite("Demand paging and the map count")
+struct MapCountTests {
+  // 256 MiB written per run: the static and the dynamic flavour (the handler is the same).
+  static let configurations = Configuration.all.filter { $0.flavour != .staticPIE }
+
+  @Test("every other page of a 512 MiB bss written: as natively, under every policy", arguments: configurations)
+  func everyOtherPage(_ configuration: Configuration) {
+    let (native, loaded) = compare(
+      Paths.sample("mapcount", configuration.flavour), [], options: configuration.policy.options, timeout: 60)
+    #expect(native.stdout == "touched: 65536 pages of 512 MiB, checksum 8323072\n", "\(native)")
+    #expect(loaded == native, "native:\n\(native)\nunder elfload:\n\(loaded)")
+  }
+}

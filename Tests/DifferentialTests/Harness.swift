@@ -96,6 +96,15 @@ private func closeFrom(_ actions: inout posix_spawn_file_actions_t, _ fd: Int32)
   _ = unsafeBitCast(symbol, to: AddCloseFrom.self)(&actions, fd)
 }
 
+/// glibc's posix_spawn_file_actions_addchdir_np: the run starts in `directory`.
+private func changeDirectory(_ actions: inout posix_spawn_file_actions_t, _ directory: String) {
+  typealias AddChdir = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
+  guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addchdir_np") else {
+    preconditionFailure("posix_spawn_file_actions_addchdir_np is missing")
+  }
+  _ = unsafeBitCast(symbol, to: AddChdir.self)(&actions, directory)
+}
+
 /// How long one run may take. Every sample ends in well under a second, so a
 /// run that takes longer is a hang (a fault handler looping, a program
 /// waiting for a child that is gone): it fails in seconds, not minutes.
@@ -129,7 +138,7 @@ enum Timeouts {
 /// started outlives it.
 func run(
   _ argv: [String], executable: String? = nil, environment: [String]? = nil,
-  timeout: Double? = nil, hangExpected: Bool = false
+  timeout: Double? = nil, hangExpected: Bool = false, directory: String? = nil
 ) -> Outcome {
   let timeout = Timeouts.effective(timeout)
   let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
@@ -148,6 +157,7 @@ func run(
   // Tests run in parallel: without this, a descriptor another test thread has
   // open at this moment leaks into one run and not the other.
   closeFrom(&actions, 3)
+  if let directory { changeDirectory(&actions, directory) }
   var attributes = posix_spawnattr_t()
   posix_spawnattr_init(&attributes)
   defer { posix_spawnattr_destroy(&attributes) }

@@ -213,12 +213,13 @@ let segmentCases: [Malformed] = [
     }
   ) { _ in .segment(index: 0, .belowMinimumAddress(vaddr: 0, minimum: 0x1000)) },
   malformed(
-    "PT_LOADs overlap", mentions: ["PT_LOAD", "0x400100", "0x400200"],
+    "a later non-executable PT_LOAD over the entry point's page", mentions: ["e_entry", "program header 1"],
     {
+      // Overlapping segments are fine (the later one wins the pages), but not this.
       $0.programHeaders[1].vaddr = 0x40_0100
       $0.programHeaders[1].offset = 0x100
     }
-  ) { _ in .segmentsOverlap(index: 1, start: 0x40_0100, previousEnd: 0x40_0200) },
+  ) { _ in .entryNotExecutable(entry: 0x40_0100, index: 1) },
   malformed(
     "no PT_LOAD", mentions: ["PT_LOAD"],
     {
@@ -303,11 +304,24 @@ func rejectsMalformed(_ c: Malformed) {
 
 // MARK: - Edge cases that must be accepted
 
-@Test func acceptsSegmentsSharingAPageButNotBytes() throws {
+@Test func acceptsSegmentsSharingAPage() throws {
   var b = ELFBuilder.executable()
-  // The text ends at 0x400200; the data starts right there, in the same page.
-  b.programHeaders[1].vaddr = 0x40_0200
-  b.programHeaders[1].offset = 0x200
+  // The text ends at 0x401200; the data starts right there, in the same page.
+  b.programHeaders[0].filesz = 0x1200
+  b.programHeaders[0].memsz = 0x1200
+  b.programHeaders[1].vaddr = 0x40_1200
+  b.programHeaders[1].offset = 0x1200
+  let image = try Image(parsing: b.build())
+  #expect(image.loadIndexes == [0, 1])
+}
+
+@Test func acceptsSegmentsSharingBytes() throws {
+  // As the kernel does: the later one in the table wins the pages.
+  var b = ELFBuilder.executable()
+  b.programHeaders[0].filesz = 0x4000
+  b.programHeaders[0].memsz = 0x4000
+  b.programHeaders[1].vaddr = 0x40_2010
+  b.programHeaders[1].offset = 0x2010
   let image = try Image(parsing: b.build())
   #expect(image.loadIndexes == [0, 1])
 }

@@ -386,7 +386,14 @@ func planForRealSample(_ name: String) throws {
 /// Checks a plan's page-level invariants.
 func checkPlan(_ image: Image, bias: UInt64) {
   let plan = LoadPlan(image: image, bias: bias)
-  #expect(plan.segments.count == image.loadIndexes.count)
+  // Every PT_LOAD, in table order, in one piece or more (a later one inside it cuts it).
+  let indexes = plan.segments.map(\.programHeaderIndex)
+  #expect(Array(Set(indexes)).sorted() == image.loadIndexes.sorted())
+  #expect(indexes == indexes.sorted { image.loadIndexes.firstIndex(of: $0)! < image.loadIndexes.firstIndex(of: $1)! })
+  // No page is mapped twice: elfload never maps over anything.
+  let ranges = plan.segments.flatMap { [$0.filePages, $0.anonymousPages] }.filter { !$0.isEmpty }
+    .sorted { $0.start < $1.start }
+  for (a, b) in zip(ranges, ranges.dropFirst()) { #expect(a.end <= b.start, "\(a) and \(b)") }
   for m in plan.segments {
     #expect(m.filePages.start % pageSize == 0 && m.filePages.end % pageSize == 0)
     #expect(m.anonymousPages.start % pageSize == 0 && m.anonymousPages.end % pageSize == 0)
@@ -434,4 +441,59 @@ func randomMutationsPlanWithoutTrapping(_ name: String) throws {
   // ran before the text was mapped over it).
   #expect(data.zeroFill.isEmpty)
   #expect(data.anonymousPages == AddressRange(0x40_2000, 0x40_4000))
+}
+
+// MARK: - Segments that overlap
+
+/// A later segment inside an earlier one cuts it in two, as the kernel's
+/// MAP_FIXED in table order does: text 0x400000..0x404000 (four pages),
+/// then a writable segment on its third page.
+@Test func laterSegmentInsideAnEarlierOneCutsItInTwo() throws {
+  var b = ELFBuilder.executable()
+  b.programHeaders[0].filesz = 0x4000
+  b.programHeaders[0].memsz = 0x4000
+  b.programHeaders[1].vaddr = 0x40_2010
+  b.programHeaders[1].offset = 0x2010
+  b.programHeaders[1].filesz = 0x100
+  b.programHeaders[1].memsz = 0x100
+  let plan = LoadPlan(image: try parsed(b), bias: 0)
+  #expect(plan.segments.map(\.programHeaderIndex) == [0, 0, 1])
+  #expect(plan.segments[0].filePages == AddressRange(0x40_0000, 0x40_2000))
+  #expect(plan.segments[0].fileOffset == 0)
+  #expect(plan.segments[1].filePages == AddressRange(0x40_3000, 0x40_4000))
+  #expect(plan.segments[1].fileOffset == 0x3000)
+  #expect(plan.segments[1].protection == [.read, .execute])
+  #expect(plan.segments[2].filePages == AddressRange(0x40_2000, 0x40_3000))
+  #expect(plan.segments[2].protection == [.read, .write])
+  #expect(plan.extent == AddressRange(0x40_0000, 0x40_4000))
+}
+
+/// A later segment inside an earlier one's bss: the bss is cut in two, and the
+/// zero fill stays with the part that keeps the last file page.
+@Test func laterSegmentInsideAnEarlierBSS() throws {
+  var b = ELFBuilder.executable()
+  // Data: file page 0x402000, bss to 0x405000 (p_memsz 0x2ff0 from 0x402010).
+  b.programHeaders[1].memsz = 0x2ff0
+  b.programHeaders.append(
+    ProgramHeader(type: .load, flags: [.read], offset: 0x1000, vaddr: 0x40_3000, filesz: 0x10, memsz: 0x10, align: 0x1000))
+  let plan = LoadPlan(image: try parsed(b), bias: 0)
+  let data = plan.segments.filter { $0.programHeaderIndex == 1 }
+  #expect(data.count == 2)
+  #expect(data[0].filePages == AddressRange(0x40_2000, 0x40_3000))
+  #expect(data[0].zeroFill == AddressRange(0x40_2110, 0x40_3000))
+  #expect(data[0].anonymousPages.isEmpty)
+  #expect(data[1].filePages.isEmpty)
+  #expect(data[1].zeroFill.isEmpty)
+  #expect(data[1].anonymousPages == AddressRange(0x40_4000, 0x40_5000))
+}
+
+/// Duplicates: the later copy takes every page, the earlier maps nothing.
+@Test func aSegmentRepeatedLaterInTheTableMapsOnce() throws {
+  var b = ELFBuilder.executable()
+  b.programHeaders.append(b.programHeaders[1])
+  let plan = LoadPlan(image: try parsed(b), bias: 0)
+  let data = plan.segments.filter { $0.programHeaderIndex == 1 }
+  #expect(data.count == 1)
+  #expect(data[0].filePages.isEmpty && data[0].anonymousPages.isEmpty && data[0].zeroFill.isEmpty)
+  #expect(plan.segments.last?.filePages == AddressRange(0x40_2000, 0x40_3000))
 }

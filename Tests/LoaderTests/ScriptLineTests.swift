@@ -42,7 +42,29 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
   #expect(try parse("#!/bin/sh")?.interpreter == bytes("/bin/sh"))
 }
 
-@Test func refusals() {
+@Test func thePathIsWholeWhenABlankOrNulFollowsItInTheBuffer() throws {
+  // 256 bytes, no newline: a blank in the last byte (the kernel's NUL goes there) ends the path.
+  let path = "/" + String(repeating: "a", count: 252)
+  #expect(try parse("#!" + path + " ")?.interpreter == bytes(path))
+  #expect(try parse("#!" + path + " f")?.interpreter == bytes(path))
+  #expect(try parse("#!" + path + " f")?.argument == nil)
+  // 255 bytes, no newline: the padding's NUL ends the path.
+  #expect(try parse("#!" + path)?.interpreter == bytes(path))
+  // A newline after a NUL is not seen; the NUL ends the path.
+  #expect(try parse("#!/bin/sh\0" + String(repeating: "x", count: 300) + "\n")?.interpreter == bytes("/bin/sh"))
+}
+
+@Test func justTheHashBangNamesNoInterpreter() throws {
+  // load_script finds the padding's NUL as the name, and open_exec("") fails (EACCES).
+  #expect(throws: ScriptProblem.noInterpreter) { try parse("#!") }
+  #expect(throws: ScriptProblem.noInterpreter) { try parse("#!  \0/bin/sh\n") }
+}
+
+@Test func refusals() throws {
+  #expect(throws: ScriptProblem.truncated) { try parse("#!/" + String(repeating: "a", count: 253)) }
+  // ... but a newline in the last byte is seen (the kernel: ENOENT for this path, not ENOEXEC).
+  #expect(try parse("#!/" + String(repeating: "a", count: 252) + "\n")?.interpreter.count == 253)
+  #expect(throws: ScriptProblem.noInterpreter) { try parse("#!" + String(repeating: " ", count: 253)) }
   #expect(throws: ScriptProblem.noInterpreter) { try parse("#!\n") }
   #expect(throws: ScriptProblem.noInterpreter) { try parse("#! \t \n") }
   #expect(throws: ScriptProblem.truncated) { try parse("#!/" + String(repeating: "a", count: 300)) }

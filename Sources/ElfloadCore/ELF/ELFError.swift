@@ -15,7 +15,9 @@ public enum ELFError: Error, Sendable, CustomStringConvertible {
   case badProgramHeaderCount(UInt16)
   case noLoadableSegments
   case segment(index: Int, SegmentProblem)
-  case segmentsOverlap(index: Int, start: UInt64, previousEnd: UInt64)
+  /// The page of e_entry belongs (as the last PT_LOAD in the table that maps
+  /// it) to a segment without execute permission: the first instruction faults.
+  case entryNotExecutable(entry: UInt64, index: Int)
   case badInterpreter(index: Int, InterpreterProblem)
   case entryOutsideSegments(entry: UInt64)
 
@@ -65,9 +67,9 @@ public enum ELFError: Error, Sendable, CustomStringConvertible {
       return "no PT_LOAD segment: nothing to load"
     case .segment(let index, let problem):
       return "program header \(index): \(problem.description)"
-    case .segmentsOverlap(let index, let start, let previousEnd):
+    case .entryNotExecutable(let entry, let index):
       return
-        "program header \(index): PT_LOAD starts at \(hex(start)), inside another PT_LOAD, which ends at \(hex(previousEnd))"
+        "e_entry \(hex(entry)) is in a page that program header \(index), the last PT_LOAD to map it, maps without execute permission: the first instruction would fault"
     case .badInterpreter(let index, let problem):
       return "program header \(index) (PT_INTERP): \(problem.description)"
     case .entryOutsideSegments(let entry):

@@ -136,21 +136,10 @@ public struct Image: Sendable {
     return Array(path)
   }
 
-  /// Overlap, span and entry point across all PT_LOADs.
+  /// Span and entry point across all PT_LOADs. They may overlap: the kernel
+  /// maps them in table order, each over what is there (MAP_FIXED), so a page
+  /// belongs to the last PT_LOAD in the table that maps it (LoadPlan does the same).
   mutating func validateLayout() throws(ELFError) {
-    // In address order (the kernel maps them in table order, whatever it is):
-    // sharing a page is allowed (the later one in the table wins it, as in
-    // the kernel); sharing bytes is not.
-    // Empty ones (p_memsz 0) hold no bytes: they overlap nothing.
-    let byAddress = loadIndexes.filter { programHeaders[$0].memsz > 0 }
-      .sorted { programHeaders[$0].vaddr < programHeaders[$1].vaddr }
-    for (lower, upper) in zip(byAddress, byAddress.dropFirst()) {
-      let prev = programHeaders[lower]
-      let ph = programHeaders[upper]
-      guard ph.vaddr >= prev.vaddr + prev.memsz else {
-        throw .segmentsOverlap(index: upper, start: ph.vaddr, previousEnd: prev.vaddr + prev.memsz)
-      }
-    }
     let (low, high) = span
     if isPositionIndependent, high - low > userSpaceEnd {
       throw .segment(index: loadIndexes[0], .outsideUserSpace(start: low, end: high))
@@ -160,6 +149,16 @@ public struct Image: Sendable {
       $0.flags.contains(.execute) && entry >= $0.vaddr && entry - $0.vaddr < $0.memsz
     }
     guard inside else { throw .entryOutsideSegments(entry: entry) }
+    // The page of the entry point is the last mapper's: without execute
+    // permission the program dies on its first instruction.
+    let page = pageStart(entry)
+    let owner = loadIndexes.last {
+      let ph = programHeaders[$0]
+      return ph.memsz > 0 && pageStart(ph.vaddr) <= page && page < (pageAlign(ph.vaddr + ph.memsz) ?? userSpaceEnd)
+    }
+    if let owner, !programHeaders[owner].flags.contains(.execute) {
+      throw .entryNotExecutable(entry: entry, index: owner)
+    }
   }
 
   /// Page-aligned [lowest, highest) link-time address of all PT_LOADs, empty

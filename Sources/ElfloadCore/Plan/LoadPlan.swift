@@ -37,24 +37,26 @@ public struct SegmentMapping: Equatable, Sendable {
   /// (and execute when the segment has it) whatever p_flags says.
   public var anonymousProtection: Protection
 
-  /// Removes the pages in `taken` (which holds none of this segment's bytes)
-  /// from its ranges: they can only be at its start or at its end.
-  mutating func giveUp(_ taken: AddressRange) {
-    func cut(_ range: inout AddressRange) -> UInt64 {
-      guard taken.start < range.end, taken.end > range.start else { return 0 }
-      if taken.start <= range.start {
-        let moved = min(taken.end, range.end) - range.start
-        range.start += moved
-        return moved
+  /// This mapping without the pages in `taken`: nothing, itself, or the
+  /// parts before and after `taken` (a later segment inside this one cuts it
+  /// in two). The part that keeps the last file page keeps its zero fill.
+  func without(_ taken: AddressRange) -> [SegmentMapping] {
+    let pages = [filePages, anonymousPages].filter { !$0.isEmpty }
+    guard pages.contains(where: { taken.start < $0.end && taken.end > $0.start }) else { return [self] }
+    func part(_ low: UInt64, _ high: UInt64) -> SegmentMapping? {
+      func clip(_ range: AddressRange) -> AddressRange {
+        let start = min(max(range.start, low), range.end)
+        return AddressRange(start, min(range.end, high))
       }
-      range.end = taken.start
-      return 0
+      var part = self
+      part.filePages = clip(filePages)
+      part.anonymousPages = clip(anonymousPages)
+      guard !part.filePages.isEmpty || !part.anonymousPages.isEmpty else { return nil }
+      part.fileOffset = fileOffset + (part.filePages.start - filePages.start)
+      if !part.filePages.contains(zeroFill.start) { part.zeroFill = AddressRange(zeroFill.end, zeroFill.end) }
+      return part
     }
-    fileOffset += cut(&filePages)
-    _ = cut(&anonymousPages)
-    if taken.start < zeroFill.end, taken.end > zeroFill.start {
-      zeroFill = AddressRange(zeroFill.end, zeroFill.end)
-    }
+    return [part(0, taken.start), part(taken.end, UInt64.max)].compactMap { $0 }
   }
 
   /// The file offset of the byte at `address`, which must be in `filePages`.
@@ -139,17 +141,30 @@ public struct LoadPlan: Equatable, Sendable {
       endData = max(endData, ph.vaddr + ph.filesz)
       elfBrk = max(elfBrk, ph.vaddr + ph.memsz)
     }
-    // A page two segments share belongs to the one later in the table, which
-    // the kernel maps over it with MAP_FIXED; we never map over anything, so
-    // the other segment gives the page up. Segments share no bytes, so a later
-    // one can only take the first or the last page of an earlier one.
+    // A page belongs to the last segment in the table that maps it: the
+    // kernel maps them in table order, MAP_FIXED over what is there. We never
+    // map over anything, so an earlier segment gives up every page of a later
+    // one: at its start, at its end, or in its middle (it is cut in two), or
+    // all of them.
+    var pieces: [SegmentMapping] = []
     for i in mappings.indices {
+      var parts = [mappings[i]]
       for later in mappings[(i + 1)...] {
-        let owned = [later.filePages, later.anonymousPages].filter { !$0.isEmpty }
-        guard let start = owned.map({ $0.start }).min(), let end = owned.map({ $0.end }).max() else { continue }
-        mappings[i].giveUp(AddressRange(start, end))
+        for taken in [later.filePages, later.anonymousPages] where !taken.isEmpty {
+          parts = parts.flatMap { $0.without(taken) }
+        }
       }
+      if parts.isEmpty {
+        // Nothing of it is left: it stays in the plan, mapping nothing.
+        var gone = mappings[i]
+        gone.filePages = AddressRange(gone.filePages.start, gone.filePages.start)
+        gone.anonymousPages = AddressRange(gone.anonymousPages.start, gone.anonymousPages.start)
+        gone.zeroFill = AddressRange(gone.zeroFill.end, gone.zeroFill.end)
+        parts = [gone]
+      }
+      pieces += parts
     }
+    mappings = pieces
     segments = mappings
     entry = image.header.entry &+ bias
     programHeaderAddress = (image.programHeaderAddress ?? 0) &+ bias
