@@ -42,8 +42,8 @@ struct Options {
           """
           usage: elfload-bench [--quick] [--runs N] [--out DIR] [--elfload PATH] [--samples DIR]
 
-          Runs every workload natively and under each loader (elfload eager, demand,
-          hybrid --prefetch 16, and ulexecve when installed), N times each after warm-up
+          Runs every workload natively and under each loader (elfload eager, demand and
+          hybrid --prefetch 16 with each pager, and ulexecve when installed), N times each after warm-up
           runs, in fresh processes; then a prefetch-depth sweep on the 64 MiB bss pass.
           Writes DIR/results.csv, DIR/results.md and the charts DIR/time.svg,
           DIR/memory.svg, DIR/prefetch.svg and DIR/startup.svg.
@@ -214,11 +214,24 @@ var loaders = [
   Loader(name: "native", prefix: [], elfloadOptions: nil),
   Loader(name: "eager", prefix: [options.elfload, "--mode", "eager"], elfloadOptions: ["--mode", "eager"]),
   Loader(
-    name: "demand", prefix: [options.elfload, "--mode", "demand"], elfloadOptions: ["--mode", "demand"]),
+    name: "demand", prefix: [options.elfload, "--mode", "demand", "--pager", "signal"],
+    elfloadOptions: ["--mode", "demand", "--pager", "signal"]),
   Loader(
-    name: "hybrid16", prefix: [options.elfload, "--mode", "hybrid", "--prefetch", "16"],
-    elfloadOptions: ["--mode", "hybrid", "--prefetch", "16"]),
+    name: "hybrid16", prefix: [options.elfload, "--mode", "hybrid", "--prefetch", "16", "--pager", "signal"],
+    elfloadOptions: ["--mode", "hybrid", "--prefetch", "16", "--pager", "signal"]),
 ]
+// The userfaultfd pager, where the kernel grants it (root, or vm.unprivileged_userfaultfd=1).
+ensureRunbench()
+if runbenchCell([options.elfload, "--mode", "demand", "--pager", "uffd", "/bin/true"], runs: 1, warmup: 0)?.5 == 0 {
+  loaders.append(
+    Loader(
+      name: "demand-uffd", prefix: [options.elfload, "--mode", "demand", "--pager", "uffd"],
+      elfloadOptions: ["--mode", "demand", "--pager", "uffd"]))
+  loaders.append(
+    Loader(
+      name: "hybrid16-uffd", prefix: [options.elfload, "--mode", "hybrid", "--prefetch", "16", "--pager", "uffd"],
+      elfloadOptions: ["--mode", "hybrid", "--prefetch", "16", "--pager", "uffd"]))
+}
 if let python = ulexecvePython {
   loaders.append(Loader(name: "ulexecve", prefix: [python, "-m", "ulexecve"], elfloadOptions: nil))
 }
@@ -299,8 +312,8 @@ let bss = Workload(name: "bench3 bss", argv: [sample("static", "bench3_bss")])
 var sweep: [(depth: Int, cell: Cell)] = []
 for depth in depths {
   let loader = Loader(
-    name: "hybrid\(depth)", prefix: [options.elfload, "--mode", "hybrid", "--prefetch", "\(depth)"],
-    elfloadOptions: ["--mode", "hybrid", "--prefetch", "\(depth)"])
+    name: "hybrid\(depth)", prefix: [options.elfload, "--mode", "hybrid", "--prefetch", "\(depth)", "--pager", "signal"],
+    elfloadOptions: ["--mode", "hybrid", "--prefetch", "\(depth)", "--pager", "signal"])
   let cell = measure(loader, bss, runs: options.runs)
   sweep.append((depth, cell))
   FileHandle.standardError.write(
@@ -317,7 +330,7 @@ let startupPrograms = [
 ]
 var startup: [Cell] = []
 for program in startupPrograms {
-  for loader in loaders where loader.name != "hybrid16" {
+  for loader in loaders where !loader.name.hasPrefix("hybrid16") {
     startup.append(measure(loader, program, runs: options.runs))
   }
 }
