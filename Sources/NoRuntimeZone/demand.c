@@ -185,22 +185,10 @@ static void die_natively(int signal, const siginfo_t *info) {
 // One trace record per page made accessible: the faulting one (when `fault`),
 // then each prefetched one. Dropped (and counted) when the buffer is full.
 static void trace(const struct elfload_demand_region *r, uint64_t first, uint64_t pages, int fault) {
-  struct elfload_trace *t = demand.trace;
-  if (t == NULL || pages == 0) return;
-  uint64_t at = __atomic_fetch_add(&t->count, pages, __ATOMIC_RELAXED);
-  uint64_t now = elfload_timestamp();
+  if (demand.trace == NULL || pages == 0) return;
   uint32_t tid = (uint32_t)sys(__NR_gettid, 0, 0, 0, 0, 0);
-  for (uint64_t i = 0; i < pages; i++) {
-    if (at + i >= t->capacity) return;
-    struct elfload_trace_record *e = &t->records[at + i];
-    e->timestamp = now;
-    e->address = first + i * page_size;
-    e->page = (uint32_t)((first - r->start) / page_size + i + r->first_page_in_segment);
-    e->tid = tid;
-    e->segment = (uint16_t)r->segment;
-    e->kind = i == 0 && fault ? ELFLOAD_TRACE_FAULT : ELFLOAD_TRACE_PREFETCH;
-    e->image = (uint8_t)r->image;
-  }
+  elfload_trace_pages(demand.trace, first, pages, (first - r->start) / page_size + r->first_page_in_segment, tid,
+                      r->segment, r->image, fault);
 }
 
 static const char could_not_map[] =

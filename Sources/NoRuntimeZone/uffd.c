@@ -121,21 +121,9 @@ static uint64_t original_address(uint32_t u, uint64_t address) {
 }
 
 static void trace(const struct elfload_uffd_region *r, uint64_t first, uint64_t pages, uint32_t tid) {
-  struct elfload_trace *t = pager.trace;
-  if (t == NULL || r == NULL) return;
-  uint64_t at = __atomic_fetch_add(&t->count, pages, __ATOMIC_RELAXED);
-  uint64_t now = elfload_timestamp();
-  for (uint64_t i = 0; i < pages; i++) {
-    if (at + i >= t->capacity) return;
-    struct elfload_trace_record *e = &t->records[at + i];
-    e->timestamp = now;
-    e->address = first + i * page_size;
-    e->page = (uint32_t)((first - r->start) / page_size + i + r->first_page_in_segment);
-    e->tid = tid;
-    e->segment = (uint16_t)r->segment;
-    e->kind = i == 0 ? ELFLOAD_TRACE_FAULT : ELFLOAD_TRACE_PREFETCH;
-    e->image = (uint8_t)r->image;
-  }
+  if (r == NULL) return;
+  elfload_trace_pages(pager.trace, first, pages, (first - r->start) / page_size + r->first_page_in_segment, tid,
+                      r->segment, r->image, 1);
 }
 
 static void wake(int fd, uint64_t page) {

@@ -103,6 +103,28 @@ struct elfload_trace {
   struct elfload_trace_record records[];
 };
 
+/// Appends records for `pages` pages from `first` on (the first of them a
+/// fault when `fault`), dropping (but counting) what does not fit: one
+/// writer for both pagers. `first_page` is `first`'s index in its segment.
+static inline void elfload_trace_pages(struct elfload_trace *t, uint64_t first, uint64_t pages,
+                                       uint64_t first_page, uint32_t tid, int32_t segment,
+                                       int32_t image, int fault) {
+  if (t == 0 || pages == 0) return;
+  uint64_t at = __atomic_fetch_add(&t->count, pages, __ATOMIC_RELAXED);
+  uint64_t now = elfload_timestamp();
+  for (uint64_t i = 0; i < pages; i++) {
+    if (at + i >= t->capacity) return;
+    struct elfload_trace_record *e = &t->records[at + i];
+    e->timestamp = now;
+    e->address = first + i * 4096;
+    e->page = (uint32_t)(first_page + i);
+    e->tid = tid;
+    e->segment = (uint16_t)segment;
+    e->kind = i == 0 && fault ? ELFLOAD_TRACE_FAULT : ELFLOAD_TRACE_PREFETCH;
+    e->image = (uint8_t)image;
+  }
+}
+
 /// Counts into `counters` (memory shared with a supervisor) instead of the
 /// handler's own, and traces into `trace` when it is not NULL.
 void elfload_demand_share(struct elfload_demand_counters *counters, struct elfload_trace *trace);
