@@ -51,7 +51,7 @@ enum Execve {
     let memoryMap = setProcessState(request: request, plan: plan, stack: stack, brk: brk)
     try startThread(
       policy: request.policy, program: program.fd, entry: interpreterPlan?.entry ?? plan.entry, stack: stack,
-      memoryMap: memoryMap, stackLimit: stackLimit, log: log)
+      memoryMap: memoryMap, stackLimit: stackLimit, shared: request.shared, log: log)
   }
 
   static func kind(_ image: Image, _ hasInterpreter: Bool) -> String {
@@ -212,7 +212,7 @@ enum Execve {
   /// trampoline cannot be mapped.
   static func startThread(
     policy: PagingPolicy, program: FileDescriptor, entry: UInt64, stack: InitialStack, memoryMap: elfload_mm_map?,
-    stackLimit: StackLimit, log: Log
+    stackLimit: StackLimit, shared: SharedMeasurement?, log: Log
   ) throws(LoadError) -> Never {
     // The stack pages handed back below the new image: as far as the loader may have used them.
     let scrubLow = pageStart(stack.stackTop - min(stackLimit.current, 64 << 20))
@@ -242,6 +242,8 @@ enum Execve {
               exe_fd: program.rawValue, mm_map: memoryMap == nil ? nil : mapPointer,
               unmap: unmapPairs.baseAddress, unmap_count: UInt64(unmapPairs.count / 2),
               keep: keepTriples.baseAddress, keep_count: UInt64(keepTriples.count / 3))
+            // What elfload cost the child, for the parent to subtract.
+            shared?.recordJump()
             return elfload_enter(&jump)
           }
         }
