@@ -160,14 +160,14 @@ extension Elfload {
       do {
         // A #! script is described by what it runs; a dynamically linked
         // program, with its interpreter after it.
-        let (programPath, arguments, opened) = try OpenExec.followScripts(path, [path])
+        let (programPath, arguments, opened) = try OpenExec.followScripts(path, [path], refuseWriters: false)
         if programPath != path {
           let line = arguments.map { text($0) }.joined(separator: " ")
           print("\(text(path)): a #! script; the kernel would run: \(line)\n")
         }
         print(describePlan(path: text(programPath), image: opened.image), terminator: "")
         if let interpreterPath = opened.image.interpreter {
-          let interpreter = try OpenExec.openInterpreter(interpreterPath)
+          let interpreter = try OpenExec.openInterpreter(interpreterPath, refuseWriters: false)
           print("\ninterpreter (PT_INTERP), loaded where mmap puts it:\n")
           print(describePlan(path: text(interpreterPath), image: interpreter.image, asInterpreter: true), terminator: "")
         }

@@ -66,6 +66,30 @@ public enum FileType {
   public static let mask: UInt32 = 0o170000
   public static let regular: UInt32 = 0o100000
   public static let directory: UInt32 = 0o040000
+  public static let fifo: UInt32 = 0o010000
+  public static let characterDevice: UInt32 = 0o020000
+  public static let blockDevice: UInt32 = 0o060000
+  public static let socket: UInt32 = 0o140000
+
+  /// What a file of `type` is, for messages: "a directory", "a FIFO (named pipe)".
+  public static func name(_ type: UInt32) -> String {
+    switch type {
+    case directory: return "a directory"
+    case fifo: return "a FIFO (named pipe)"
+    case characterDevice: return "a character device"
+    case blockDevice: return "a block device"
+    case socket: return "a socket"
+    default: return "not a regular file"
+    }
+  }
+}
+
+/// `fcntl` commands and lease types.
+public enum FileControl {
+  public static let setSignal: Int32 = 10
+  public static let setLease: Int32 = 1024
+  public static let readLease: Int = 0
+  public static let noLease: Int = 2
 }
 
 /// `madvise` advice.
@@ -94,6 +118,7 @@ public enum Signal {
   public static let quit: Int32 = 3
   public static let kill: Int32 = 9
   public static let user1: Int32 = 10
+  public static let windowChanged: Int32 = 28
   public static let segv: Int32 = 11
   public static let terminate: Int32 = 15
   public static let child: Int32 = 17
