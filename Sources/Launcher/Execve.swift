@@ -226,6 +226,7 @@ enum Execve {
     }
     log("at the jump: peak RSS so far \(peakResidentKiB().map { "\($0) KiB" } ?? "unknown"); unmap elfload's own memory, keep \(keep.count / 3) ranges of it")
     let vectorState = elfload_vector_state()
+    if policy.pagesOnDemand && shared == nil { log(KnownLimits.beforehand(policy)) }
     if policy.pagesOnDemand { try Demand.activate() }
     stackLimit.restore()
     var map = memoryMap ?? elfload_mm_map()

@@ -156,6 +156,9 @@ enum Supervisor {
       usage: resources, ending: Ending(waitStatus: status), counters: pager, traced: traced,
       dropped: recorded - traced)
     if settings.stats { Kernel.writeError(report.summary) }
+    if settings.stats || settings.verbose, let note = KnownLimits.note(settings.policy, report.ending) {
+      Kernel.writeError(note)
+    }
     do {
       if let json { try Kernel.writeAll(json, Array(report.json.utf8)) }
       if let traceFile, let trace { try writeTrace(traceFile, trace, count: traced, start: start, end: end) }
