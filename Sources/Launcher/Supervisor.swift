@@ -143,18 +143,38 @@ enum Supervisor {
     pager.pagesPrefetched = c.pages_prefetched
     pager.waits = c.waits
     pager.prefetchedUnused = c.pages_prefetched == 0 ? 0 : (c.unused_counted != 0 ? c.prefetched_unused : nil)
+    // The program's own share: the child's, less what elfload cost it before
+    // the jump (all of it, if it never got there).
+    let j = jump.pointee
+    let reached = j.reached != 0
+    var startup = StartupCost()
+    startup.wallNanoseconds = reached ? j.nanoseconds - start.nanoseconds : end.nanoseconds - start.nanoseconds
+    startup.usage.userMicroseconds = j.userMicroseconds
+    startup.usage.systemMicroseconds = j.systemMicroseconds
+    startup.usage.minorFaults = j.minorFaults
+    startup.usage.majorFaults = j.majorFaults
+    let total = UInt64(usage.utime_sec) * 1_000_000 + UInt64(usage.utime_usec) + UInt64(usage.stime_sec) * 1_000_000
+      + UInt64(usage.stime_usec)
     var resources = ResourceUsage()
-    resources.userMicroseconds = UInt64(usage.utime_sec) * 1_000_000 + UInt64(usage.utime_usec)
-    resources.systemMicroseconds = UInt64(usage.stime_sec) * 1_000_000 + UInt64(usage.stime_usec)
-    resources.maxRSSKiB = UInt64(usage.maxrss)
-    resources.minorFaults = UInt64(usage.minflt)
-    resources.majorFaults = UInt64(usage.majflt)
+    if reached {
+      // user and sys separately, as the kernel splits them: each less its own share before the jump.
+      resources.userMicroseconds = (UInt64(usage.utime_sec) * 1_000_000 + UInt64(usage.utime_usec)) -| j.userMicroseconds
+      resources.systemMicroseconds = (UInt64(usage.stime_sec) * 1_000_000 + UInt64(usage.stime_usec)) -| j.systemMicroseconds
+      resources.maxRSSKiB = UInt64(usage.maxrss)
+      resources.minorFaults = UInt64(usage.minflt) -| j.minorFaults
+      resources.majorFaults = UInt64(usage.majflt) -| j.majorFaults
+    } else {
+      startup.usage.userMicroseconds = UInt64(usage.utime_sec) * 1_000_000 + UInt64(usage.utime_usec)
+      startup.usage.systemMicroseconds = total - startup.usage.userMicroseconds
+      startup.usage.minorFaults = UInt64(usage.minflt)
+      startup.usage.majorFaults = UInt64(usage.majflt)
+    }
     let recorded = trace.map { $0.pointee.count } ?? 0
     let traced = trace.map { min($0.pointee.count, $0.pointee.capacity) } ?? 0
     let report = Report(
       program: text(program), policy: settings.policy, wallNanoseconds: end.nanoseconds - start.nanoseconds,
       usage: resources, ending: Ending(waitStatus: status), counters: pager, traced: traced,
-      dropped: recorded - traced)
+      dropped: recorded - traced, segmentPages: j.segmentPages, startup: startup)
     if settings.stats { Kernel.writeError(report.summary) }
     if settings.stats || settings.verbose, let note = KnownLimits.note(settings.policy, report.ending) {
       Kernel.writeError(note)
@@ -277,6 +297,10 @@ enum Supervisor {
     }
   }
 }
+
+infix operator -| : AdditionPrecedence
+/// Subtraction that stops at zero.
+func -| (a: UInt64, b: UInt64) -> UInt64 { a > b ? a - b : 0 }
 
 /// A point in time: CLOCK_MONOTONIC and the time-stamp counter together.
 struct Clock {

@@ -22,6 +22,11 @@ struct Elfload: ParsableCommand {
     }.joined(separator: "\n")
   }
 
+  /// The --stats-json fields, from their one definition.
+  static var statsFieldsHelp: String {
+    Report.fields.map { "  \($0.name): \($0.meaning)" }.joined(separator: "\n")
+  }
+
   static let configuration = CommandConfiguration(
     commandName: "elfload",
     abstract: "Run a Linux x86-64 ELF program the way execve would, from user space.",
@@ -44,7 +49,12 @@ struct Elfload: ParsableCommand {
 
       Options for running (before PROGRAM; -- ends them):
       \(runOptionsHelp)
-      (--stats, --stats-json and --trace run the program in a child of elfload)
+      (--stats, --stats-json and --trace run the program in a child of elfload, which \
+      passes on to it the signals it is sent -- not the terminal's Ctrl-C, which reaches \
+      the program directly -- and which the program does not outlive)
+
+      Statistics (--stats-json writes one JSON object with these fields; --stats shows the same):
+      \(statsFieldsHelp)
 
       Paging policies (--mode):
         eager, all  every segment mapped at start, as execve maps it: a private
