@@ -176,7 +176,7 @@ enum Supervisor {
       usage: resources, ending: Ending(waitStatus: status), counters: pager, traced: traced,
       dropped: recorded - traced, segmentPages: j.segmentPages, startup: startup)
     if settings.stats { Kernel.writeError(report.summary) }
-    if settings.stats || settings.verbose, let note = KnownLimits.note(settings.policy, report.ending) {
+    if settings.stats || settings.verbose, let note = KnownLimits.note(settings.policy, report.ending, declined: c.declined) {
       Kernel.writeError(note)
     }
     do {

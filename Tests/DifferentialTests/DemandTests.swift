@@ -109,11 +109,14 @@ struct KnownLimitLineTests {
     #expect(alone.stderr.contains("if the program is killed by SIGSEGV and runs natively, run it with --mode eager"), "\(alone)")
   }
 
-  @Test("no line under eager, nor when the program ends otherwise")
+  @Test("no line under eager, nor when the program ends otherwise, nor for a fault of the program's own")
   func notOtherwise() {
-    let null = run([Paths.elfload, "--mode", "eager", "--stats", Paths.sample("null", .staticExec)])
-    #expect(null.ending == .signaled(SIGSEGV), "\(null)")
-    #expect(!null.stderr.contains("signal-based paging"), "\(null)")
+    for policy in [Policy.eager, .demand, .hybrid4] {
+      // A NULL dereference: the handler sees it and declines it; natively too the program dies.
+      let null = run([Paths.elfload] + policy.options + ["--stats", Paths.sample("null", .staticExec)])
+      #expect(null.ending == .signaled(SIGSEGV), "\(null)")
+      #expect(!null.stderr.contains("signal-based paging"), "\(policy): \(null)")
+    }
     let fine = run([Paths.elfload, "--mode", "demand", "--stats", Paths.sample("exit_code", .staticExec), "2"])
     #expect(fine.ending == .exited(2))
     #expect(!fine.stderr.contains("signal-based paging"), "\(fine)")

@@ -63,5 +63,7 @@ struct ReportTests {
     #expect(KnownLimits.note(.eager, .signaled(11)) == nil)
     #expect(KnownLimits.note(.demand, .signaled(15)) == nil)
     #expect(KnownLimits.note(.demand, .exited(139)) == nil)
+    // The handler saw the fault and declined it: the program's own.
+    #expect(KnownLimits.note(.demand, .signaled(11), declined: 1) == nil)
   }
 }

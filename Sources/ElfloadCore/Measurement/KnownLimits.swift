@@ -15,9 +15,13 @@ public enum KnownLimits {
   }
 
   /// After the program has ended (a supervising elfload): the line to print,
-  /// or nil when the ending matches no known limit.
-  public static func note(_ policy: PagingPolicy, _ ending: Ending) -> String? {
-    guard policy != .eager, case .signaled(let s) = ending, s == signal else { return nil }
+  /// or nil when the ending matches no known limit. `declined`: SIGSEGVs the
+  /// pager's handler saw and did not serve -- a fault of the program's own,
+  /// which would kill it natively too. The limits kill without the handler
+  /// seeing the fault (blocked: the kernel kills; the program's own handler
+  /// took it).
+  public static func note(_ policy: PagingPolicy, _ ending: Ending, declined: UInt64 = 0) -> String? {
+    guard policy != .eager, declined == 0, case .signaled(let s) = ending, s == signal else { return nil }
     return
       "elfload: the program was killed by SIGSEGV; \(limits(policy)); if it runs natively, run it with \(instead)\n"
   }
