@@ -122,7 +122,7 @@ enum Supervisor {
       // If elfload dies (SIGKILL), so does the program: nothing is left
       // running that nobody waits for. If it died before this, now.
       _ = Kernel.syscall(.prctl, Int(PrctlOption.setParentDeathSignal), Int(Signal.kill))
-      if Kernel.syscall(.getppid) != Int(parent) { _ = Kernel.syscall(.kill, 0, Int(Signal.kill)) }
+      if Kernel.syscall(.getppid) != Int(parent) { _ = Kernel.syscall(.kill, Int(Kernel.processID()), Int(Signal.kill)) }
       _ = withUnsafeBytes(of: &childAction) { Kernel.syscall(.rtSigaction, Int(Signal.child), Int(bitPattern: $0.baseAddress), 0, 8) }
       _ = withUnsafeBytes(of: &original) { Kernel.syscall(.rtSigprocmask, 2, Int(bitPattern: $0.baseAddress), 0, 8) }
       for fd in [json, traceFile] { if let fd, fd != .standardError { Kernel.close(fd) } }
