@@ -54,7 +54,7 @@ enum Execve {
     let memoryMap = setProcessState(request: request, plan: plan, stack: stack, brk: brk)
     try startThread(
       faults: faults, program: program.fd, entry: interpreterPlan?.entry ?? plan.entry, stack: stack,
-      memoryMap: memoryMap, stackLimit: stackLimit, log: log)
+      memoryMap: memoryMap, stackLimit: stackLimit, shared: request.shared, policy: request.policy, log: log)
   }
 
   static func kind(_ image: Image, _ hasInterpreter: Bool) -> String {
@@ -215,7 +215,7 @@ enum Execve {
   /// trampoline cannot be mapped.
   static func startThread(
     faults: FaultPath, program: FileDescriptor, entry: UInt64, stack: InitialStack, memoryMap: elfload_mm_map?,
-    stackLimit: StackLimit, log: Log
+    stackLimit: StackLimit, shared: SharedMeasurement?, policy: PagingPolicy, log: Log
   ) throws(LoadError) -> Never {
     // The stack pages handed back below the new image: as far as the loader may have used them.
     let scrubLow = pageStart(stack.stackTop - min(stackLimit.current, 64 << 20))
@@ -229,6 +229,7 @@ enum Execve {
     }
     log("at the jump: peak RSS so far \(peakResidentKiB().map { "\($0) KiB" } ?? "unknown"); unmap elfload's own memory, keep \(keep.count / 3) ranges of it")
     let vectorState = elfload_vector_state()
+    if faults.needsHandler && shared == nil { log(KnownLimits.beforehand(policy)) }
     if faults.needsHandler { try Demand.activate() }
     stackLimit.restore()
     var map = memoryMap ?? elfload_mm_map()
@@ -245,6 +246,8 @@ enum Execve {
               exe_fd: program.rawValue, mm_map: memoryMap == nil ? nil : mapPointer,
               unmap: unmapPairs.baseAddress, unmap_count: UInt64(unmapPairs.count / 2),
               keep: keepTriples.baseAddress, keep_count: UInt64(keepTriples.count / 3))
+            // What elfload cost the child, for the parent to subtract.
+            shared?.recordJump()
             return elfload_enter(&jump)
           }
         }

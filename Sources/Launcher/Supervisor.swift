@@ -2,20 +2,38 @@
 // reports what it cost. Without these options elfload stays a single process, like execve.
 import NoRuntimeZone
 
+/// What the child records at the jump, for the parent to tell the program's
+/// share of the run from elfload's own start-up.
+struct JumpRecord {
+  /// 1 once the child reached the jump.
+  var reached: UInt64 = 0
+  /// CLOCK_MONOTONIC at the jump.
+  var nanoseconds: UInt64 = 0
+  /// The child's own page faults and CPU time up to the jump (getrusage(RUSAGE_SELF)).
+  var minorFaults: UInt64 = 0
+  var majorFaults: UInt64 = 0
+  var userMicroseconds: UInt64 = 0
+  var systemMicroseconds: UInt64 = 0
+  /// Pages of the PT_LOAD segments set up (program and interpreter), whatever the policy.
+  var segmentPages: UInt64 = 0
+}
+
 /// The memory the child's pager writes and the parent reads.
 struct SharedMeasurement {
   let counters: UnsafeMutablePointer<elfload_demand_counters>
+  let jump: UnsafeMutablePointer<JumpRecord>
   /// nil when not tracing.
   let trace: UnsafeMutablePointer<elfload_trace>?
 
-  /// Points the pager's counters (and trace) here; under eager, where nothing
-  /// faults, counts every page as mapped at once.
+  /// Points the pager's counters (and trace) here, and counts the segments'
+  /// pages (the same under every policy).
   func attach(_ policy: PagingPolicy, _ loads: [ImageLoad], log: Log) {
+    jump.pointee.segmentPages = loads.reduce(0) { sum, load in
+      load.plan.segments.reduce(sum) { $0 + $1.filePages.pageCount + $1.anonymousPages.pageCount }
+    }
     switch policy {
     case .eager:
-      counters.pointee.pages_mapped = loads.reduce(0) { sum, load in
-        load.plan.segments.reduce(sum) { $0 + $1.filePages.pageCount + $1.anonymousPages.pageCount }
-      }
+      break
     case .demand, .hybrid:
       elfload_demand_share(counters, trace)
       if case .hybrid = policy {
@@ -26,6 +44,19 @@ struct SharedMeasurement {
       }
     }
   }
+
+  /// The last thing before the trampoline: what elfload itself has cost the
+  /// child so far. Allocates nothing.
+  func recordJump() {
+    var usage = elfload_rusage()
+    _ = withUnsafeMutableBytes(of: &usage) { Kernel.syscall(.getrusage, 0, Int(bitPattern: $0.baseAddress)) }
+    jump.pointee.minorFaults = UInt64(usage.minflt)
+    jump.pointee.majorFaults = UInt64(usage.majflt)
+    jump.pointee.userMicroseconds = UInt64(usage.utime_sec) * 1_000_000 + UInt64(usage.utime_usec)
+    jump.pointee.systemMicroseconds = UInt64(usage.stime_sec) * 1_000_000 + UInt64(usage.stime_usec)
+    jump.pointee.nanoseconds = Kernel.monotonicNanoseconds()
+    jump.pointee.reached = 1
+  }
 }
 
 enum Supervisor {
@@ -33,8 +64,9 @@ enum Supervisor {
   static let traceCapacity: UInt64 = 1 << 21
 
   /// Forks. In the child, returns the shared memory to load the program with.
-  /// The parent waits for the child, reports, and exits the way it did (its
-  /// status, or the same signal); it never returns.
+  /// The parent passes on the signals sent to it, waits for the child,
+  /// reports, and exits the way it did (its status, or the same signal); it
+  /// never returns.
   static func start(_ settings: RunSettings, program: [UInt8]) throws(LoadError) -> SharedMeasurement {
     // The output files first: a path that cannot be written is an error now,
     // not after the program has run.
@@ -43,7 +75,8 @@ enum Supervisor {
 
     let capacity: UInt64 = traceFile == nil ? 0 : traceCapacity
     let countersSize = UInt64(MemoryLayout<elfload_demand_counters>.stride)
-    let traceOffset = (countersSize + 63) & ~63
+    let jumpOffset = (countersSize + 63) & ~63
+    let traceOffset = (jumpOffset + UInt64(MemoryLayout<JumpRecord>.stride) + 63) & ~63
     let length = traceOffset + UInt64(MemoryLayout<elfload_trace>.stride) + capacity * 32
     let base: UInt64
     do {
@@ -51,7 +84,9 @@ enum Supervisor {
     } catch {
       throw .system(error)
     }
-    guard let counters = UnsafeMutablePointer<elfload_demand_counters>(bitPattern: UInt(base)) else {
+    guard let counters = UnsafeMutablePointer<elfload_demand_counters>(bitPattern: UInt(base)),
+      let jump = UnsafeMutablePointer<JumpRecord>(bitPattern: UInt(base + jumpOffset))
+    else {
       throw .system(SystemCallError("mmap", errno: .ENOMEM))
     }
     var trace: UnsafeMutablePointer<elfload_trace>?
@@ -60,25 +95,41 @@ enum Supervisor {
       trace?.pointee.capacity = capacity
     }
 
+    // Like timeout(1): the signals sent to elfload are the program's. They
+    // are blocked from before the fork (one sent meanwhile waits, then is
+    // passed on) and taken with rt_sigtimedwait, with SIGCHLD, which must
+    // not be ignored here or the kernel would reap the child unseen. The
+    // child gets the mask and SIGCHLD's action back: the program starts with
+    // the signal state elfload was started with.
+    let parent = Kernel.processID()
+    var blocked = Signals.forwarded | Signals.bit(Signal.child)
+    var original: UInt64 = 0
+    _ = withUnsafeBytes(of: &blocked) { b in
+      withUnsafeMutableBytes(of: &original) { Kernel.syscall(.rtSigprocmask, 0, Int(bitPattern: b.baseAddress), Int(bitPattern: $0.baseAddress), 8) }
+    }
+    var defaultAction = elfload_sigaction()
+    var childAction = elfload_sigaction()
+    _ = withUnsafeBytes(of: &defaultAction) { d in
+      withUnsafeMutableBytes(of: &childAction) {
+        Kernel.syscall(.rtSigaction, Int(Signal.child), Int(bitPattern: d.baseAddress), Int(bitPattern: $0.baseAddress), 8)
+      }
+    }
+
     let start = Clock.now()
     let pid = Kernel.syscall(.fork)
     if pid < 0 { throw .system(SystemCallError("fork", errno: Errno(rawValue: Int32(-pid)))) }
     if pid == 0 {
+      // If elfload dies (SIGKILL), so does the program: nothing is left
+      // running that nobody waits for. If it died before this, now.
+      _ = Kernel.syscall(.prctl, Int(PrctlOption.setParentDeathSignal), Int(Signal.kill))
+      if Kernel.syscall(.getppid) != Int(parent) { _ = Kernel.syscall(.kill, Int(Kernel.processID()), Int(Signal.kill)) }
+      _ = withUnsafeBytes(of: &childAction) { Kernel.syscall(.rtSigaction, Int(Signal.child), Int(bitPattern: $0.baseAddress), 0, 8) }
+      _ = withUnsafeBytes(of: &original) { Kernel.syscall(.rtSigprocmask, 2, Int(bitPattern: $0.baseAddress), 0, 8) }
       for fd in [json, traceFile] { if let fd, fd != .standardError { Kernel.close(fd) } }
-      return SharedMeasurement(counters: counters, trace: trace)
+      return SharedMeasurement(counters: counters, jump: jump, trace: trace)
     }
 
-    // The parent: like time(1), leave keyboard signals to the child.
-    ignore(Signal.interrupt)
-    ignore(Signal.quit)
-    var status: Int32 = 0
-    var usage = elfload_rusage()
-    while true {
-      let r = withUnsafeMutableBytes(of: &usage) { u in
-        withUnsafeMutablePointer(to: &status) { Kernel.syscall(.wait4, pid, Int(bitPattern: $0), 0, Int(bitPattern: u.baseAddress)) }
-      }
-      if r != -Int(Errno.EINTR.rawValue) { break }
-    }
+    let (status, usage) = supervise(Int32(pid), parent: parent)
     let end = Clock.now()
     // A hybrid run's watcher counts unused prefetched pages once the program
     // has ended: give it a moment.
@@ -92,12 +143,32 @@ enum Supervisor {
     pager.pagesPrefetched = c.pages_prefetched
     pager.waits = c.waits
     pager.prefetchedUnused = c.pages_prefetched == 0 ? 0 : (c.unused_counted != 0 ? c.prefetched_unused : nil)
+    // The program's own share: the child's, less what elfload cost it before
+    // the jump (all of it, if it never got there).
+    let j = jump.pointee
+    let reached = j.reached != 0
+    var startup = StartupCost()
+    startup.wallNanoseconds = reached ? j.nanoseconds - start.nanoseconds : end.nanoseconds - start.nanoseconds
+    startup.usage.userMicroseconds = j.userMicroseconds
+    startup.usage.systemMicroseconds = j.systemMicroseconds
+    startup.usage.minorFaults = j.minorFaults
+    startup.usage.majorFaults = j.majorFaults
+    let total = UInt64(usage.utime_sec) * 1_000_000 + UInt64(usage.utime_usec) + UInt64(usage.stime_sec) * 1_000_000
+      + UInt64(usage.stime_usec)
     var resources = ResourceUsage()
-    resources.userMicroseconds = UInt64(usage.utime_sec) * 1_000_000 + UInt64(usage.utime_usec)
-    resources.systemMicroseconds = UInt64(usage.stime_sec) * 1_000_000 + UInt64(usage.stime_usec)
-    resources.maxRSSKiB = UInt64(usage.maxrss)
-    resources.minorFaults = UInt64(usage.minflt)
-    resources.majorFaults = UInt64(usage.majflt)
+    if reached {
+      // user and sys separately, as the kernel splits them: each less its own share before the jump.
+      resources.userMicroseconds = (UInt64(usage.utime_sec) * 1_000_000 + UInt64(usage.utime_usec)) -| j.userMicroseconds
+      resources.systemMicroseconds = (UInt64(usage.stime_sec) * 1_000_000 + UInt64(usage.stime_usec)) -| j.systemMicroseconds
+      resources.maxRSSKiB = UInt64(usage.maxrss)
+      resources.minorFaults = UInt64(usage.minflt) -| j.minorFaults
+      resources.majorFaults = UInt64(usage.majflt) -| j.majorFaults
+    } else {
+      startup.usage.userMicroseconds = UInt64(usage.utime_sec) * 1_000_000 + UInt64(usage.utime_usec)
+      startup.usage.systemMicroseconds = total - startup.usage.userMicroseconds
+      startup.usage.minorFaults = UInt64(usage.minflt)
+      startup.usage.majorFaults = UInt64(usage.majflt)
+    }
     let recorded = trace.map { $0.pointee.count } ?? 0
     let traced = trace.map { min($0.pointee.count, $0.pointee.capacity) } ?? 0
     let report = Report(
@@ -105,8 +176,13 @@ enum Supervisor {
       pager: c.pager == UInt64(ELFLOAD_PAGER_UFFD) ? "uffd" : c.pager == UInt64(ELFLOAD_PAGER_SIGNAL) ? "signal" : nil,
       wallNanoseconds: end.nanoseconds - start.nanoseconds,
       usage: resources, ending: Ending(waitStatus: status), counters: pager, traced: traced,
-      dropped: recorded - traced)
+      dropped: recorded - traced, segmentPages: j.segmentPages, startup: startup)
     if settings.stats { Kernel.writeError(report.summary) }
+    if settings.stats || settings.verbose, let note = KnownLimits.note(
+      settings.policy, report.ending, declined: c.declined, signalPager: c.pager == UInt64(ELFLOAD_PAGER_SIGNAL))
+    {
+      Kernel.writeError(note)
+    }
     do {
       if let json { try Kernel.writeAll(json, Array(report.json.utf8)) }
       if let traceFile, let trace { try writeTrace(traceFile, trace, count: traced, start: start, end: end) }
@@ -114,6 +190,54 @@ enum Supervisor {
       Kernel.writeError("elfload: writing the statistics or the trace failed: \(error)\n")
     }
     exitLike(status)
+  }
+
+  /// Waits for the child, passing on every signal elfload is sent meanwhile,
+  /// but for those the terminal sent its whole foreground process group (the
+  /// child has its own: Ctrl-C reaches the program once, as under time(1)),
+  /// and those from elfload itself or from the child. Returns the child's
+  /// wait status and resource usage.
+  static func supervise(_ child: Int32, parent: Int32) -> (Int32, elfload_rusage) {
+    var status: Int32 = 0
+    var usage = elfload_rusage()
+    var waitFor = Signals.forwarded | Signals.bit(Signal.child)
+    // siginfo_t: 128 bytes; si_signo, si_errno, si_code, then si_pid at 16.
+    var info = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0),
+                UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+    while true {
+      let signal = withUnsafeMutableBytes(of: &info) { i in
+        withUnsafeBytes(of: &waitFor) {
+          Kernel.syscall(.rtSigtimedwait, Int(bitPattern: $0.baseAddress), Int(bitPattern: i.baseAddress), 0, 8)
+        }
+      }
+      if signal < 0 {
+        if signal == -Int(Errno.EINTR.rawValue) { continue }
+        // Cannot wait for signals (never expected): just wait for the child.
+        break
+      }
+      if signal == Int(Signal.child) {
+        let r = reap(child, &status, &usage, blocking: false)
+        if r == Int(child) { return (status, usage) }
+        if r < 0 { return (status, usage) }
+        continue
+      }
+      let code = withUnsafeBytes(of: &info) { $0.load(fromByteOffset: 8, as: Int32.self) }
+      let sender = withUnsafeBytes(of: &info) { $0.load(fromByteOffset: 16, as: Int32.self) }
+      if Signals.shouldForward(Int32(signal), code: code, sender: sender, parent: parent, child: child) {
+        _ = Kernel.syscall(.kill, Int(child), signal)
+      }
+    }
+    while reap(child, &status, &usage, blocking: true) == -Int(Errno.EINTR.rawValue) {}
+    return (status, usage)
+  }
+
+  /// wait4 for `child`: its pid once it has ended, 0 if it has not (not blocking), or -errno.
+  static func reap(_ child: Int32, _ status: inout Int32, _ usage: inout elfload_rusage, blocking: Bool) -> Int {
+    withUnsafeMutableBytes(of: &usage) { u in
+      withUnsafeMutablePointer(to: &status) {
+        Kernel.syscall(.wait4, Int(child), Int(bitPattern: $0), blocking ? 0 : 1, Int(bitPattern: u.baseAddress))
+      }
+    }
   }
 
   /// The output file for `option`: "-" is standard error.
@@ -158,12 +282,6 @@ enum Supervisor {
     try out.flush(fd)
   }
 
-  static func ignore(_ signal: Int32) {
-    var action = elfload_sigaction()
-    action.handler = UnsafeMutableRawPointer(bitPattern: 1)  // SIG_IGN
-    _ = withUnsafeBytes(of: &action) { Kernel.syscall(.rtSigaction, Int(signal), Int(bitPattern: $0.baseAddress), 0, 8) }
-  }
-
   static func sleepOneMillisecond() {
     var ts = elfload_timespec(seconds: 0, nanoseconds: 1_000_000)
     _ = withUnsafeBytes(of: &ts) { Kernel.syscall(.nanosleep, Int(bitPattern: $0.baseAddress), 0) }
@@ -176,13 +294,17 @@ enum Supervisor {
     case .signaled(let signal):
       var action = elfload_sigaction()  // SIG_DFL
       _ = withUnsafeBytes(of: &action) { Kernel.syscall(.rtSigaction, Int(signal), Int(bitPattern: $0.baseAddress), 0, 8) }
-      var none: UInt64 = 0
-      _ = withUnsafeBytes(of: &none) { Kernel.syscall(.rtSigprocmask, 2, Int(bitPattern: $0.baseAddress), 0, 8) }
+      var just = Signals.bit(signal)
+      _ = withUnsafeBytes(of: &just) { Kernel.syscall(.rtSigprocmask, 1, Int(bitPattern: $0.baseAddress), 0, 8) }
       _ = Kernel.syscall(.kill, Int(Kernel.processID()), Int(signal))
       Kernel.exit(128 + signal)
     }
   }
 }
+
+infix operator -| : AdditionPrecedence
+/// Subtraction that stops at zero.
+func -| (a: UInt64, b: UInt64) -> UInt64 { a > b ? a - b : 0 }
 
 /// A point in time: CLOCK_MONOTONIC and the time-stamp counter together.
 struct Clock {

@@ -31,9 +31,11 @@ func elfloadMain(_ stack: UnsafeMutablePointer<UInt64>) -> Never {
   }
 }
 
-/// `elfload: PATH: reason` on stderr, then the conventional exit status.
+/// `elfload: PATH: reason` on stderr, then the conventional exit status. An
+/// output file of elfload's own is named in the reason, without the program's path.
 func fail(path: [UInt8], _ error: LoadError) -> Never {
-  let line = Array("elfload: ".utf8) + path + Array(": \(error.description)\n".utf8)
+  var line = Array("elfload: ".utf8) + path + Array(": \(error.description)\n".utf8)
+  if case .output = error { line = Array("elfload: \(error.description)\n".utf8) }
   _ = try? Kernel.writeAll(.standardError, line)
   Kernel.exit(error.exitStatus)
 }

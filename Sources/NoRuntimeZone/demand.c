@@ -382,6 +382,9 @@ static void on_fault(int signal, siginfo_t *info, void *context) {
       }
     }
   }
+  // Counted, so that a supervisor can tell the program's own fault from a
+  // known limit (which kills without this handler seeing the fault).
+  count(&demand.counters->declined, 1);
   die_natively(signal, info);
 }
 

@@ -22,6 +22,11 @@ struct Elfload: ParsableCommand {
     }.joined(separator: "\n")
   }
 
+  /// The --stats-json fields, from their one definition.
+  static var statsFieldsHelp: String {
+    Report.fields.map { "  \($0.name): \($0.meaning)" }.joined(separator: "\n")
+  }
+
   static let configuration = CommandConfiguration(
     commandName: "elfload",
     abstract: "Run a Linux x86-64 ELF program the way execve would, from user space.",
@@ -44,7 +49,12 @@ struct Elfload: ParsableCommand {
 
       Options for running (before PROGRAM; -- ends them):
       \(runOptionsHelp)
-      (--stats, --stats-json and --trace run the program in a child of elfload)
+      (--stats, --stats-json and --trace run the program in a child of elfload, which \
+      passes on to it the signals it is sent -- not the terminal's Ctrl-C, which reaches \
+      the program directly -- and which the program does not outlive)
+
+      Statistics (--stats-json writes one JSON object with these fields; --stats shows the same):
+      \(statsFieldsHelp)
 
       Paging policies (--mode):
         eager, all  every segment mapped at start, as execve maps it: a private
@@ -160,14 +170,14 @@ extension Elfload {
       do {
         // A #! script is described by what it runs; a dynamically linked
         // program, with its interpreter after it.
-        let (programPath, arguments, opened) = try OpenExec.followScripts(path, [path])
+        let (programPath, arguments, opened) = try OpenExec.followScripts(path, [path], refuseWriters: false)
         if programPath != path {
           let line = arguments.map { text($0) }.joined(separator: " ")
           print("\(text(path)): a #! script; the kernel would run: \(line)\n")
         }
         print(describePlan(path: text(programPath), image: opened.image), terminator: "")
         if let interpreterPath = opened.image.interpreter {
-          let interpreter = try OpenExec.openInterpreter(interpreterPath)
+          let interpreter = try OpenExec.openInterpreter(interpreterPath, refuseWriters: false)
           print("\ninterpreter (PT_INTERP), loaded where mmap puts it:\n")
           print(describePlan(path: text(interpreterPath), image: interpreter.image, asInterpreter: true), terminator: "")
         }

@@ -72,7 +72,7 @@ struct CorpusCase: Sendable, CustomTestStringConvertible {
   var testDescription: String { name }
 
   static let all: [CorpusCase] = [
-    CorpusCase(name: "empty file", mentions: "not an ELF file") { $0.bytes = [] },
+    CorpusCase(name: "empty file", mentions: "an empty file (0 bytes), not a program") { $0.bytes = [] },
     CorpusCase(name: "truncated in the magic", mentions: "not an ELF file") {
       $0.bytes.removeLast($0.bytes.count - 3)
     },

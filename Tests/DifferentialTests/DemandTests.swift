@@ -153,3 +153,46 @@ struct MapCountTests {
     #expect(loaded == native, "native:\n\(native)\nunder elfload:\n\(loaded)")
   }
 }
+
+@Suite("The known-limit line")
+struct KnownLimitLineTests {
+  static let line = "elfload: the program was killed by SIGSEGV; signal-based paging (--mode "
+
+  @Test(
+    "a program killed by a known limit: one line naming it and --mode eager, with --stats or --verbose only",
+    arguments: [Policy.demand, .hybrid4])
+  func namedWhenAsked(_ policy: Policy) {
+    let limits = Paths.sample("limits", .staticExec)
+    let native = run([limits, "blocked"])
+    #expect(native.ending == .exited(0))
+    let quiet = run([Paths.elfload] + policy.options + [limits, "blocked"])
+    #expect(quiet.ending == .signaled(SIGSEGV), "\(quiet)")
+    #expect(quiet.stderr == native.stderr, "a normal run's stderr is the program's: \(quiet)")
+
+    let stats = run([Paths.elfload] + policy.options + ["--stats", limits, "blocked"])
+    #expect(stats.ending == .signaled(SIGSEGV), "\(stats)")
+    let lines = stats.stderr.split(separator: "\n").filter { $0.hasPrefix(Self.line) }
+    #expect(lines.count == 1, "\(stats.stderr)")
+    #expect(stats.stderr.contains("Known limits") && stats.stderr.contains("run it with --mode eager\n"), "\(stats)")
+
+    let verbose = run([Paths.elfload, "--verbose", "--stats-json", "/dev/null"] + policy.options + [limits, "blocked"])
+    #expect(verbose.stderr.contains(Self.line), "\(verbose)")
+    // --verbose alone: elfload becomes the program, so it says so before the jump.
+    let alone = run([Paths.elfload, "--verbose"] + policy.options + [limits, "blocked"])
+    #expect(alone.stderr.contains("elfload: signal-based paging (--mode "), "\(alone)")
+    #expect(alone.stderr.contains("if the program is killed by SIGSEGV and runs natively, run it with --mode eager"), "\(alone)")
+  }
+
+  @Test("no line under eager, nor when the program ends otherwise, nor for a fault of the program's own")
+  func notOtherwise() {
+    for policy in [Policy.eager, .demand, .hybrid4] {
+      // A NULL dereference: the handler sees it and declines it; natively too the program dies.
+      let null = run([Paths.elfload] + policy.options + ["--stats", Paths.sample("null", .staticExec)])
+      #expect(null.ending == .signaled(SIGSEGV), "\(null)")
+      #expect(!null.stderr.contains("signal-based paging"), "\(policy): \(null)")
+    }
+    let fine = run([Paths.elfload, "--mode", "demand", "--stats", Paths.sample("exit_code", .staticExec), "2"])
+    #expect(fine.ending == .exited(2))
+    #expect(!fine.stderr.contains("signal-based paging"), "\(fine)")
+  }
+}

@@ -2,6 +2,21 @@
 import Foundation
 import Testing
 
+/// A Unix socket bound at `path` (and left there).
+func bindSocket(_ path: String) {
+  unlink(path)
+  let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+  var address = sockaddr_un()
+  address.sun_family = sa_family_t(AF_UNIX)
+  withUnsafeMutableBytes(of: &address.sun_path) { bytes in
+    for (i, byte) in path.utf8.prefix(bytes.count - 1).enumerated() { bytes[i] = byte }
+  }
+  _ = withUnsafePointer(to: &address) {
+    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+  }
+  close(fd)
+}
+
 @Suite("Refusals, help and inspect")
 struct ErrorTests {
   static let scratch: String = {
@@ -11,6 +26,12 @@ struct ErrorTests {
     try? FileManager.default.removeItem(atPath: dir + "/noexec")
     try? FileManager.default.copyItem(atPath: hello, toPath: dir + "/noexec")
     chmod(dir + "/noexec", 0o644)
+    writeExecutable(dir + "/empty", [])
+    writeExecutable(dir + "/binary", [0, 1, 2, 3, 0, 0, 0, 0])
+    unlink(dir + "/fifo")
+    mkfifo(dir + "/fifo", 0o755)
+    bindSocket(dir + "/socket")
+    chmod(dir + "/socket", 0o755)
     return dir
   }()
 
@@ -28,19 +49,31 @@ struct ErrorTests {
       label: "missing file"),
     Refusal(path: { scratch }, status: 126, message: "is a directory", label: "a directory"),
     Refusal(
-      path: { scratch + "/text" }, status: 126, message: "not an ELF file (e_ident starts 6a 75 73 74",
-      label: "a text file"),
+      path: { scratch + "/text" }, status: 126,
+      message:
+        "not an ELF file (e_ident starts 6a 75 73 74, expected 7f 45 4c 46); it reads as text with no #! line: if it is a script, run it with its interpreter",
+      label: "a text file (a script without #!)"),
+    Refusal(
+      path: { scratch + "/binary" }, status: 126,
+      message: "not an ELF file (e_ident starts 00 01 02 03, expected 7f 45 4c 46)\n", label: "binary, not ELF: no hint"),
+    Refusal(
+      path: { scratch + "/empty" }, status: 126, message: "an empty file (0 bytes), not a program",
+      label: "an empty file"),
+    Refusal(
+      path: { scratch + "/fifo" }, status: 126, message: "is a FIFO (named pipe), not a program", label: "a FIFO"),
+    Refusal(path: { scratch + "/socket" }, status: 126, message: "is a socket, not a program", label: "a socket"),
     Refusal(
       path: { scratch + "/noexec" }, status: 126, message: "permission denied", label: "not executable"),
     Refusal(
-      path: { "/dev/null" }, status: 126, message: "is a device, socket or pipe, not a program",
+      path: { "/dev/null" }, status: 126, message: "is a character device, not a program",
       label: "a device"),
   ]
 
   @Test(arguments: refusals)
   func refused(_ refusal: Refusal) {
     let path = refusal.path()
-    let outcome = run([Paths.elfload, path, "arg"])
+    // A FIFO must not block: 3 seconds is plenty for a refusal.
+    let outcome = run([Paths.elfload, path, "arg"], timeout: 3, hangExpected: true)
     #expect(outcome.ending == .exited(refusal.status), "\(outcome)")
     #expect(outcome.stdout == "")
     #expect(outcome.stderr.hasPrefix("elfload: \(path): \(refusal.message)"), "\(outcome)")
@@ -51,10 +84,38 @@ struct ErrorTests {
   func shellAgrees() {
     for (path, status) in [
       ("/nonexistent/program", Int32(127)), (Self.scratch + "/noexec", 126), (Self.scratch, 126),
+      (Self.scratch + "/fifo", 126), (Self.scratch + "/socket", 126), ("/dev/null", 126),
     ] {
-      let native = run(["/bin/sh", "-c", "\"$0\"", path])
+      let native = run(["/bin/sh", "-c", "\"$0\"", path], timeout: 3, hangExpected: true)
       #expect(native.ending == .exited(status), "\(path): \(native)")
     }
+  }
+
+  @Test("a file open for writing: execve's ETXTBSY (126), natively and under elfload; runs once closed")
+  func textBusy() throws {
+    let busy = Self.scratch + "/busy"
+    unlink(busy)
+    try FileManager.default.copyItem(atPath: Paths.sample("exit_code", .staticExec), toPath: busy)
+    let writer = open(busy, O_WRONLY | O_APPEND | O_CLOEXEC)
+    #expect(writer >= 0)
+    let native = run(["/bin/sh", "-c", "\"$0\" 3", busy])
+    let loaded = run([Paths.elfload, busy, "3"])
+    let inspected = run([Paths.elfload, "inspect", busy])
+    close(writer)
+    #expect(native.ending == .exited(126) && native.stderr.contains("Text file busy"), "\(native)")
+    #expect(loaded.ending == .exited(126), "\(loaded)")
+    #expect(loaded.stderr == "elfload: \(busy): text file busy: a process has it open for writing (execve refuses it too, with ETXTBSY)\n", "\(loaded)")
+    // inspect only reads it.
+    #expect(inspected.ending == .exited(0), "\(inspected)")
+    let after = run([Paths.elfload, busy, "3"])
+    #expect(after.ending == .exited(3), "\(after)")
+  }
+
+  @Test("inspect refuses a FIFO at once too")
+  func inspectFIFO() {
+    let outcome = run([Paths.elfload, "inspect", Self.scratch + "/fifo"], timeout: 3, hangExpected: true)
+    #expect(outcome.ending == .exited(126), "\(outcome)")
+    #expect(outcome.stderr == "elfload: \(Self.scratch)/fifo: is a FIFO (named pipe), not a program\n", "\(outcome)")
   }
 
   @Test("a missing companion: one line naming it, exit 126")

@@ -140,11 +140,15 @@ func run(
   _ argv: [String], executable: String? = nil, environment: [String]? = nil,
   timeout: Double? = nil, hangExpected: Bool = false, directory: String? = nil
 ) -> Outcome {
-  let timeout = Timeouts.effective(timeout)
+  start(argv, executable: executable, environment: environment).finish(timeout: timeout, hangExpected: hangExpected)
+}
+
+/// Starts `argv` as `run` does and returns at once: for tests that signal a
+/// run while it is under way. `finish()` it, always.
+func start(_ argv: [String], executable: String? = nil, environment: [String]? = nil) -> Started {
   let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
     "elfload-test-\(UUID().uuidString)")
   try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-  defer { try? FileManager.default.removeItem(at: dir) }
   let outPath = dir.appendingPathComponent("out").path
   let errPath = dir.appendingPathComponent("err").path
 
@@ -189,36 +193,69 @@ func run(
     usleep(10_000)
     rc = posix_spawn(&pid, executable ?? argv[0], &actions, &attributes, cArgs, cEnv)
   }
-  guard rc == 0 else {
-    return Outcome(
+  var started = Started(pid: pid, dir: dir, outPath: outPath, errPath: errPath, start: start)
+  if rc != 0 {
+    started.failure = Outcome(
       stdout: "", stderr: "posix_spawn: \(String(cString: strerror(rc)))\n", ending: .exited(-1), seconds: 0)
   }
-  var ending = Ending.timedOut
-  var info = siginfo_t()
-  while true {
-    // WNOWAIT: the leader stays a zombie (its pid reserved) until its group is killed.
-    info = siginfo_t()
-    let r = waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT)
-    if r == 0 && info._sifields._sigchld.si_pid == pid {
-      let code = info._sifields._sigchld.si_status
-      ending = info.si_code == Int32(CLD_EXITED) ? .exited(code) : .signaled(code)
-      break
+  return started
+}
+
+/// A run under way (from `start`): its pid, which is also its process group's id.
+struct Started {
+  var pid: pid_t
+  var dir: URL
+  var outPath: String
+  var errPath: String
+  var start: Date
+  var failure: Outcome?
+
+  /// What it has written to stdout so far.
+  var stdoutSoFar: String { (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "" }
+
+  /// Waits until its stdout contains `text` (true), or `seconds` pass.
+  func waitForOutput(_ text: String, seconds: Double = 10) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+      if stdoutSoFar.contains(text) { return true }
+      usleep(2000)
     }
-    if r != 0 && errno != EINTR { break }
-    if Date().timeIntervalSince(start) > timeout {
-      if !hangExpected { Timeouts.recordHang() }
-      break
-    }
-    usleep(500)
+    return false
   }
-  // Whatever is left of the group (everything, after a timeout) dies now.
-  kill(-pid, SIGKILL)
-  var status: Int32 = 0
-  while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-  let seconds = Date().timeIntervalSince(start)
-  let out = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "<unreadable>"
-  let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "<unreadable>"
-  return Outcome(stdout: out, stderr: err, ending: ending, seconds: seconds)
+
+  /// Waits for it to end (after `timeout`, a hang: its group is killed),
+  /// kills whatever is left of its group, and returns what it did.
+  func finish(timeout: Double? = nil, hangExpected: Bool = false) -> Outcome {
+    defer { try? FileManager.default.removeItem(at: dir) }
+    if let failure { return failure }
+    let timeout = Timeouts.effective(timeout)
+    var ending = Ending.timedOut
+    var info = siginfo_t()
+    while true {
+      // WNOWAIT: the leader stays a zombie (its pid reserved) until its group is killed.
+      info = siginfo_t()
+      let r = waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT)
+      if r == 0 && info._sifields._sigchld.si_pid == pid {
+        let code = info._sifields._sigchld.si_status
+        ending = info.si_code == Int32(CLD_EXITED) ? .exited(code) : .signaled(code)
+        break
+      }
+      if r != 0 && errno != EINTR { break }
+      if Date().timeIntervalSince(start) > timeout {
+        if !hangExpected { Timeouts.recordHang() }
+        break
+      }
+      usleep(500)
+    }
+    // Whatever is left of the group (everything, after a timeout) dies now.
+    kill(-pid, SIGKILL)
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    let seconds = Date().timeIntervalSince(start)
+    let out = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "<unreadable>"
+    let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "<unreadable>"
+    return Outcome(stdout: out, stderr: err, ending: ending, seconds: seconds)
+  }
 }
 
 /// Runs `program args` natively and as `elfload [options] program args`.

@@ -8,6 +8,12 @@ public enum LoadError: Error, Sendable, CustomStringConvertible {
   case open(SystemCallError)
   case notRegularFile(String)
   case notExecutable
+  /// Open for writing by some process: execve's ETXTBSY.
+  case textBusy
+  /// 0 bytes: execve's ENOEXEC (a shell runs such a file as a script of its own).
+  case empty
+  /// Not ELF, no #! line, and it reads as text.
+  case textWithoutInterpreter(ELFError)
   case invalid(ELFError)
   /// The program's PT_INTERP names a file that cannot serve as its interpreter.
   indirect case interpreter(path: [UInt8], LoadError)
@@ -51,6 +57,13 @@ public enum LoadError: Error, Sendable, CustomStringConvertible {
       return "permission denied: the file is not executable (execve would refuse it too; chmod +x it)"
     case .invalid(let e):
       return e.description
+    case .textBusy:
+      return "text file busy: a process has it open for writing (execve refuses it too, with ETXTBSY)"
+    case .empty:
+      return "an empty file (0 bytes), not a program (execve refuses it with ENOEXEC)"
+    case .textWithoutInterpreter(let e):
+      return
+        "\(e.description); it reads as text with no #! line: if it is a script, run it with its interpreter (sh FILE, python3 FILE...) or begin it with a #! line"
     case .interpreter(let path, let problem):
       return "its interpreter \(text(path)) (PT_INTERP): \(problem)"
     case .nestedInterpreter(let path, let its):

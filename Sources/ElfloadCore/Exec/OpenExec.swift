@@ -47,17 +47,27 @@ public enum OpenExec {
   }
 
   /// Opens the file at `path` the way execve checks it: it must exist, be a
-  /// regular file and be executable; then it is a `#!` script, or must be a
-  /// valid ELF file. Reads the first page once for both. O_NONBLOCK: a FIFO is
-  /// refused at once, as execve refuses it, instead of waiting for a writer.
-  public static func openFile(_ path: [UInt8]) throws(LoadError) -> ExecutableFile {
+  /// regular file and be executable, and (as execve's deny_write_access)
+  /// not be open for writing; then it is a `#!` script, or must be a valid
+  /// ELF file. Reads the first page once for both. A FIFO, socket or device
+  /// is refused from its status, before any open (opening one can block, or
+  /// do something: a watchdog device starts counting); O_NONBLOCK covers a
+  /// file replaced meanwhile. `refuseWriters: false` (inspect) skips the
+  /// check for writers: describing a file is not running it.
+  public static func openFile(_ path: [UInt8], refuseWriters: Bool = true) throws(LoadError) -> ExecutableFile {
+    let type: UInt32
+    do { type = try Kernel.status(path).type } catch {
+      if error.errno == .ENOENT || error.errno == .ENOTDIR { throw .notFound }
+      throw .open(error)
+    }
+    if type != FileType.regular { throw .notRegularFile(FileType.name(type)) }
     let fd: FileDescriptor
     do { fd = try Kernel.open(path, OpenFlags.readOnly | OpenFlags.nonBlocking) } catch {
       if error.errno == .ENOENT || error.errno == .ENOTDIR { throw .notFound }
       throw .open(error)
     }
     do {
-      let opened = try classify(fd, path)
+      let opened = try classify(fd, path, refuseWriters: refuseWriters)
       if case .script = opened { Kernel.close(fd) }
       return opened
     } catch {
@@ -66,15 +76,13 @@ public enum OpenExec {
     }
   }
 
-  static func classify(_ fd: FileDescriptor, _ path: [UInt8]) throws(LoadError) -> ExecutableFile {
+  static func classify(_ fd: FileDescriptor, _ path: [UInt8], refuseWriters: Bool) throws(LoadError) -> ExecutableFile {
     let status: FileStatus
     do { status = try Kernel.status(fd) } catch { throw .system(error) }
-    switch status.type {
-    case FileType.regular: break
-    case FileType.directory: throw .notRegularFile("a directory")
-    default: throw .notRegularFile("a device, socket or pipe")
-    }
+    guard status.type == FileType.regular else { throw .notRegularFile(FileType.name(status.type)) }
     do { try Kernel.access(path, executeAccess) } catch { throw .notExecutable }
+    if refuseWriters && isOpenForWriting(fd) { throw .textBusy }
+    if status.size == 0 { throw .empty }
     let source: FileSource
     do { source = try FileSource(fd: fd, size: status.size) } catch { throw .system(error) }
     do {
@@ -85,13 +93,38 @@ public enum OpenExec {
     do {
       return .program(OpenedProgram(fd: fd, image: try Image(parsing: source, minimumAddress: minimumAddress)))
     } catch {
+      if case .badMagic = error, looksLikeText(source.head) { throw .textWithoutInterpreter(error) }
       throw .invalid(error)
     }
   }
 
+  /// Whether some process has the file open for writing, which makes execve
+  /// fail with ETXTBSY. User space can ask only one way: a read lease
+  /// (F_SETLEASE, F_RDLCK) is refused with EAGAIN exactly then. It needs the
+  /// file's owner or CAP_LEASE (root); otherwise, or where leases are off
+  /// (fs.leases-enable) or unsupported, this cannot be known and the answer
+  /// is false. The lease is let go at once; while it is held, a writer's
+  /// open would make the kernel signal the holder, so that signal is set to
+  /// SIGWINCH, whose action is to ignore (a freshly executed elfload has no
+  /// handlers) instead of SIGIO's, which is to die. (Three system calls, a
+  /// few microseconds, for each file opened to run.)
+  static func isOpenForWriting(_ fd: FileDescriptor) -> Bool {
+    _ = Kernel.syscall(.fcntl, Int(fd.rawValue), Int(FileControl.setSignal), Int(Signal.windowChanged))
+    let r = Kernel.syscall(.fcntl, Int(fd.rawValue), Int(FileControl.setLease), FileControl.readLease)
+    if r == 0 { _ = Kernel.syscall(.fcntl, Int(fd.rawValue), Int(FileControl.setLease), FileControl.noLease) }
+    return r == -Int(Errno.EAGAIN.rawValue)
+  }
+
+  /// Whether the start of a file reads as text (no NUL, no control bytes
+  /// but whitespace): a script without a #! line, most likely.
+  static func looksLikeText(_ head: [UInt8]) -> Bool {
+    let sample = head.prefix(512)
+    return !sample.isEmpty && sample.allSatisfy { $0 >= 0x20 || $0 == 9 || $0 == 10 || $0 == 13 || $0 == 12 }
+  }
+
   /// Opens and validates the ELF program at `path` (a `#!` script is not one).
-  public static func open(_ path: [UInt8]) throws(LoadError) -> OpenedProgram {
-    switch try openFile(path) {
+  public static func open(_ path: [UInt8], refuseWriters: Bool = true) throws(LoadError) -> OpenedProgram {
+    switch try openFile(path, refuseWriters: refuseWriters) {
     case .program(let program): return program
     case .script: throw .invalid(.badMagic(Array("#!".utf8)))
     }
@@ -102,9 +135,9 @@ public enum OpenExec {
   /// regular file and a valid x86-64 ELF file, and need no interpreter
   /// itself; and (elfload's rule) be position-independent, as every dynamic
   /// linker is.
-  public static func openInterpreter(_ path: [UInt8]) throws(LoadError) -> OpenedProgram {
+  public static func openInterpreter(_ path: [UInt8], refuseWriters: Bool = true) throws(LoadError) -> OpenedProgram {
     let opened: OpenedProgram
-    do { opened = try open(path) } catch { throw .interpreter(path: path, error) }
+    do { opened = try open(path, refuseWriters: refuseWriters) } catch { throw .interpreter(path: path, error) }
     if let its = opened.image.interpreter {
       Kernel.close(opened.fd)
       throw .nestedInterpreter(path: path, itsInterpreter: its)
@@ -119,7 +152,7 @@ public enum OpenExec {
   /// Follows `#!` lines from `path` as exec_binprm does (up to 5 levels):
   /// the program to load, opened, and its argv. AT_EXECFN and the task's
   /// name stay the path the user gave.
-  public static func followScripts(_ path: [UInt8], _ arguments: [[UInt8]]) throws(LoadError) -> (
+  public static func followScripts(_ path: [UInt8], _ arguments: [[UInt8]], refuseWriters: Bool = true) throws(LoadError) -> (
     path: [UInt8], arguments: [[UInt8]], program: OpenedProgram
   ) {
     var path = path
@@ -127,7 +160,7 @@ public enum OpenExec {
     var depth = 0
     while true {
       let opened: ExecutableFile
-      do { opened = try openFile(path) } catch {
+      do { opened = try openFile(path, refuseWriters: refuseWriters) } catch {
         throw depth == 0 ? error : .scriptInterpreter(path: path, error)
       }
       switch opened {

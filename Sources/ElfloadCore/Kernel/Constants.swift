@@ -6,7 +6,8 @@ public enum Syscall: Int {
   case read = 0, write = 1, close = 3, fstat = 5, poll = 7, mmap = 9, nanosleep = 35, mprotect = 10, munmap = 11
   case rtSigaction = 13, rtSigprocmask = 14, pread64 = 17, access = 21, sched_yield = 24
   case mremap = 25, madvise = 28, getpid = 39, clone = 56, fork = 57, execve = 59
-  case exit = 60, wait4 = 61, kill = 62, readlink = 89, getrusage = 98, personality = 135
+  case exit = 60, wait4 = 61, kill = 62, fcntl = 72, readlink = 89, getrusage = 98, getppid = 110
+  case rtSigpending = 127, rtSigtimedwait = 128, personality = 135
   case prctl = 157, arch_prctl = 158, gettid = 186, clockGettime = 228, exitGroup = 231
   case tgkill = 234, openat = 257, newfstatat = 262, prlimit64 = 302, getrandom = 318
   case execveat = 322, pidfdOpen = 434, closeRange = 436, faccessat2 = 439
@@ -65,6 +66,30 @@ public enum FileType {
   public static let mask: UInt32 = 0o170000
   public static let regular: UInt32 = 0o100000
   public static let directory: UInt32 = 0o040000
+  public static let fifo: UInt32 = 0o010000
+  public static let characterDevice: UInt32 = 0o020000
+  public static let blockDevice: UInt32 = 0o060000
+  public static let socket: UInt32 = 0o140000
+
+  /// What a file of `type` is, for messages: "a directory", "a FIFO (named pipe)".
+  public static func name(_ type: UInt32) -> String {
+    switch type {
+    case directory: return "a directory"
+    case fifo: return "a FIFO (named pipe)"
+    case characterDevice: return "a character device"
+    case blockDevice: return "a block device"
+    case socket: return "a socket"
+    default: return "not a regular file"
+    }
+  }
+}
+
+/// `fcntl` commands and lease types.
+public enum FileControl {
+  public static let setSignal: Int32 = 10
+  public static let setLease: Int32 = 1024
+  public static let readLease: Int = 0
+  public static let noLease: Int = 2
 }
 
 /// `madvise` advice.
@@ -74,6 +99,7 @@ public enum Advice {
 
 /// `prctl` options.
 public enum PrctlOption {
+  public static let setParentDeathSignal: Int32 = 1
   public static let setName: Int32 = 15
   public static let setMM: Int32 = 35
   public static let setMMMap: Int32 = 14
@@ -91,9 +117,12 @@ public enum Signal {
   public static let interrupt: Int32 = 2
   public static let quit: Int32 = 3
   public static let kill: Int32 = 9
+  public static let user1: Int32 = 10
+  public static let windowChanged: Int32 = 28
   public static let segv: Int32 = 11
   public static let terminate: Int32 = 15
   public static let child: Int32 = 17
+  public static let io: Int32 = 29
 }
 
 /// ADDR_NO_RANDOMIZE in the persona (setarch -R).

@@ -23,8 +23,19 @@ public enum Ending: Equatable, Sendable {
   }
 }
 
-/// One run's numbers.
+/// What elfload itself cost in the child, from the fork to the jump (its loading).
+public struct StartupCost: Sendable {
+  public var wallNanoseconds: UInt64 = 0
+  public var usage = ResourceUsage()
+  public init() {}
+}
+
+/// One run's numbers. `usage` is the program's own: the child's, less what
+/// elfload cost it before the jump (`startup`).
 public struct Report: Sendable {
+  /// The JSON's version: 2 added schema, cpu_ms, startup_*, segment_pages,
+  /// and pages_mapped became the pager's alone (0 under eager).
+  public static let schema = 2
   public var program: String
   public var policy: PagingPolicy
   /// "uffd" or "signal" under demand and hybrid; nil under eager.
@@ -35,11 +46,17 @@ public struct Report: Sendable {
   public var counters: PagerCounters
   public var traced: UInt64
   public var dropped: UInt64
+  /// Pages of the PT_LOAD segments (program and interpreter), the same under every policy.
+  public var segmentPages: UInt64
+  public var startup: StartupCost
 
   public init(
-    program: String, policy: PagingPolicy, pager: String?, wallNanoseconds: UInt64, usage: ResourceUsage,
-    ending: Ending, counters: PagerCounters, traced: UInt64, dropped: UInt64
+    program: String, policy: PagingPolicy, pager: String? = nil, wallNanoseconds: UInt64, usage: ResourceUsage,
+    ending: Ending, counters: PagerCounters, traced: UInt64, dropped: UInt64, segmentPages: UInt64 = 0,
+    startup: StartupCost = StartupCost()
   ) {
+    self.segmentPages = segmentPages
+    self.startup = startup
     self.program = program
     self.policy = policy
     self.pager = pager
@@ -61,6 +78,11 @@ public struct Report: Sendable {
   var wall: String { Self.milliseconds(wallNanoseconds, perMillisecond: 1_000_000) }
   var user: String { Self.milliseconds(usage.userMicroseconds, perMillisecond: 1000) }
   var system: String { Self.milliseconds(usage.systemMicroseconds, perMillisecond: 1000) }
+  var cpu: String { Self.milliseconds(usage.userMicroseconds + usage.systemMicroseconds, perMillisecond: 1000) }
+  var startupWall: String { Self.milliseconds(startup.wallNanoseconds, perMillisecond: 1_000_000) }
+  var startupCPU: String {
+    Self.milliseconds(startup.usage.userMicroseconds + startup.usage.systemMicroseconds, perMillisecond: 1000)
+  }
 
   var endingText: String {
     switch ending {
@@ -73,9 +95,10 @@ public struct Report: Sendable {
     let unused = counters.prefetchedUnused.map { "\($0) never touched" } ?? "unused unknown"
     return """
       elfload stats: \(program) (\(policy.description)\(pager.map { ", \($0) pager" } ?? "")), \(endingText)
-        time:   wall \(wall) ms, user \(user) ms, sys \(system) ms
-        memory: peak RSS \(usage.maxRSSKiB) KiB; page faults \(usage.minorFaults) minor, \(usage.majorFaults) major
-        loader: \(counters.faults) faults handled, \(counters.pagesMapped) pages mapped, \(counters.pagesPrefetched) of them prefetched (\(unused)), \(counters.waits) waits
+        time:    wall \(wall) ms from the fork, of which elfload's loading \(startupWall) ms
+        program: cpu \(cpu) ms (user \(user), sys \(system): split by timer-tick sampling); peak RSS \(usage.maxRSSKiB) KiB; page faults \(usage.minorFaults) minor, \(usage.majorFaults) major
+        elfload: cpu \(startupCPU) ms; page faults \(startup.usage.minorFaults) minor, \(startup.usage.majorFaults) major (before the jump)
+        pager:   \(segmentPages) segment pages; \(counters.faults) faults handled, \(counters.pagesMapped) pages mapped on demand, \(counters.pagesPrefetched) of them prefetched (\(unused)), \(counters.waits) waits
 
       """
   }
@@ -88,10 +111,13 @@ public struct Report: Sendable {
     }
     let unused = counters.prefetchedUnused.map { "\($0)" } ?? "null"
     return """
-      {"program": "\(Self.escape(program))", "policy": "\(policy.description)", "mode": "\(policy.mode)", \
-      "prefetch": \(policy.prefetch), "pager": \(pager.map { "\"\($0)\"" } ?? "null"), "wall_ms": \(wall), "user_ms": \(user), "sys_ms": \(system), \
-      "max_rss_kb": \(usage.maxRSSKiB), "minor_faults": \(usage.minorFaults), "major_faults": \(usage.majorFaults), \
-      "loader_faults": \(counters.faults), "pages_mapped": \(counters.pagesMapped), \
+      {"schema": \(Self.schema), "program": "\(Self.escape(program))", "policy": "\(policy.description)", \
+      "mode": "\(policy.mode)", "prefetch": \(policy.prefetch), "pager": \(pager.map { "\"\($0)\"" } ?? "null"), \
+      "wall_ms": \(wall), "startup_ms": \(startupWall), "cpu_ms": \(cpu), "user_ms": \(user), "sys_ms": \(system), \
+      "startup_cpu_ms": \(startupCPU), "max_rss_kb": \(usage.maxRSSKiB), \
+      "minor_faults": \(usage.minorFaults), "major_faults": \(usage.majorFaults), \
+      "startup_minor_faults": \(startup.usage.minorFaults), "startup_major_faults": \(startup.usage.majorFaults), \
+      "segment_pages": \(segmentPages), "loader_faults": \(counters.faults), "pages_mapped": \(counters.pagesMapped), \
       "pages_prefetched": \(counters.pagesPrefetched), "prefetched_unused": \(unused), \
       "waits": \(counters.waits), \
       "trace_records": \(traced), "trace_dropped": \(dropped), \(end)}
@@ -114,6 +140,57 @@ public struct Report: Sendable {
     return String(decoding: out, as: UTF8.self)
   }
 }
+
+#if !hasFeature(Embedded)
+  /// Every --stats-json field, defined once: --help lists these, the README
+  /// has the same list, and a test checks both against what elfload writes.
+  public struct StatsField: Sendable {
+    public var name: String
+    public var meaning: String
+  }
+
+  extension Report {
+    public static let fields: [StatsField] = [
+      StatsField(name: "schema", meaning: "this format's version: 2"),
+      StatsField(name: "program", meaning: "PROGRAM as given"),
+      StatsField(name: "policy", meaning: "the paging policy as options: \"eager\", \"demand\", \"hybrid --prefetch 16\""),
+      StatsField(name: "mode", meaning: "the --mode: eager, demand or hybrid"),
+      StatsField(name: "prefetch", meaning: "pages mapped after each faulting one (hybrid; 0 otherwise)"),
+      StatsField(name: "pager", meaning: "how faults were served under demand and hybrid: \"uffd\" or \"signal\"; null under eager"),
+      StatsField(name: "wall_ms", meaning: "wall time from the fork to the program's end (elfload's loading included)"),
+      StatsField(name: "startup_ms", meaning: "of wall_ms, the time from the fork to the jump into the program: elfload's loading"),
+      StatsField(
+        name: "cpu_ms",
+        meaning: "the program's CPU time (user + system) after the jump, with its waited-for children; exact to the microsecond"),
+      StatsField(
+        name: "user_ms",
+        meaning: "of cpu_ms, user time: the kernel splits cpu_ms by timer-tick samples, so the split is exact only over many ticks"),
+      StatsField(name: "sys_ms", meaning: "of cpu_ms, system time (split as user_ms)"),
+      StatsField(name: "startup_cpu_ms", meaning: "elfload's own CPU time in the child before the jump"),
+      StatsField(name: "max_rss_kb", meaning: "the program's peak resident set, KiB (counted from the jump)"),
+      StatsField(name: "minor_faults", meaning: "the program's minor page faults after the jump, the pager's included"),
+      StatsField(name: "major_faults", meaning: "the program's major page faults (read from disk) after the jump"),
+      StatsField(name: "startup_minor_faults", meaning: "elfload's own minor page faults in the child before the jump"),
+      StatsField(name: "startup_major_faults", meaning: "elfload's own major page faults in the child before the jump"),
+      StatsField(
+        name: "segment_pages",
+        meaning: "pages of the PT_LOAD segments elfload set up, program and interpreter: the same under every policy"),
+      StatsField(name: "loader_faults", meaning: "faults elfload's pager served (demand, hybrid; 0 under eager)"),
+      StatsField(
+        name: "pages_mapped",
+        meaning: "pages elfload's pager made accessible while the program ran, prefetched ones included (0 under eager, which maps every segment page at the start)"),
+      StatsField(name: "pages_prefetched", meaning: "of pages_mapped, those mapped ahead of a fault on them (hybrid)"),
+      StatsField(
+        name: "prefetched_unused",
+        meaning: "of pages_prefetched, those with no page-table entry when the program ended; null if unknown"),
+      StatsField(name: "waits", meaning: "times a thread waited for another to finish mapping a page"),
+      StatsField(name: "trace_records", meaning: "rows written to --trace"),
+      StatsField(name: "trace_dropped", meaning: "rows that did not fit in the trace buffer (2^21)"),
+      StatsField(name: "exit_status", meaning: "the program's exit status, or null if a signal killed it"),
+      StatsField(name: "signal", meaning: "the signal that killed the program, or null"),
+    ]
+  }
+#endif
 
 /// The --trace CSV: one row per page the pager makes accessible.
 public enum TraceFormat {

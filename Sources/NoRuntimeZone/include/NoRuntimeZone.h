@@ -69,6 +69,7 @@ struct elfload_demand_counters {
   uint64_t waits;             ///< times a thread waited for another to map a page
   uint64_t prefetched_unused; ///< prefetched pages not present when the program ended
   uint64_t unused_counted;    ///< 1 once a watcher has counted prefetched_unused
+  uint64_t declined;          ///< SIGSEGVs the handler did not serve (the program's own faults)
   uint64_t pager;             ///< which pager served: ELFLOAD_PAGER_NONE, _SIGNAL or _UFFD
 };
 enum { ELFLOAD_PAGER_NONE = 0, ELFLOAD_PAGER_SIGNAL = 1, ELFLOAD_PAGER_UFFD = 2 };

@@ -1,0 +1,40 @@
+// The README's usage examples run as written, from a fresh clone after the set-up commands.
+import Foundation
+import Testing
+
+@Suite("The README")
+struct DocumentationTests {
+  /// The lines of the README's Usage block that run elfload, without their comments.
+  static func usageLines() throws -> [String] {
+    let readme = try String(contentsOfFile: Paths.root.appendingPathComponent("README.md").path, encoding: .utf8)
+    let usage = try #require(readme.components(separatedBy: "## Usage\n").dropFirst().first)
+    let block = try #require(usage.components(separatedBy: "```sh\n").dropFirst().first?.components(separatedBy: "```").first)
+    return block.split(separator: "\n").map(String.init).filter { $0.hasPrefix("elfload ") }.map { line in
+      // Comments start after a run of blanks; no example has a # of its own.
+      (line.range(of: "  #").map { String(line[..<$0.lowerBound]) } ?? line).trimmingCharacters(in: .whitespaces)
+    }
+  }
+
+  @Test("every usage example runs as written (elfload on PATH, from the repository's directory)")
+  func usageExamplesRun() throws {
+    let lines = try Self.usageLines()
+    #expect(lines.count >= 10, "\(lines)")
+    // A directory of its own with the repository's Samples in it, so that the
+    // files the examples write (s.json, t.csv, t.svg) go nowhere else.
+    let dir = scratchDirectory("readme")
+    let samples = dir + "/Samples"
+    try? FileManager.default.removeItem(atPath: samples)
+    try FileManager.default.createSymbolicLink(
+      atPath: samples, withDestinationPath: Paths.root.appendingPathComponent("Samples").path)
+    _ = Paths.samples  // built
+    let bin = (Paths.elfload as NSString).deletingLastPathComponent
+    let environment = ["PATH=\(bin):/usr/local/bin:/usr/bin:/bin", "HOME=\(dir)", "LC_ALL=C"]
+    for line in lines {
+      let outcome = run(["/bin/sh", "-c", "cd \"$0\" && \(line)", dir], environment: environment, timeout: 30)
+      #expect(outcome.ending == .exited(0), "\(line)\n\(outcome)")
+      if line.contains("--argv0 sh") { #expect(outcome.stdout == "sh\n", "\(line)\n\(outcome)") }
+      if line.contains("--help") { #expect(outcome.stdout.contains("Statistics"), "\(line)") }
+    }
+    #expect(FileManager.default.fileExists(atPath: dir + "/t.svg"))
+  }
+}
