@@ -156,10 +156,10 @@ struct MapCountTests {
 
 @Suite("The known-limit line")
 struct KnownLimitLineTests {
-  static let line = "elfload: the program was killed by SIGSEGV; signal-based paging (--mode "
+  static let line = "elfload: the program was killed by SIGSEGV; the signal pager (--mode "
 
   @Test(
-    "a program killed by a known limit: one line naming it and --mode eager, with --stats or --verbose only",
+    "a program killed by a known limit: one line naming it and what to use instead, with --stats or --verbose only",
     arguments: [Policy.demand, .hybrid4])
   func namedWhenAsked(_ policy: Policy) {
     let limits = Paths.sample("limits", .staticExec)
@@ -173,14 +173,17 @@ struct KnownLimitLineTests {
     #expect(stats.ending == .signaled(SIGSEGV), "\(stats)")
     let lines = stats.stderr.split(separator: "\n").filter { $0.hasPrefix(Self.line) }
     #expect(lines.count == 1, "\(stats.stderr)")
-    #expect(stats.stderr.contains("Known limits") && stats.stderr.contains("run it with --mode eager\n"), "\(stats)")
+    #expect(stats.stderr.contains("Known limits") && stats.stderr.contains("run it with --pager uffd (as root) or --mode eager\n"), "\(stats)")
 
     let verbose = run([Paths.elfload, "--verbose", "--stats-json", "/dev/null"] + policy.options + [limits, "blocked"])
     #expect(verbose.stderr.contains(Self.line), "\(verbose)")
     // --verbose alone: elfload becomes the program, so it says so before the jump.
     let alone = run([Paths.elfload, "--verbose"] + policy.options + [limits, "blocked"])
-    #expect(alone.stderr.contains("elfload: signal-based paging (--mode "), "\(alone)")
-    #expect(alone.stderr.contains("if the program is killed by SIGSEGV and runs natively, run it with --mode eager"), "\(alone)")
+    #expect(alone.stderr.contains("elfload: the signal pager (--mode "), "\(alone)")
+    #expect(
+      alone.stderr.contains(
+        "if the program is killed by SIGSEGV and runs natively, run it with --pager uffd (as root) or --mode eager"),
+      "\(alone)")
   }
 
   @Test("no line under eager, nor when the program ends otherwise, nor for a fault of the program's own")
@@ -189,10 +192,10 @@ struct KnownLimitLineTests {
       // A NULL dereference: the handler sees it and declines it; natively too the program dies.
       let null = run([Paths.elfload] + policy.options + ["--stats", Paths.sample("null", .staticExec)])
       #expect(null.ending == .signaled(SIGSEGV), "\(null)")
-      #expect(!null.stderr.contains("signal-based paging"), "\(policy): \(null)")
+      #expect(!null.stderr.contains("the signal pager"), "\(policy): \(null)")
     }
     let fine = run([Paths.elfload, "--mode", "demand", "--stats", Paths.sample("exit_code", .staticExec), "2"])
     #expect(fine.ending == .exited(2))
-    #expect(!fine.stderr.contains("signal-based paging"), "\(fine)")
+    #expect(!fine.stderr.contains("the signal pager"), "\(fine)")
   }
 }

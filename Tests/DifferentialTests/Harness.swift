@@ -140,12 +140,15 @@ func run(
   _ argv: [String], executable: String? = nil, environment: [String]? = nil,
   timeout: Double? = nil, hangExpected: Bool = false, directory: String? = nil
 ) -> Outcome {
-  start(argv, executable: executable, environment: environment).finish(timeout: timeout, hangExpected: hangExpected)
+  start(argv, executable: executable, environment: environment, directory: directory).finish(
+    timeout: timeout, hangExpected: hangExpected)
 }
 
 /// Starts `argv` as `run` does and returns at once: for tests that signal a
 /// run while it is under way. `finish()` it, always.
-func start(_ argv: [String], executable: String? = nil, environment: [String]? = nil) -> Started {
+func start(
+  _ argv: [String], executable: String? = nil, environment: [String]? = nil, directory: String? = nil
+) -> Started {
   let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
     "elfload-test-\(UUID().uuidString)")
   try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

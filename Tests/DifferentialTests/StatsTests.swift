@@ -51,7 +51,8 @@ struct StatsTests {
     #expect(stats["loader_faults"] as? Int == expected.faults, "\(stats)")
     #expect(stats["pages_mapped"] as? Int == expected.mapped, "\(stats)")
     #expect(stats["mode"] as? String == expected.policy.options[1], "\(stats)")
-    #expect(stats["prefetch"] as? Int == (expected.policy.options.count > 2 ? Int(expected.policy.options[3]) : 0), "\(stats)")
+    let prefetchOption = expected.policy.options.firstIndex(of: "--prefetch").map { Int(expected.policy.options[$0 + 1]) }
+    #expect(stats["prefetch"] as? Int == (prefetchOption ?? 0), "\(stats)")
     let prefetched = expected.policy == .eager ? 0 : expected.mapped - expected.faults
     #expect(stats["pages_prefetched"] as? Int == prefetched, "\(stats)")
     #expect(stats["prefetched_unused"] as? Int == expected.unused, "\(stats)")
