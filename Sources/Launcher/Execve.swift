@@ -42,7 +42,7 @@ enum Execve {
     let faults = try FaultPath.choose(request.policy, asked: request.pager, log: log)
     request.shared?.counters.pointee.pager = faults.kind
     try request.policy.install(loads, faults: faults, shared: request.shared, log: log)
-    if case .uffd = faults {} else { request.shared?.attach(request.policy, loads, log: log) }
+    request.shared?.attach(faults, request.policy, loads, log: log)
     // The program's descriptor stays open until the jump, for /proc/self/exe.
     for load in loads.dropFirst() { Kernel.close(load.fd) }
 

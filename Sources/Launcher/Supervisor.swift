@@ -25,23 +25,20 @@ struct SharedMeasurement {
   /// nil when not tracing.
   let trace: UnsafeMutablePointer<elfload_trace>?
 
-  /// Points the pager's counters (and trace) here, and counts the segments'
-  /// pages (the same under every policy).
-  func attach(_ policy: PagingPolicy, _ loads: [ImageLoad], log: Log) {
+  /// Points the signal pager's counters (and trace) here -- the userfaultfd
+  /// server was given them when it started -- and counts the segments' pages
+  /// (the same under every policy and pager).
+  func attach(_ faults: FaultPath, _ policy: PagingPolicy, _ loads: [ImageLoad], log: Log) {
     jump.pointee.segmentPages = loads.reduce(0) { sum, load in
       load.plan.segments.reduce(sum) { $0 + $1.filePages.pageCount + $1.anonymousPages.pageCount }
     }
-    switch policy {
-    case .eager:
-      break
-    case .demand, .hybrid:
-      elfload_demand_share(counters, trace)
-      if case .hybrid = policy {
-        // Which prefetched pages the program never touched is only known
-        // when it has ended: a watcher sharing the address space counts them.
-        let watcher = elfload_demand_watch()
-        if watcher < 0 { log("no watcher for unused prefetched pages (errno \(-watcher))") }
-      }
+    guard case .signal = faults else { return }
+    elfload_demand_share(counters, trace)
+    if case .hybrid = policy {
+      // Which prefetched pages the program never touched is only known
+      // when it has ended: a watcher sharing the address space counts them.
+      let watcher = elfload_demand_watch()
+      if watcher < 0 { log("no watcher for unused prefetched pages (errno \(-watcher))") }
     }
   }
 
@@ -185,7 +182,7 @@ enum Supervisor {
     }
     do {
       if let json { try Kernel.writeAll(json, Array(report.json.utf8)) }
-      if let traceFile, let trace { try writeTrace(traceFile, trace, count: traced, start: start, end: end) }
+      if let traceFile, let trace { try writeTrace(traceFile, trace, count: traced, start: start, end: end, pager: report.pager ?? "none") }
     } catch {
       Kernel.writeError("elfload: writing the statistics or the trace failed: \(error)\n")
     }
@@ -250,7 +247,8 @@ enum Supervisor {
   /// the line through (fork, start stamp) and (end, end stamp). Formatted by
   /// hand into one reused buffer: a long trace allocates nothing per row.
   static func writeTrace(
-    _ fd: FileDescriptor, _ trace: UnsafeMutablePointer<elfload_trace>, count: UInt64, start: Clock, end: Clock
+    _ fd: FileDescriptor, _ trace: UnsafeMutablePointer<elfload_trace>, count: UInt64, start: Clock, end: Clock,
+    pager: String
   ) throws(SystemCallError) {
     let records = UnsafeMutableRawPointer(trace).advanced(by: MemoryLayout<elfload_trace>.stride)
       .assumingMemoryBound(to: elfload_trace_record.self)
@@ -276,6 +274,8 @@ enum Supervisor {
       out.text(r.kind == UInt8(ELFLOAD_TRACE_FAULT) ? TraceFormat.fault : TraceFormat.prefetch)
       out.byte(44)
       out.decimal(UInt64(r.tid))
+      out.byte(44)
+      out.text(pager)
       out.byte(10)
       if out.bytes.count > 1 << 16 { try out.flush(fd) }
     }

@@ -39,7 +39,7 @@ func parseTrace(_ text: [UInt8]) throws(TraceError) -> [TraceRow] {
   var rows: [TraceRow] = []
   for (index, line) in lines.dropFirst().enumerated() {
     let f = line.split(separator: ",", omittingEmptySubsequences: false)
-    guard f.count == 8, let sequence = Int(f[0]), let time = UInt64(f[1]), let image = Int(f[3]),
+    guard f.count == TraceFormat.columns.count, let sequence = Int(f[0]), let time = UInt64(f[1]), let image = Int(f[3]),
       let segment = Int(f[4]), let page = Int(f[5]), f[6] == TraceFormat.fault || f[6] == TraceFormat.prefetch
     else { throw .badRow(line: index + 2, line) }
     rows.append(

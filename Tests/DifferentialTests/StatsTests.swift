@@ -12,7 +12,8 @@ struct StatsTests {
     var policy: Policy
     var faults: Int
     var mapped: Int
-    var unused: Int
+    /// nil: not known (the userfaultfd pager has no watcher to count it).
+    var unused: Int?
     var testDescription: String { policy.rawValue }
   }
 
@@ -26,7 +27,14 @@ struct StatsTests {
     Expected(policy: .hybrid1, faults: 51, mapped: 101, unused: 0),
     Expected(policy: .hybrid4, faults: 21, mapped: 101, unused: 0),
     Expected(policy: .hybrid64, faults: 3, mapped: 131, unused: 30),
-  ]
+  ] + (Policy.uffdAvailable
+    ? [
+      // The userfaultfd server counts the same faults and pages.
+      Expected(policy: .demandUffd, faults: 101, mapped: 101, unused: 0),
+      Expected(policy: .hybrid1Uffd, faults: 51, mapped: 101, unused: nil),
+      Expected(policy: .hybrid4Uffd, faults: 21, mapped: 101, unused: nil),
+      Expected(policy: .hybrid64Uffd, faults: 3, mapped: 131, unused: nil),
+    ] : [])
 
   @Test(
     "counters, unused prefetches and trace of a program whose page touches are known",
@@ -55,7 +63,12 @@ struct StatsTests {
     #expect(stats["prefetch"] as? Int == (prefetchOption ?? 0), "\(stats)")
     let prefetched = expected.policy == .eager ? 0 : expected.mapped - expected.faults
     #expect(stats["pages_prefetched"] as? Int == prefetched, "\(stats)")
-    #expect(stats["prefetched_unused"] as? Int == expected.unused, "\(stats)")
+    if let unused = expected.unused {
+      #expect(stats["prefetched_unused"] as? Int == unused, "\(stats)")
+    } else {
+      #expect(stats["prefetched_unused"] is NSNull, "\(stats)")
+    }
+    #expect(stats["pager"] as? String == (expected.policy.onDemand ? (expected.policy.usesUffd ? "uffd" : "signal") : nil), "\(stats)")
     #expect(stats["exit_status"] as? Int == 0)
     #expect(stats["signal"] is NSNull)
     for key in [
@@ -86,6 +99,7 @@ struct StatsTests {
     guard expected.policy != .eager else { return }
     #expect(rows.map { $0[0] } == (0..<expected.mapped).map(String.init))
     #expect(rows.filter { $0[6] == "fault" }.count == expected.faults)
+    #expect(rows.allSatisfy { $0.last == (expected.policy.usesUffd ? "uffd" : "signal") }, "the trace names its pager")
     let times = rows.compactMap { UInt64($0[1]) }
     #expect(times == times.sorted(), "time_ns goes forward")
     // Each bss page once, consecutive (in the PIE the segment's first page is

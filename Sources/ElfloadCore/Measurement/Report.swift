@@ -195,7 +195,7 @@ public struct Report: Sendable {
 /// The --trace CSV: one row per page the pager makes accessible.
 public enum TraceFormat {
   /// The header line's columns, in order.
-  public static let columns = ["sequence", "time_ns", "address", "image", "segment", "page", "kind", "tid"]
+  public static let columns = ["sequence", "time_ns", "address", "image", "segment", "page", "kind", "tid", "pager"]
   public static var header: String { columns.joined(separator: ",") + "\n" }
   /// The `kind` column's words.
   public static let fault = "fault"
