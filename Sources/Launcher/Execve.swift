@@ -40,7 +40,6 @@ enum Execve {
       interpreterPlan = planned
     }
     let faults = try FaultPath.choose(request.policy, asked: request.pager, log: log)
-    request.shared?.counters.pointee.pager = faults.kind
     try request.policy.install(loads, faults: faults, shared: request.shared, log: log)
     request.shared?.attach(faults, request.policy, loads, log: log)
     // The program's descriptor stays open until the jump, for /proc/self/exe.

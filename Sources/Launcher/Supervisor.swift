@@ -25,10 +25,11 @@ struct SharedMeasurement {
   /// nil when not tracing.
   let trace: UnsafeMutablePointer<elfload_trace>?
 
-  /// Points the signal pager's counters (and trace) here -- the userfaultfd
-  /// server was given them when it started -- and counts the segments' pages
-  /// (the same under every policy and pager).
+  /// Records the pager, points the signal pager's counters (and trace) here --
+  /// the userfaultfd server was given them when it started -- and counts the
+  /// segments' pages (the same under every policy and pager).
   func attach(_ faults: FaultPath, _ policy: PagingPolicy, _ loads: [ImageLoad], log: Log) {
+    counters.pointee.pager = faults.kind
     jump.pointee.segmentPages = loads.reduce(0) { sum, load in
       load.plan.segments.reduce(sum) { $0 + $1.filePages.pageCount + $1.anonymousPages.pageCount }
     }
