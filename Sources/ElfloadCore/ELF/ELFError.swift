@@ -28,7 +28,6 @@ public enum ELFError: Error, Sendable, CustomStringConvertible {
     case addressOverflow(vaddr: UInt64, memsz: UInt64)
     case outsideUserSpace(start: UInt64, end: UInt64)
     case belowMinimumAddress(vaddr: UInt64, minimum: UInt64)
-    case badTLS(memsz: UInt64, filesz: UInt64, align: UInt64)
   }
 
   public enum InterpreterProblem: Equatable, Sendable {
@@ -96,8 +95,6 @@ extension ELFError.SegmentProblem: CustomStringConvertible {
         "p_vaddr..p_vaddr+p_memsz is \(hex(start))..\(hex(end)), outside user space (which ends at \(hex(userSpaceEnd)))"
     case .belowMinimumAddress(let vaddr, let minimum):
       return "p_vaddr \(hex(vaddr)) is below the lowest mappable address \(hex(minimum)) (vm.mmap_min_addr)"
-    case .badTLS(let memsz, let filesz, let align):
-      return "PT_TLS is malformed (p_memsz \(hex(memsz)), p_filesz \(hex(filesz)), p_align \(hex(align)))"
     }
   }
 }
