@@ -26,6 +26,8 @@ struct SampleRun: Sendable, CustomTestStringConvertible {
     SampleRun(name: "entry_regs", args: ["one"]),
     SampleRun(name: "race"),
     SampleRun(name: "dontneed"),
+    SampleRun(name: "stress", args: ["forks", "100"]),
+    SampleRun(name: "stress", args: ["timer"]),
     SampleRun(name: "limits", args: ["efault"]),
   ]
 }
