@@ -188,6 +188,13 @@ struct CorpusCase: Sendable, CustomTestStringConvertible {
     CorpusCase(name: "PT_INTERP missing", mentions: "interpreter", status: 127) { m in
       m.interpreter(Array("/nonexistent/ld.so\0".utf8))
     },
+    // execve opens the interpreter before it maps a segment: the missing
+    // interpreter is what it reports (found by scripts/mutate).
+    CorpusCase(name: "PT_INTERP missing and p_filesz > p_memsz", mentions: "interpreter", status: 127) { m in
+      m.interpreter(Array("/nonexistent/ld.so\0".utf8))
+      let i = m.writable
+      m.put64(m.ph(i, 40), m.u64(m.ph(i, 32)) - 1)
+    },
     CorpusCase(name: "PT_INTERP unterminated", mentions: "PT_INTERP") { m in
       m.interpreter(Array("/lib64/ld-linux-x86-64.so.2".utf8))
     },

@@ -140,8 +140,19 @@ func run(
   _ argv: [String], executable: String? = nil, environment: [String]? = nil,
   timeout: Double? = nil, hangExpected: Bool = false, directory: String? = nil
 ) -> Outcome {
-  start(argv, executable: executable, environment: environment, directory: directory).finish(
-    timeout: timeout, hangExpected: hangExpected)
+  // A file a test has just written can be "busy" for a moment (a process
+  // another test thread is spawning may still hold a copy of its
+  // descriptor): elfload then refuses it as execve would (ETXTBSY), and the
+  // run is tried again, as posix_spawn's ETXTBSY is below. A file kept open
+  // for writing stays busy: its test still sees the refusal.
+  var outcome = Outcome(stdout: "", stderr: "", ending: .exited(-1), seconds: 0)
+  for attempt in 0..<20 {
+    if attempt > 0 { usleep(10_000) }
+    outcome = start(argv, executable: executable, environment: environment, directory: directory).finish(
+      timeout: timeout, hangExpected: hangExpected)
+    guard outcome.ending == .exited(126), outcome.stderr.contains("Text file busy") else { break }
+  }
+  return outcome
 }
 
 /// Starts `argv` as `run` does and returns at once: for tests that signal a

@@ -137,6 +137,19 @@ func machineName(_ m: UInt16) -> String {
   }
 }
 
+extension ELFError {
+  /// Whether the kernel finds this only after it has read PT_INTERP and
+  /// opened the interpreter (load_elf_binary maps the segments later): for
+  /// such a file with an interpreter that cannot be opened, execve reports
+  /// the interpreter.
+  public var comesAfterTheInterpreter: Bool {
+    switch self {
+    case .noLoadableSegments, .segment, .entryNotExecutable, .entryOutsideSegments: return true
+    default: return false
+    }
+  }
+}
+
 // String == needs Unicode tables the launcher does not link; tests compare these.
 #if !hasFeature(Embedded)
   extension ELFError: Equatable {}

@@ -80,6 +80,22 @@ public struct Image: Sendable {
     try validateLayout()
   }
 
+  /// What load_elf_binary reads before it maps anything: the ELF header, the
+  /// program headers, and the first PT_INTERP's path (nil when there is none).
+  public static func interpreterPath(in source: some ByteSource) throws(ELFError) -> [UInt8]? {
+    let headerBytes = try source.bytes(
+      at: 0, count: min(ELFHeader.size, Int(clamping: source.size)), for: "the ELF header")
+    let header = try ELFHeader(parsing: headerBytes)
+    let table = try source.bytes(
+      at: header.phoff, count: header.programHeaderTableSize, for: "\(header.phnum) program headers at e_phoff")
+    let reader = LittleEndianReader(bytes: table)
+    for index in 0..<Int(header.phnum) {
+      let ph = ProgramHeader(reading: reader, at: index * ProgramHeader.size)
+      if ph.type == .interp { return try interpreterPath(ph, index: index, source: source) }
+    }
+    return nil
+  }
+
   /// The per-segment checks of `load_elf_binary` and `elf_map`, plus the ones
   /// the kernel leaves to a failed mmap or a crash after the point of no return.
   static func validate(

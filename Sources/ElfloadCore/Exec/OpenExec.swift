@@ -94,6 +94,15 @@ public enum OpenExec {
       return .program(OpenedProgram(fd: fd, image: try Image(parsing: source, minimumAddress: minimumAddress)))
     } catch {
       if case .badMagic = error, looksLikeText(source.head) { throw .textWithoutInterpreter(error) }
+      // The kernel opens the interpreter before it looks at the segments: a
+      // file whose interpreter is missing is refused for that, first.
+      if error.comesAfterTheInterpreter {
+        let interpreter: [UInt8]?
+        do { interpreter = try Image.interpreterPath(in: source) } catch { throw .invalid(error) }
+        if let interpreter {
+          do { Kernel.close(try open(interpreter).fd) } catch let problem { throw .interpreter(path: interpreter, problem) }
+        }
+      }
       throw .invalid(error)
     }
   }
