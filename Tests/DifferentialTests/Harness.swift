@@ -150,7 +150,7 @@ func run(
     if attempt > 0 { usleep(10_000) }
     outcome = start(argv, executable: executable, environment: environment, directory: directory).finish(
       timeout: timeout, hangExpected: hangExpected)
-    guard outcome.ending == .exited(126), outcome.stderr.contains("Text file busy") else { break }
+    guard outcome.ending == .exited(126), outcome.stderr.lowercased().contains("text file busy") else { break }
   }
   return outcome
 }
