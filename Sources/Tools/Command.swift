@@ -61,13 +61,24 @@ struct Elfload: ParsableCommand {
                     file mapping per segment, the bss tail zeroed, anonymous
                     zero pages for the rest; the kernel then pages the file in
                     lazily (the default)
-        demand      code, data and bss reserved with no access; elfload's
-                    SIGSEGV handler maps each page when the program first
-                    touches it (read-only data is mapped readable up front)
-        hybrid      demand, and each fault also maps up to N following pages
-                    (--prefetch N, 1 to 512, default 1)
+        demand      nothing of code, data and bss in memory at start; each page
+                    is brought in when the program first touches it, by a pager:
+        hybrid      demand, and each fault also brings in up to N following
+                    pages (--prefetch N, 1 to 512, default 1)
 
-      Limits of demand and hybrid (signal-based paging; use eager instead):
+      Pagers (--pager, for demand and hybrid):
+        uffd        the segments are anonymous memory registered with a
+                    userfaultfd; a server process (elfload-uffd, not the
+                    program's child) fills each page from the file, or with
+                    zeros. Serves everything natively runs, but needs root or
+                    vm.unprivileged_userfaultfd=1; the program's segments show
+                    in /proc/self/maps without their file name. The default
+                    where the kernel allows it.
+        signal      every page reserved with no access; elfload's SIGSEGV
+                    handler, in the program, gives it its protection when
+                    first touched (read-only data is mapped readable up front).
+
+      Limits of --pager signal (use --pager uffd or --mode eager instead):
         - a system call that touches an untouched page fails with EFAULT
           (read() into a fresh .bss buffer, for example);
         - a program that installs its own SIGSEGV handler gets elfload's faults;
