@@ -5,7 +5,7 @@ import Foundation
 enum Charts {
   static let colors: [String: String] = [
     "native": "#4d4d4d", "eager": "#2166ac", "demand": "#b2182b", "hybrid16": "#ef8a62",
-    "ulexecve": "#7b3294",
+    "ulexecve": "#7b3294", "demand-uffd": "#1b7837", "hybrid16-uffd": "#7fbf7b",
   ]
   static func color(_ loader: String) -> String { colors[loader] ?? "#999999" }
 

@@ -25,7 +25,10 @@ struct ChartTests {
     var csv =
       "section,workload,loader,runs,median_ms,p10_ms,p90_ms,max_rss_kb,minor_faults,loader_faults,pages_prefetched,ok\n"
     for (workload, scale) in [("hello", 1.0), ("bench3 bss", 40.0)] {
-      for (loader, ratio) in [("native", 1.0), ("eager", 2.0), ("demand", 2.5), ("hybrid16", 3.0)] {
+      for (loader, ratio) in [
+        ("native", 1.0), ("eager", 2.0), ("demand", 2.5), ("hybrid16", 3.0), ("demand-uffd", 2.4),
+        ("hybrid16-uffd", 2.9),
+      ] {
         let m = scale * ratio
         csv +=
           "workloads,\(workload),\(loader),5,\(m),\(m * 0.9),\(m * 1.1),\(Int(1024 * ratio)),100,10,5,true\n"
@@ -69,6 +72,13 @@ struct ChartTests {
     // hello: 1, 2, 2.5 and 3 ms: ticks every 1 ms up to 3, with the unit.
     let time = try String(contentsOfFile: "\(dir)/time.svg", encoding: .utf8)
     for tick in ["0 ms", "1 ms", "2 ms", "3 ms"] { #expect(time.contains(">\(tick)<"), "no \(tick) tick") }
+    // Each loader its own colour, the userfaultfd pager's too.
+    let legend = try NSRegularExpression(
+      pattern: "<rect x=\"[0-9.]+\" y=\"[0-9.]+\" width=\"10\" height=\"10\" fill=\"(#[0-9a-f]+)\"")
+    let fills = legend.matches(in: time, range: NSRange(time.startIndex..., in: time)).map {
+      String(time[Range($0.range(at: 1), in: time)!])
+    }
+    #expect(fills.count == 6 && Set(fills).count == 6, "legend colours: \(fills)")
     let memory = try String(contentsOfFile: "\(dir)/memory.svg", encoding: .utf8)
     #expect(memory.contains(">3 MiB<"))
     let startup = try String(contentsOfFile: "\(dir)/startup.svg", encoding: .utf8)
