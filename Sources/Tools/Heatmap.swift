@@ -50,65 +50,114 @@ func parseTrace(_ text: [UInt8]) throws(TraceError) -> [TraceRow] {
 }
 
 /// The heatmap as SVG: a panel per (image, segment); x is the page within the
-/// segment, y the order of mapping (or the time); dark cells are faults,
-/// light ones prefetched pages.
+/// segment, y the time since the program's start (`byTime`) or the order of the
+/// faults, on one axis shared by every panel; dark cells are faults, light ones
+/// pages prefetched on the row of the fault that brought them.
 func heatmapSVG(_ rows: [TraceRow], byTime: Bool, title: String) -> String {
   let width = 900.0
-  let plotLeft = 70.0
+  let plotLeft = 80.0
   let plotWidth = width - plotLeft - 20
   let panelHeight = 260.0
-  let groups = Dictionary(grouping: rows) { $0.image * 100_000 + $0.segment }.sorted { $0.key < $1.key }
-  let height = 50 + Double(max(groups.count, 1)) * (panelHeight + 60)
+  /// The smallest a page's mark is drawn, in pixels, however many pages the segment has.
+  let minimumMark = 4.0
+  let groups = Dictionary(grouping: rows.indices) { rows[$0].image * 100_000 + rows[$0].segment }
+    .sorted { $0.key < $1.key }
+  let height = 65 + Double(max(groups.count, 1)) * (panelHeight + 60)
   func fmt(_ v: Double) -> String {
     let r = (v * 10).rounded() / 10
     return r == r.rounded() ? String(Int(r)) : String(r)
   }
+  // One vertical position per row, on an axis shared by all panels: the time
+  // since the program started (the trace's time_ns counts from the fork), or
+  // the number of the fault (a prefetched page takes its fault's number).
+  var ys = [Double](repeating: 0, count: rows.count)
+  if byTime {
+    for i in rows.indices { ys[i] = Double(rows[i].time) }
+  } else {
+    var faults = 0
+    for i in rows.indices.sorted(by: { rows[$0].sequence < rows[$1].sequence }) {
+      if rows[i].fault { faults += 1 }
+      ys[i] = Double(max(faults, 1))
+    }
+  }
+  let yMin = byTime ? 0 : 1.0
+  let yMax = max(ys.max() ?? 1, yMin)
+  let ySpan = max(yMax - yMin, 1)
+  let levels = byTime ? Double(rows.count) : ySpan + 1
+  let cellHeight = max(min(panelHeight / max(levels, 1), 6), minimumMark)
+  // Round ticks: 1, 2 or 5 times a power of ten (ms, or faults), about five of them.
+  let unit = byTime ? 1e6 : 1.0
+  let raw = ySpan / unit / 5
+  let magnitude = pow10(raw)
+  let step = [1.0, 2, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? 10 * magnitude
+  var tickValues: [Double] = []
+  var t = byTime ? 0 : step
+  while t <= yMax / unit * 1.000_001 {
+    if t * unit >= yMin { tickValues.append(t) }
+    t += step
+  }
+  if !byTime, !tickValues.contains(1) { tickValues.insert(1, at: 0) }
   var svg = """
     <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" font-family="sans-serif" font-size="12">
     <rect width="100%" height="100%" fill="white"/>
     <text x="\(Int(plotLeft))" y="24" font-size="15">\(escapeXML(title))</text>
-    <text x="\(Int(plotLeft))" y="40" fill="#555">each cell: a page mapped (dark: on a fault, light: prefetched); x: page in the segment; y: \(byTime ? "time since start" : "order of mapping"), downwards</text>
+    <text x="\(Int(plotLeft))" y="40" fill="#555">each cell: a page mapped (dark: on a fault, light: prefetched); x: the page in its segment</text>
+    <text x="\(Int(plotLeft))" y="55" fill="#555">y, downwards, one axis for every panel: \(byTime ? "the time since the program started" : "the fault's number (a prefetched page on its fault's row)")</text>
 
     """
   if rows.isEmpty {
     svg +=
-      "<text x=\"\(Int(plotLeft))\" y=\"80\">no pages in the trace (eager maps everything up front: nothing faults)</text>\n"
+      "<text x=\"\(Int(plotLeft))\" y=\"95\">no pages in the trace (eager maps everything up front: nothing faults)</text>\n"
   }
-  var top = 60.0
-  for (_, group) in groups {
-    let first = group[0]
-    let pages = (group.map(\.page).max() ?? 0) + 1
-    let ys = group.map { byTime ? Double($0.time) : Double($0.sequence) }
-    let yMin = ys.min() ?? 0
-    let ySpan = max((ys.max() ?? 0) - yMin, 1)
-    let cellWidth = max(plotWidth / Double(pages), 2)
-    let cellHeight = max(min(panelHeight / Double(group.count), 6), 1)
-    let faults = group.filter(\.fault).count
+  var top = 75.0
+  for (_, members) in groups {
+    let first = rows[members[0]]
+    let pages = (members.map { rows[$0].page }.max() ?? 0) + 1
+    let cellWidth = max(plotWidth / Double(pages), minimumMark)
+    let faults = members.filter { rows[$0].fault }.count
     svg += "<g>\n"
     svg +=
-      "<text x=\"\(Int(plotLeft))\" y=\"\(fmt(top + 14))\">\(first.image == 0 ? "program" : "interpreter"), program header \(first.segment): \(group.count) pages mapped (\(faults) faults, \(group.count - faults) prefetched), pages 0-\(pages - 1)</text>\n"
+      "<text class=\"panel-title\" x=\"\(Int(plotLeft))\" y=\"\(fmt(top + 14))\">image: \(first.image == 0 ? "program" : "interpreter"), segment: program header \(first.segment) — \(members.count) pages mapped (\(faults) faults, \(members.count - faults) prefetched)</text>\n"
     let plotTop = top + 22
     svg +=
       "<rect x=\"\(fmt(plotLeft))\" y=\"\(fmt(plotTop))\" width=\"\(fmt(plotWidth))\" height=\"\(fmt(panelHeight))\" fill=\"#f7f7f7\" stroke=\"#ccc\"/>\n"
-    for (row, y) in zip(group, ys) {
-      let x = plotLeft + Double(row.page) * plotWidth / Double(pages)
-      let cy = plotTop + (y - yMin) / ySpan * (panelHeight - cellHeight)
+    func yOf(_ v: Double) -> Double { plotTop + (v - yMin) / ySpan * (panelHeight - cellHeight) }
+    for value in tickValues {
+      let y = yOf(value * unit) + cellHeight / 2
       svg +=
-        "<rect class=\"\(row.fault ? "fault" : "prefetch")\" x=\"\(fmt(x))\" y=\"\(fmt(cy))\" width=\"\(fmt(cellWidth))\" height=\"\(fmt(cellHeight))\" fill=\"\(row.fault ? "#b2182b" : "#f4a582")\"/>\n"
+        "<line class=\"tick\" x1=\"\(fmt(plotLeft - 4))\" y1=\"\(fmt(y))\" x2=\"\(fmt(plotLeft))\" y2=\"\(fmt(y))\" stroke=\"#666\"/>"
+      svg +=
+        "<text x=\"\(fmt(plotLeft - 6))\" y=\"\(fmt(y + 4))\" text-anchor=\"end\" fill=\"#555\">\(byTime ? "\(fmtTick(value)) ms" : "fault \(fmtTick(value))")</text>\n"
+    }
+    for i in members {
+      let row = rows[i]
+      let x = min(plotLeft + Double(row.page) * plotWidth / Double(pages), plotLeft + plotWidth - cellWidth)
+      svg +=
+        "<rect class=\"\(row.fault ? "fault" : "prefetch")\" x=\"\(fmt(x))\" y=\"\(fmt(yOf(ys[i])))\" width=\"\(fmt(cellWidth))\" height=\"\(fmt(cellHeight))\" fill=\"\(row.fault ? "#b2182b" : "#f4a582")\"/>\n"
     }
     svg +=
       "<text x=\"\(fmt(plotLeft))\" y=\"\(fmt(plotTop + panelHeight + 14))\" fill=\"#555\">page 0</text>\n"
     svg +=
-      "<text x=\"\(fmt(plotLeft + plotWidth))\" y=\"\(fmt(plotTop + panelHeight + 14))\" text-anchor=\"end\" fill=\"#555\">page \(pages - 1)</text>\n"
-    svg +=
-      "<text x=\"\(fmt(plotLeft - 6))\" y=\"\(fmt(plotTop + 10))\" text-anchor=\"end\" fill=\"#555\">\(byTime ? "0 ms" : "first")</text>\n"
-    let last = byTime ? "\(fmt(ySpan / 1e6)) ms" : "last"
-    svg +=
-      "<text x=\"\(fmt(plotLeft - 6))\" y=\"\(fmt(plotTop + panelHeight))\" text-anchor=\"end\" fill=\"#555\">\(last)</text>\n"
+      "<text x=\"\(fmt(plotLeft + plotWidth))\" y=\"\(fmt(plotTop + panelHeight + 14))\" text-anchor=\"end\" fill=\"#555\">page \(pages - 1) (the highest mapped)</text>\n"
     svg += "</g>\n"
     top += panelHeight + 60
   }
   return svg + "</svg>\n"
+}
+
+/// The power of ten at or below `v` (1 for anything not positive).
+func pow10(_ v: Double) -> Double {
+  guard v > 0, v.isFinite else { return 1 }
+  var p = 1.0
+  while p > v { p /= 10 }
+  while p * 10 <= v { p *= 10 }
+  return p
+}
+
+/// A tick value without trailing zeros.
+func fmtTick(_ v: Double) -> String {
+  let r = (v * 1000).rounded() / 1000
+  return r == r.rounded() ? String(Int(r)) : String(r)
 }
 
 func escapeXML(_ s: String) -> String {
@@ -136,7 +185,9 @@ extension Elfload {
     @Option(name: [.short, .long], help: ArgumentHelp("Where to write the SVG.", valueName: "file.svg"))
     public var output: String
 
-    @Flag(name: .long, help: "Put time (not the order of mapping) on the vertical axis.")
+    @Flag(
+      name: .long,
+      help: "Put the time since the program started (not the order of faults) on the vertical axis.")
     public var time = false
 
     public init() {}
@@ -147,6 +198,13 @@ extension Elfload {
       }
       let rows: [TraceRow]
       do { rows = try parseTrace(text) } catch { throw ValidationError("\(trace): \(error)") }
+      // Nothing paged in (eager maps everything up front): said, not drawn as an empty chart.
+      if rows.isEmpty {
+        print(
+          "\(trace): no pages in the trace (nothing faulted: eager maps everything up front); nothing written to \(output)"
+        )
+        return
+      }
       let svg = heatmapSVG(rows, byTime: time, title: "elfload page trace: \(trace)")
       do {
         let fd = try Kernel.createFile(Array(output.utf8))

@@ -5,7 +5,7 @@ import Foundation
 enum Charts {
   static let colors: [String: String] = [
     "native": "#4d4d4d", "eager": "#2166ac", "demand": "#b2182b", "hybrid16": "#ef8a62",
-    "ulexecve": "#7b3294",
+    "ulexecve": "#7b3294", "demand-uffd": "#1b7837", "hybrid16-uffd": "#7fbf7b",
   ]
   static func color(_ loader: String) -> String { colors[loader] ?? "#999999" }
 
@@ -25,13 +25,44 @@ enum Charts {
     return seen
   }
 
-  static func header(_ width: Int, _ height: Int, _ title: String) -> String {
+  /// The title, and under it what every chart must say to stand alone: how many
+  /// runs each number is a median of, and on what machine.
+  static func header(_ width: Int, _ height: Int, _ title: String, note: String) -> String {
     """
     <svg xmlns="http://www.w3.org/2000/svg" width="\(width)" height="\(height)" font-family="sans-serif" font-size="11">
     <rect width="100%" height="100%" fill="white"/>
     <text x="12" y="22" font-size="15">\(esc(title))</text>
+    <text class="note" x="12" y="38" fill="#555">\(esc(note))</text>
 
     """
+  }
+
+  /// Round tick values (steps of 1, 2 or 5 times a power of ten) from 0 up to `top`, about `count` of them.
+  static func ticks(_ top: Double, count: Int = 4) -> [Double] {
+    guard top > 0, top.isFinite else { return [0] }
+    let raw = top / Double(count)
+    let magnitude = pow(10, floor(log10(raw)))
+    let step = [1.0, 2, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? 10 * magnitude
+    return Array(stride(from: 0, through: top * 1.000_001, by: step))
+  }
+
+  /// A tick's label: no trailing zeros.
+  static func tickLabel(_ v: Double) -> String {
+    v == v.rounded() && abs(v) < 1e9 ? String(Int(v)) : String(format: "%g", v)
+  }
+
+  /// A vertical axis at `x` from `base` up: a line, and per tick a mark, a faint grid line to `right` and a label.
+  static func yAxis(x: Double, base: Double, right: Double, ticks: [(Double, String)]) -> String {
+    var s = ""
+    for (y, text) in ticks {
+      s += "<line x1=\"\(f(x))\" y1=\"\(f(y))\" x2=\"\(f(right))\" y2=\"\(f(y))\" stroke=\"#eee\"/>"
+      s +=
+        "<line class=\"tick\" x1=\"\(f(x - 4))\" y1=\"\(f(y))\" x2=\"\(f(x))\" y2=\"\(f(y))\" stroke=\"#666\"/>"
+      s += "<text x=\"\(f(x - 6))\" y=\"\(f(y + 4))\" text-anchor=\"end\" fill=\"#444\">\(esc(text))</text>\n"
+    }
+    let top = ticks.map(\.0).min() ?? base
+    s += "<line x1=\"\(f(x))\" y1=\"\(f(base))\" x2=\"\(f(x))\" y2=\"\(f(top))\" stroke=\"#666\"/>\n"
+    return s
   }
 
   static func legend(_ loaders: [String], x: Double, y: Double) -> String {
@@ -59,9 +90,10 @@ enum Charts {
     "<path d=\"M\(f(x - 2)),\(f(y + 3)) L\(f(x + width + 2)),\(f(y - 3)) M\(f(x - 2)),\(f(y + 8)) L\(f(x + width + 2)),\(f(y + 2))\" stroke=\"white\" stroke-width=\"3\"/>\n"
   }
 
-  /// One panel per workload; bars per loader; each panel scaled to its own maximum.
+  /// One panel per workload; bars per loader; each panel scaled to its own maximum,
+  /// with its own y-axis in `unit`.
   static func panels(
-    title: String, unit: String, cells: [Cell], value: (Cell) -> (Double, Double?, Double?)
+    title: String, unit: String, note: String, cells: [Cell], value: (Cell) -> (Double, Double?, Double?)
   ) -> String {
     let workloads = inOrder(cells.map(\.workload))
     let loaders = inOrder(cells.map(\.loader))
@@ -70,11 +102,11 @@ enum Charts {
     let panelHeight = 200.0
     let rows = (workloads.count + columns - 1) / columns
     let width = Int(panelWidth) * columns + 20
-    let height = 60 + rows * Int(panelHeight + 40)
-    var s = header(width, height, title) + legend(loaders, x: 12, y: 44)
+    let height = 75 + rows * Int(panelHeight + 40)
+    var s = header(width, height, title, note: note) + legend(loaders, x: 12, y: 58)
     for (index, workload) in workloads.enumerated() {
       let px = 10 + Double(index % columns) * panelWidth
-      let py = 60 + Double(index / columns) * (panelHeight + 40)
+      let py = 75 + Double(index / columns) * (panelHeight + 40)
       let group = loaders.compactMap { l in cells.first { $0.workload == workload && $0.loader == l } }
       let top = clippedTop(
         group.map { c -> Double in
@@ -83,28 +115,33 @@ enum Charts {
         })
       let scale = (panelHeight - 50) / max(top, 1e-9)
       let base = py + panelHeight - 20
-      let barWidth = (panelWidth - 40) / Double(max(group.count, 1))
+      let axisX = px + 44
+      let right = px + panelWidth - 12
+      let barWidth = (right - axisX - 6) / Double(max(group.count, 1))
       s +=
-        "<text x=\"\(f(px + 10))\" y=\"\(f(py + 14))\" font-size=\"12\">\(esc(workload)) (\(unit))</text>\n"
+        "<text x=\"\(f(axisX))\" y=\"\(f(py + 14))\" font-size=\"12\">\(esc(workload)) (\(unit))</text>\n"
+      s += yAxis(
+        x: axisX, base: base, right: right,
+        ticks: ticks(top).map { (base - $0 * scale, "\(tickLabel($0)) \(unit)") })
       s +=
-        "<line x1=\"\(f(px + 10))\" y1=\"\(f(base))\" x2=\"\(f(px + panelWidth - 20))\" y2=\"\(f(base))\" stroke=\"#999\"/>\n"
+        "<line x1=\"\(f(axisX))\" y1=\"\(f(base))\" x2=\"\(f(right))\" y2=\"\(f(base))\" stroke=\"#666\"/>\n"
       for (i, c) in group.enumerated() {
         let (v, lowValue, highValue) = value(c)
         let clipped = v > top
         let low = lowValue.map { min($0, top) }
         let high = highValue.map { min($0, top) }
-        let x = px + 15 + Double(i) * barWidth
+        let x = axisX + 6 + Double(i) * barWidth
         let h = min(v, top) * scale
         s +=
-          "<rect class=\"bar\" x=\"\(f(x))\" y=\"\(f(base - h))\" width=\"\(f(barWidth - 8))\" height=\"\(f(h))\" fill=\"\(color(c.loader))\"\(c.ok ? "" : " fill-opacity=\"0.3\"")/>\n"
+          "<rect class=\"bar\" x=\"\(f(x))\" y=\"\(f(base - h))\" width=\"\(f(barWidth - 6))\" height=\"\(f(h))\" fill=\"\(color(c.loader))\"\(c.ok ? "" : " fill-opacity=\"0.3\"")/>\n"
         if let low, let high {
-          let cx = x + (barWidth - 8) / 2
+          let cx = x + (barWidth - 6) / 2
           s +=
             "<line x1=\"\(f(cx))\" y1=\"\(f(base - low * scale))\" x2=\"\(f(cx))\" y2=\"\(f(base - high * scale))\" stroke=\"black\"/>\n"
         }
-        if clipped { s += breakMark(x: x, width: barWidth - 8, y: base - h + 12) }
+        if clipped { s += breakMark(x: x, width: barWidth - 6, y: base - h + 12) }
         s +=
-          "<text x=\"\(f(x + (barWidth - 8) / 2))\" y=\"\(f(base - max(h, (high ?? 0) * scale) - 4))\" text-anchor=\"middle\">\(c.ok ? label(v) : "failed \(label(v))")</text>\n"
+          "<text x=\"\(f(x + (barWidth - 6) / 2))\" y=\"\(f(base - max(h, (high ?? 0) * scale) - 4))\" text-anchor=\"middle\" font-size=\"10\">\(c.ok ? label(v) : "failed \(label(v))")</text>\n"
       }
     }
     return s + "</svg>\n"
@@ -112,10 +149,10 @@ enum Charts {
 
   /// Prefetch depth (log2 axis) against wall time and against faults, with
   /// eager, demand and native as reference lines.
-  static func prefetch(sweep: [(depth: Int, cell: Cell)], reference: [Cell]) -> String {
+  static func prefetch(sweep: [(depth: Int, cell: Cell)], reference: [Cell], note: String) -> String {
     let width = 900
-    let height = 330
-    var s = header(width, height, "hybrid --prefetch N on the 64 MiB bss pass (bench3_bss)")
+    let height = 345
+    var s = header(width, height, "hybrid --prefetch N on the 64 MiB bss pass (bench3_bss)", note: note)
     let panels: [(String, (Cell) -> Double?, Bool)] = [
       ("wall time, ms (median)", { $0.median }, false),
       ("faults handled by elfload (log scale)", { $0.loaderFaults.map(Double.init) }, true),
@@ -124,7 +161,7 @@ enum Charts {
     let xMax = max(depths.max() ?? 1, 1)
     for (p, (title, metric, logScale)) in panels.enumerated() {
       let px = 60.0 + Double(p) * 440
-      let py = 50.0
+      let py = 65.0
       let w = 370.0
       let h = 220.0
       var values = sweep.compactMap { metric($0.cell) }
@@ -140,26 +177,33 @@ enum Charts {
         }
         return py + h - v / (yMax * 1.15) * h
       }
-      func x(_ d: Double) -> Double { px + d / xMax * w }
-      s += "<text x=\"\(f(px))\" y=\"\(f(py - 10))\" font-size=\"12\">\(esc(title))</text>\n"
+      func x(_ d: Double) -> Double { px + 16 + d / xMax * (w - 32) }
+      s += "<text x=\"\(f(px))\" y=\"\(f(py - 8))\" font-size=\"12\">\(esc(title))</text>\n"
       s +=
         "<rect x=\"\(f(px))\" y=\"\(f(py))\" width=\"\(f(w))\" height=\"\(f(h))\" fill=\"none\" stroke=\"#ccc\"/>\n"
-      // Labels of reference lines that lie close together are spread apart.
+      let yTicks: [Double] =
+        logScale
+        ? (Int(ceil(log10(yMin)))...max(Int(floor(log10(yMax * 1.2))), Int(ceil(log10(yMin))))).map {
+          pow(10, Double($0))
+        }
+        : ticks(yMax * 1.15).filter { $0 <= yMax * 1.15 }
+      s += yAxis(
+        x: px, base: py + h, right: px + w,
+        ticks: yTicks.map { (y($0), logScale ? tickLabel($0) : "\(tickLabel($0)) ms") })
+      // Reference lines are named inside the plot, at its left end (the curve is high there); labels close together are spread apart.
       var labelY: [Double] = []
-      for (_, v) in refs.sorted(by: { y($0.1) < y($1.1) }) {
-        var ly = y(v) + 4
-        if let last = labelY.last, ly - last < 12 { ly = last + 12 }
+      for (_, v) in refs.sorted(by: { y($0.1) > y($1.1) }) {
+        var ly = y(v) - 3
+        if let last = labelY.last, last - ly < 11 { ly = last - 11 }
         labelY.append(ly)
       }
-      let order = refs.sorted(by: { y($0.1) < y($1.1) }).map(\.0)
+      let order = refs.sorted(by: { y($0.1) > y($1.1) }).map(\.0)
       for (loader, v) in refs {
         let ly = labelY[order.firstIndex(of: loader) ?? 0]
         s +=
-          "<text x=\"\(f(px - 4))\" y=\"\(f(ly))\" text-anchor=\"end\" fill=\"\(color(loader))\">\(loader)</text>"
-        s +=
           "<line x1=\"\(f(px))\" y1=\"\(f(y(v)))\" x2=\"\(f(px + w))\" y2=\"\(f(y(v)))\" stroke=\"\(color(loader))\" stroke-dasharray=\"5,4\"/>"
         s +=
-          "<text x=\"\(f(px + w - 4))\" y=\"\(f(ly + 10))\" text-anchor=\"end\" fill=\"\(color(loader))\" font-size=\"9\">\(logScale ? String(Int(v)) : label(v))</text>\n"
+          "<text x=\"\(f(px + 24))\" y=\"\(f(ly))\" fill=\"\(color(loader))\" font-size=\"9\">\(esc(loader)) \(logScale ? String(Int(v)) : label(v))</text>\n"
       }
       var points: [String] = []
       for (d, entry) in zip(depths, sweep) {
@@ -178,15 +222,19 @@ enum Charts {
     return s + "</svg>\n"
   }
 
-  /// Start-up: each loader's median over native's, per program.
-  static func startup(_ cells: [Cell]) -> String {
+  /// Start-up: each loader's median over native's, per program, on a y-axis in
+  /// multiples of native; the native = 1× line is named in the right margin, clear of the bars.
+  static func startup(_ cells: [Cell], note: String) -> String {
     let programs = inOrder(cells.map(\.workload))
     let loaders = inOrder(cells.map(\.loader))
     let width = 900
-    let height = 300
-    var s = header(width, height, "Start-up: time to run a tiny program, relative to running it natively")
-    s += legend(loaders, x: 12, y: 44)
-    let base = 250.0
+    let height = 315
+    var s = header(
+      width, height, "Start-up: time to run a tiny program, relative to running it natively", note: note)
+    s += legend(loaders, x: 12, y: 58)
+    let base = 260.0
+    let left = 60.0
+    let right = 810.0
     let ratios = cells.map { c -> Double in
       let native = cells.first { $0.workload == c.workload && $0.loader == "native" }?.median ?? 1
       return c.median / max(native, 1e-9)
@@ -194,11 +242,14 @@ enum Charts {
     // The scale is set by elfload's loaders; a far taller baseline is cut.
     let ours = zip(cells, ratios).filter { $0.0.loader != "ulexecve" }.map(\.1)
     let top = (ratios.max() ?? 1) > 3 * (ours.max() ?? 1) ? (ours.max() ?? 1) * 1.5 : (ratios.max() ?? 1)
-    let scale = 170 / top
-    let groupWidth = 860.0 / Double(max(programs.count, 1))
+    let scale = 165 / top
+    s += yAxis(
+      x: left, base: base, right: right, ticks: ticks(top).map { (base - $0 * scale, "\(tickLabel($0))×") })
+    s += "<line x1=\"\(f(left))\" y1=\"\(f(base))\" x2=\"\(f(right))\" y2=\"\(f(base))\" stroke=\"#666\"/>\n"
+    let groupWidth = (right - left) / Double(max(programs.count, 1))
     let barWidth = (groupWidth - 20) / Double(max(loaders.count, 1))
     for (g, program) in programs.enumerated() {
-      let gx = 20 + Double(g) * groupWidth
+      let gx = left + 10 + Double(g) * groupWidth
       for (i, loader) in loaders.enumerated() {
         guard let index = cells.firstIndex(where: { $0.workload == program && $0.loader == loader }) else {
           continue
@@ -210,14 +261,20 @@ enum Charts {
           "<rect class=\"bar\" x=\"\(f(x))\" y=\"\(f(base - shown * scale))\" width=\"\(f(barWidth - 4))\" height=\"\(f(shown * scale))\" fill=\"\(color(loader))\"/>"
         if r > top { s += breakMark(x: x, width: barWidth - 4, y: base - shown * scale + 12) }
         s +=
-          "<text x=\"\(f(x + (barWidth - 4) / 2))\" y=\"\(f(base - shown * scale - 4))\" text-anchor=\"middle\">\(String(format: "%.1f×", r))</text>\n"
+          "<text x=\"\(f(x + (barWidth - 4) / 2))\" y=\"\(f(base - shown * scale - 4))\" text-anchor=\"middle\" font-size=\"10\">\(String(format: "%.1f×", r))</text>\n"
       }
+      let native = cells.first { $0.workload == program && $0.loader == "native" }
       s +=
         "<text x=\"\(f(gx + (groupWidth - 20) / 2))\" y=\"\(f(base + 16))\" text-anchor=\"middle\">\(esc(program))</text>\n"
+      if let native {
+        s +=
+          "<text x=\"\(f(gx + (groupWidth - 20) / 2))\" y=\"\(f(base + 30))\" text-anchor=\"middle\" fill=\"#555\" font-size=\"10\">native: \(String(format: "%.2f", native.median)) ms</text>\n"
+      }
     }
     s +=
-      "<line x1=\"20\" y1=\"\(f(base - scale))\" x2=\"880\" y2=\"\(f(base - scale))\" stroke=\"#999\" stroke-dasharray=\"3,3\"/>"
-    s += "<text x=\"880\" y=\"\(f(base - scale - 4))\" text-anchor=\"end\" fill=\"#666\">native = 1×</text>\n"
+      "<line x1=\"\(f(left))\" y1=\"\(f(base - scale))\" x2=\"\(f(right))\" y2=\"\(f(base - scale))\" stroke=\"#4d4d4d\" stroke-dasharray=\"3,3\"/>"
+    s +=
+      "<text class=\"native-label\" x=\"\(f(right + 6))\" y=\"\(f(base - scale + 4))\" fill=\"#4d4d4d\">native = 1×</text>\n"
     return s + "</svg>\n"
   }
 }

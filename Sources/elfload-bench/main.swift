@@ -136,23 +136,49 @@ struct Workload {
 let options = Options.parse(Array(CommandLine.arguments.dropFirst()))
 let fm = FileManager.default
 
+/// The machine: processors online (nproc), kernel release and architecture, distribution.
+func machineDescription() -> String {
+  var u = utsname()
+  uname(&u)
+  func field<T>(_ value: inout T) -> String {
+    withUnsafePointer(to: &value) {
+      $0.withMemoryRebound(to: CChar.self, capacity: MemoryLayout<T>.size) { String(cString: $0) }
+    }
+  }
+  return
+    "\(ProcessInfo.processInfo.activeProcessorCount) CPUs, Linux \(field(&u.release)) \(field(&u.machine)) (\(ProcessInfo.processInfo.operatingSystemVersionString))"
+}
+
+/// What each chart says under its title: runs per cell and the machine (the
+/// sentence results.md opens with).
+func runNote(runs: Int, warmup: Int, machine: String) -> String {
+  "\(runs) runs per cell after \(warmup) warm-up runs, fresh processes; \(machine)."
+}
+
 /// The four charts of a run.
-func drawCharts(cells: [Cell], sweep: [(depth: Int, cell: Cell)], startup: [Cell], into dir: String) {
+func drawCharts(
+  cells: [Cell], sweep: [(depth: Int, cell: Cell)], startup: [Cell], note: String, into dir: String
+) {
   let charts = [
     (
       "time.svg",
-      Charts.panels(title: "Wall time per workload (median, whiskers p10–p90)", unit: "ms", cells: cells) {
+      Charts.panels(
+        title: "Wall time per workload (median, whiskers p10–p90)", unit: "ms", note: note, cells: cells
+      ) {
         ($0.median, $0.p10, $0.p90)
       }
     ),
     (
       "memory.svg",
-      Charts.panels(title: "Peak RSS per workload (median)", unit: "MiB", cells: cells) {
+      Charts.panels(title: "Peak RSS per workload (median)", unit: "MiB", note: note, cells: cells) {
         ($0.rss / 1024, nil, nil)
       }
     ),
-    ("prefetch.svg", Charts.prefetch(sweep: sweep, reference: cells.filter { $0.workload == "bench3 bss" })),
-    ("startup.svg", Charts.startup(startup)),
+    (
+      "prefetch.svg",
+      Charts.prefetch(sweep: sweep, reference: cells.filter { $0.workload == "bench3 bss" }, note: note)
+    ),
+    ("startup.svg", Charts.startup(startup, note: note)),
   ]
   for (name, svg) in charts {
     guard fm.createFile(atPath: "\(dir)/\(name)", contents: Data(svg.utf8)) else {
@@ -183,7 +209,13 @@ if let dir = options.redraw {
     default: startup.append(cell)
     }
   }
-  drawCharts(cells: cells, sweep: sweep, startup: startup, into: dir)
+  // The run's own sentence on runs and machine, from its results.md; else only what the CSV knows.
+  let recorded = (try? String(contentsOfFile: "\(dir)/results.md", encoding: .utf8))?
+    .split(separator: "\n").first { $0.contains(" runs per cell after ") }
+  let runs = Set((cells + startup + sweep.map(\.cell)).map(\.runs)).sorted().map(String.init).joined(
+    separator: "/")
+  let note = recorded.map(String.init) ?? "\(runs) runs per cell; machine not recorded."
+  drawCharts(cells: cells, sweep: sweep, startup: startup, note: note, into: dir)
   print("redrew \(dir)/time.svg, memory.svg, prefetch.svg, startup.svg")
   exit(0)
 }
@@ -330,7 +362,7 @@ let startupPrograms = [
 ]
 var startup: [Cell] = []
 for program in startupPrograms {
-  for loader in loaders where !loader.name.hasPrefix("hybrid16") {
+  for loader in loaders {
     startup.append(measure(loader, program, runs: options.runs))
   }
 }
@@ -355,10 +387,8 @@ for s in sweep { csv += csvRow("prefetch", s.cell) }
 for c in startup { csv += csvRow("startup", c) }
 write("results.csv", csv)
 
-let machine =
-  "\(ProcessInfo.processInfo.activeProcessorCount) CPUs, Linux \(ProcessInfo.processInfo.operatingSystemVersionString)"
-var md =
-  "# elfload-bench results\n\n\(options.runs) runs per cell after \(options.warmup) warm-up runs, fresh processes; \(machine).\n\n"
+let note = runNote(runs: options.runs, warmup: options.warmup, machine: machineDescription())
+var md = "# elfload-bench results\n\n\(note)\n\n"
 md +=
   "## Workloads\n\n| workload | loader | median ms | p10–p90 ms | peak RSS KiB | minor faults | loader faults |\n|---|---|---:|---:|---:|---:|---:|\n"
 for c in cells {
@@ -376,7 +406,7 @@ for c in startup {
   md += "| \(c.workload) | \(c.loader) | \(ms(c.median)) | \(String(format: "%.2f", c.median / native))× |\n"
 }
 write("results.md", md)
-drawCharts(cells: cells, sweep: sweep, startup: startup, into: options.out)
+drawCharts(cells: cells, sweep: sweep, startup: startup, note: note, into: options.out)
 FileHandle.standardError.write(
   Data("wrote \(options.out)/results.csv, results.md, time.svg, memory.svg, prefetch.svg, startup.svg\n".utf8)
 )
