@@ -50,7 +50,7 @@ struct Elfload: ParsableCommand {
 
       Options for running (before PROGRAM; -- ends them):
       \(runOptionsHelp)
-      (--stats, --stats-json and --trace run the program in a child of elfload, which \
+      (--stats, --stats-json, --trace and --residency run the program in a child of elfload, which \
       passes on to it the signals it is sent -- not the terminal's Ctrl-C, which reaches \
       the program directly -- and which the program does not outlive)
 

@@ -19,8 +19,22 @@ enum ResidencyFormat {
   static let columns = ["start", "end", "perms", "resident_pages", "total_pages", "pages", "name"]
 }
 
+enum ResidencyError: Error, CustomStringConvertible {
+  case badHeader(String)
+  case badRow(line: Int, String)
+
+  var description: String {
+    switch self {
+    case .badHeader(let header):
+      return
+        "not an elfload --residency file: the first line is \"\(header)\", expected \(ResidencyFormat.columns.joined(separator: ","))"
+    case .badRow(let line, let text): return "line \(line) is not a residency row: \"\(text)\""
+    }
+  }
+}
+
 /// Parses a --residency CSV.
-func parseResidency(_ text: [UInt8]) throws(TraceError) -> [ResidencyRow] {
+func parseResidency(_ text: [UInt8]) throws(ResidencyError) -> [ResidencyRow] {
   let lines = text.split(separator: 10, omittingEmptySubsequences: true).map { String(decoding: $0, as: UTF8.self) }
   guard let header = lines.first, header == ResidencyFormat.columns.joined(separator: ",") else {
     throw .badHeader(lines.first ?? "")
