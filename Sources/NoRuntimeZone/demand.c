@@ -394,7 +394,6 @@ static long watched_pid;
 static int watch_unused;                      // count prefetched_unused (hybrid, signal pager)
 static struct elfload_residency *residency;   // write the residency picture here, or NULL
 static uint64_t watcher_stack;                // its own stack: left out of the picture
-static uint64_t own_ranges[9];                // the handler's sections, named in the picture
 enum { watcher_stack_size = 64 << 10 };
 
 static void count_unused(long pagemap) {
@@ -456,6 +455,7 @@ static uint64_t parse_hex(const char **p, const char *end) {
   return v;
 }
 
+static void watcher_main(void);
 static const char residency_header[] = "start,end,perms,resident_pages,total_pages,pages,name\n";
 
 // Every mapping of /proc/self/maps, with how many of its pages have a present
@@ -504,12 +504,15 @@ static void write_residency(long pagemap) {
     // elfload's own memory that stays after the jump has no name: give it one.
     static const char kept[] = "[elfload: handler and watcher]";
     static const char shared[] = "[elfload: shared with the supervisor]";
+    // (Its three sections: found by something of each -- code, constants, state.)
     if (name == eol) {
-      for (int i = 0; i < 3; i++)
-        if (start < own_ranges[3 * i + 1] && own_ranges[3 * i] < stop) {
-          name = kept;
-          eol = kept + sizeof kept - 1;
-        }
+      // (Not an array of the three: an initialised one would be copied from
+      // .data.rel.ro, which is gone after the jump.)
+      uint64_t code = (uint64_t)&watcher_main, constants = (uint64_t)residency_header, state = (uint64_t)&demand;
+      if ((code >= start && code < stop) || (constants >= start && constants < stop) || (state >= start && state < stop)) {
+        name = kept;
+        eol = kept + sizeof kept - 1;
+      }
     }
     if ((uint64_t)residency >= start && (uint64_t)residency < stop) {
       name = shared;
@@ -583,7 +586,6 @@ long elfload_watch(int unused, struct elfload_residency *picture) {
                                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (stack < 0 && stack > -4096) return stack;
   watcher_stack = (uint64_t)stack;
-  elfload_handler_ranges(own_ranges);
   watch_unused = unused;
   residency = picture;
   long top = stack + watcher_stack_size;
