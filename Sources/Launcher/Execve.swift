@@ -219,7 +219,8 @@ enum Execve {
     // The stack pages handed back below the new image: as far as the loader may have used them.
     let scrubLow = pageStart(stack.stackTop - min(stackLimit.current, 64 << 20))
     var keep: [UInt64] = []
-    if faults.needsHandler {
+    // The handler's sections hold the SIGSEGV handler and the watcher (--residency, hybrid's unused count).
+    if faults.needsHandler || shared?.watches == true {
       var ranges = [UInt64](repeating: 0, count: 9)
       elfload_handler_ranges(&ranges)
       for i in 0..<3 where ranges[3 * i + 1] > ranges[3 * i] {

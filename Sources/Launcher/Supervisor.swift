@@ -24,6 +24,8 @@ struct SharedMeasurement {
   let jump: UnsafeMutablePointer<JumpRecord>
   /// nil when not tracing.
   let trace: UnsafeMutablePointer<elfload_trace>?
+  /// nil without --residency.
+  let residency: UnsafeMutablePointer<elfload_residency>?
 
   /// Records the pager, points the signal pager's counters (and trace) here --
   /// the userfaultfd server was given them when it started -- and counts the
@@ -33,15 +35,22 @@ struct SharedMeasurement {
     jump.pointee.segmentPages = loads.reduce(0) { sum, load in
       load.plan.segments.reduce(sum) { $0 + $1.filePages.pageCount + $1.anonymousPages.pageCount }
     }
-    guard case .signal = faults else { return }
-    elfload_demand_share(counters, trace)
-    if case .hybrid = policy {
+    var unused = false
+    if case .signal = faults {
+      elfload_demand_share(counters, trace)
       // Which prefetched pages the program never touched is only known
       // when it has ended: a watcher sharing the address space counts them.
-      let watcher = elfload_demand_watch()
-      if watcher < 0 { log("no watcher for unused prefetched pages (errno \(-watcher))") }
+      if case .hybrid = policy { unused = true }
+    }
+    // So is which pages are resident (--residency): the same watcher, under any policy.
+    if unused || residency != nil {
+      let watcher = elfload_watch(unused ? 1 : 0, residency)
+      if watcher < 0 { log("no watcher for unused prefetched pages or residency (errno \(-watcher))") }
     }
   }
+
+  /// Whether a watcher runs after the jump: its code and state (the handler's sections) must stay.
+  var watches: Bool { residency != nil }
 
   /// The last thing before the trampoline: what elfload itself has cost the
   /// child so far. Allocates nothing.
@@ -60,6 +69,8 @@ struct SharedMeasurement {
 enum Supervisor {
   /// Trace records that fit (32 bytes each; shared memory costs only what is written).
   static let traceCapacity: UInt64 = 1 << 21
+  /// Bytes of --residency CSV that fit (shared memory costs only what is written).
+  static let residencyTextCapacity: UInt64 = 64 << 20
 
   /// Forks. In the child, returns the shared memory to load the program with.
   /// The parent passes on the signals sent to it, waits for the child,
@@ -70,12 +81,15 @@ enum Supervisor {
     // not after the program has run.
     let json = try settings.statsJSON.map { path throws(LoadError) in try create(path, "--stats-json") }
     let traceFile = try settings.trace.map { path throws(LoadError) in try create(path, "--trace") }
+    let residencyFile = try settings.residency.map { path throws(LoadError) in try create(path, "--residency") }
 
     let capacity: UInt64 = traceFile == nil ? 0 : traceCapacity
     let countersSize = UInt64(MemoryLayout<elfload_demand_counters>.stride)
     let jumpOffset = (countersSize + 63) & ~63
     let traceOffset = (jumpOffset + UInt64(MemoryLayout<JumpRecord>.stride) + 63) & ~63
-    let length = traceOffset + UInt64(MemoryLayout<elfload_trace>.stride) + capacity * 32
+    let residencyOffset = (traceOffset + UInt64(MemoryLayout<elfload_trace>.stride) + capacity * 32 + 4095) & ~4095
+    let residencyCapacity: UInt64 = residencyFile == nil ? 0 : residencyTextCapacity
+    let length = residencyOffset + UInt64(MemoryLayout<elfload_residency>.stride) + residencyCapacity
     let base: UInt64
     do {
       base = try Kernel.map(0, length, [.read, .write], flags: [.shared, .anonymous, .noReserve])
@@ -91,6 +105,11 @@ enum Supervisor {
     if traceFile != nil {
       trace = UnsafeMutablePointer<elfload_trace>(bitPattern: UInt(base + traceOffset))
       trace?.pointee.capacity = capacity
+    }
+    var residency: UnsafeMutablePointer<elfload_residency>?
+    if residencyFile != nil {
+      residency = UnsafeMutablePointer<elfload_residency>(bitPattern: UInt(base + residencyOffset))
+      residency?.pointee.capacity = residencyCapacity
     }
 
     // Like timeout(1): the signals sent to elfload are the program's. They
@@ -123,8 +142,8 @@ enum Supervisor {
       if Kernel.syscall(.getppid) != Int(parent) { _ = Kernel.syscall(.kill, Int(Kernel.processID()), Int(Signal.kill)) }
       _ = withUnsafeBytes(of: &childAction) { Kernel.syscall(.rtSigaction, Int(Signal.child), Int(bitPattern: $0.baseAddress), 0, 8) }
       _ = withUnsafeBytes(of: &original) { Kernel.syscall(.rtSigprocmask, 2, Int(bitPattern: $0.baseAddress), 0, 8) }
-      for fd in [json, traceFile] { if let fd, fd != .standardError { Kernel.close(fd) } }
-      return SharedMeasurement(counters: counters, jump: jump, trace: trace)
+      for fd in [json, traceFile, residencyFile] { if let fd, fd != .standardError { Kernel.close(fd) } }
+      return SharedMeasurement(counters: counters, jump: jump, trace: trace, residency: residency)
     }
 
     let (status, usage) = supervise(Int32(pid), parent: parent)
@@ -133,6 +152,11 @@ enum Supervisor {
     // has ended: give it a moment.
     if counters.pointee.pages_prefetched > 0 {
       for _ in 0..<1000 where counters.pointee.unused_counted == 0 { sleepOneMillisecond() }
+    }
+    // The residency watcher reads the maps and page tables once the program
+    // has ended (it holds the address space meanwhile).
+    if let residency, jump.pointee.reached != 0 {
+      for _ in 0..<10000 where residency.pointee.done == 0 { sleepOneMillisecond() }
     }
     let c = counters.pointee
     var pager = PagerCounters()
@@ -184,6 +208,7 @@ enum Supervisor {
     do {
       if let json { try Kernel.writeAll(json, Array(report.json.utf8)) }
       if let traceFile, let trace { try writeTrace(traceFile, trace, count: traced, start: start, end: end, pager: report.pager ?? "none") }
+      if let residencyFile, let residency, reached { try writeResidency(residencyFile, residency) }
     } catch {
       Kernel.writeError("elfload: writing the statistics or the trace failed: \(error)\n")
     }
@@ -281,6 +306,22 @@ enum Supervisor {
       if out.bytes.count > 1 << 16 { try out.flush(fd) }
     }
     try out.flush(fd)
+  }
+
+  /// The residency CSV as the watcher wrote it (nothing if it never ran: the program did not start).
+  static func writeResidency(_ fd: FileDescriptor, _ residency: UnsafeMutablePointer<elfload_residency>) throws(SystemCallError) {
+    let r = residency.pointee
+    if r.done == 0 { Kernel.writeError("elfload: --residency: the watcher did not finish in 10 s; what it wrote follows\n") }
+    if r.truncated != 0 { Kernel.writeError("elfload: --residency: too many mappings, the last rows are left out\n") }
+    let text = UnsafeRawPointer(residency).advanced(by: MemoryLayout<elfload_residency>.stride)
+      .assumingMemoryBound(to: UInt8.self)
+    let length = Int(min(r.length, r.capacity))
+    var offset = 0
+    while offset < length {
+      let chunk = min(length - offset, 1 << 20)
+      try Kernel.writeAll(fd, Array(UnsafeBufferPointer(start: text + offset, count: chunk)))
+      offset += chunk
+    }
   }
 
   static func sleepOneMillisecond() {

@@ -388,9 +388,170 @@ static void on_fault(int signal, siginfo_t *info, void *context) {
   die_natively(signal, info);
 }
 
-// The watcher: see CElfload.h. It runs only code and data of this file's
+// The watcher: see NoRuntimeZone.h. It runs only code and data of this file's
 // sections (which outlive the loader) on a stack of its own.
 static long watched_pid;
+static int watch_unused;                      // count prefetched_unused (hybrid, signal pager)
+static struct elfload_residency *residency;   // write the residency picture here, or NULL
+static uint64_t watcher_stack;                // its own stack: left out of the picture
+enum { watcher_stack_size = 64 << 10 };
+
+static void count_unused(long pagemap) {
+  uint64_t unused = 0;
+  for (uint32_t i = 0; i < demand.region_count; i++) {
+    const struct elfload_demand_region *r = &demand.regions[i];
+    for (uint64_t page = r->start; page < r->end; page += page_size) {
+      if (kind_of(r, page) != page_prefetched) continue;
+      uint64_t entry = 0;
+      sys(__NR_pread64, pagemap, (long)&entry, 8, (long)(page / page_size * 8), 0);
+      if ((entry >> 62) == 0) unused++;  // neither present (63) nor swapped (62)
+    }
+  }
+  demand.counters->prefetched_unused = unused;
+  __atomic_store_n(&demand.counters->unused_counted, 1, __ATOMIC_RELEASE);
+}
+
+// Appending to the residency text; what does not fit is dropped (and flagged).
+static void put(const char *bytes, uint64_t n) {
+  struct elfload_residency *o = residency;
+  if (o->length + n > o->capacity) {
+    o->truncated = 1;
+    return;
+  }
+  for (uint64_t i = 0; i < n; i++) o->text[o->length + i] = bytes[i];
+  o->length += n;
+}
+static void put_char(char c) { put(&c, 1); }
+static void put_decimal(uint64_t v) {
+  char d[20];
+  int n = 0;
+  do {
+    d[19 - n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v > 0);
+  put(d + 20 - n, (uint64_t)n);
+}
+static void put_hex(uint64_t v) {
+  char d[18];
+  int n = 0;
+  do {
+    uint8_t nibble = v & 15;
+    d[17 - n++] = (char)(nibble < 10 ? '0' + nibble : 'a' + nibble - 10);
+    v >>= 4;
+  } while (v > 0);
+  d[17 - n++] = 'x';
+  d[17 - n++] = '0';
+  put(d + 18 - n, (uint64_t)n);
+}
+
+static uint64_t parse_hex(const char **p, const char *end) {
+  uint64_t v = 0;
+  for (; *p < end; (*p)++) {
+    char c = **p;
+    if (c >= '0' && c <= '9') v = v * 16 + (uint64_t)(c - '0');
+    else if (c >= 'a' && c <= 'f') v = v * 16 + (uint64_t)(c - 'a' + 10);
+    else break;
+  }
+  return v;
+}
+
+static void watcher_main(void);
+static const char residency_header[] = "start,end,perms,resident_pages,total_pages,pages,name\n";
+
+// Every mapping of /proc/self/maps, with how many of its pages have a present
+// (or swapped) page-table entry (/proc/self/pagemap) and, up to
+// ELFLOAD_RESIDENCY_PAGES pages, one character per page: '#' resident, '.' not.
+static void write_residency(long pagemap) {
+  // Scratch memory is the watcher's own now: the program is gone.
+  enum { maps_capacity = 8 << 20 };
+  long scratch = elfload_syscall6(__NR_mmap, 0, maps_capacity, PROT_READ | PROT_WRITE,
+                                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (scratch < 0 && scratch > -4096) return;
+  char *text = (char *)scratch;
+  uint64_t length = 0;
+  static const char maps_path[] = "/proc/self/maps";
+  long fd = sys(__NR_openat, -100, (long)maps_path, O_RDONLY, 0, 0);
+  if (fd < 0) return;
+  // The tail is where each row's picture is put together.
+  uint64_t room = maps_capacity - 2 * ELFLOAD_RESIDENCY_PAGES;
+  for (;;) {
+    long n = sys(__NR_read, fd, (long)(text + length), (long)(room - length), 0, 0);
+    if (n <= 0) break;
+    length += (uint64_t)n;
+    if (length == room) break;
+  }
+  sys(__NR_close, fd, 0, 0, 0, 0);
+  put(residency_header, sizeof residency_header - 1);
+  const char *p = text, *end = text + length;
+  while (p < end) {
+    const char *line = p, *eol = p;
+    while (eol < end && *eol != '\n') eol++;
+    p = eol + 1;
+    const char *q = line;
+    uint64_t start = parse_hex(&q, eol);
+    if (q < eol && *q == '-') q++;
+    uint64_t stop = parse_hex(&q, eol);
+    if (q < eol) q++;
+    const char *perms = q;
+    // Fields: perms offset dev inode name; the name starts after the inode's padding.
+    int field = 0;
+    while (q < eol && field < 4) {
+      while (q < eol && *q != ' ') q++;
+      while (q < eol && *q == ' ') q++;
+      field++;
+    }
+    const char *name = q;
+    // elfload's own memory that stays after the jump has no name: give it one.
+    static const char kept[] = "[elfload: handler and watcher]";
+    static const char shared[] = "[elfload: shared with the supervisor]";
+    // (Its three sections: found by something of each -- code, constants, state.)
+    if (name == eol) {
+      // (Not an array of the three: an initialised one would be copied from
+      // .data.rel.ro, which is gone after the jump.)
+      uint64_t code = (uint64_t)&watcher_main, constants = (uint64_t)residency_header, state = (uint64_t)&demand;
+      if ((code >= start && code < stop) || (constants >= start && constants < stop) || (state >= start && state < stop)) {
+        name = kept;
+        eol = kept + sizeof kept - 1;
+      }
+    }
+    if ((uint64_t)residency >= start && (uint64_t)residency < stop) {
+      name = shared;
+      eol = shared + sizeof shared - 1;
+    }
+    if (stop <= start || start >= (1ULL << 47)) continue;  // [vsyscall]: not in pagemap's range
+    if (start == (uint64_t)scratch || start == watcher_stack) continue;  // the watcher's own
+    uint64_t pages = (stop - start) / page_size;
+    uint64_t resident = 0;
+    int picture = pages <= ELFLOAD_RESIDENCY_PAGES;
+    // One pass to count, writing the picture after the counts: the row is
+    // put together in the scratch memory's tail.
+    char *row = text + maps_capacity - ELFLOAD_RESIDENCY_PAGES - 1;
+    uint64_t entries[512];
+    for (uint64_t first = 0; first < pages; first += 512) {
+      uint64_t n = pages - first < 512 ? pages - first : 512;
+      long got = sys(__NR_pread64, pagemap, (long)entries, (long)(n * 8), (long)((start / page_size + first) * 8), 0);
+      for (uint64_t i = 0; i < n; i++) {
+        int present = got > 0 && (uint64_t)got >= (i + 1) * 8 && (entries[i] >> 62) != 0;
+        resident += (uint64_t)present;
+        if (picture) row[first + i] = present ? '#' : '.';
+      }
+    }
+    put_hex(start);
+    put_char(',');
+    put_hex(stop);
+    put_char(',');
+    put(perms, 4);
+    put_char(',');
+    put_decimal(resident);
+    put_char(',');
+    put_decimal(pages);
+    put_char(',');
+    if (picture) put(row, pages);
+    put_char(',');
+    for (const char *c = name; c < eol; c++) put_char(*c == ',' ? ';' : *c);
+    put_char('\n');
+  }
+}
 
 __attribute__((noreturn, used)) static void watcher_main(void) {
   uint64_t all = ~(uint64_t)0;
@@ -412,29 +573,22 @@ __attribute__((noreturn, used)) static void watcher_main(void) {
     static const char pagemap[] = "/proc/self/pagemap";
     long fd = sys(__NR_openat, -100, (long)pagemap, O_RDONLY, 0, 0);
     if (fd >= 0) {
-      uint64_t unused = 0;
-      for (uint32_t i = 0; i < demand.region_count; i++) {
-        const struct elfload_demand_region *r = &demand.regions[i];
-        for (uint64_t page = r->start; page < r->end; page += page_size) {
-          if (kind_of(r, page) != page_prefetched) continue;
-          uint64_t entry = 0;
-          sys(__NR_pread64, fd, (long)&entry, 8, (long)(page / page_size * 8), 0);
-          if ((entry >> 62) == 0) unused++;  // neither present (63) nor swapped (62)
-        }
-      }
-      demand.counters->prefetched_unused = unused;
-      __atomic_store_n(&demand.counters->unused_counted, 1, __ATOMIC_RELEASE);
+      if (watch_unused) count_unused(fd);
+      if (residency != NULL) write_residency(fd);
     }
   }
+  if (residency != NULL) __atomic_store_n(&residency->done, 1, __ATOMIC_RELEASE);
   for (;;) sys(__NR_exit, 0, 0, 0, 0, 0);
 }
 
-long elfload_demand_watch(void) {
-  enum { stack_size = 64 << 10 };
-  long stack = elfload_syscall6(__NR_mmap, 0, stack_size, PROT_READ | PROT_WRITE,
+long elfload_watch(int unused, struct elfload_residency *picture) {
+  long stack = elfload_syscall6(__NR_mmap, 0, watcher_stack_size, PROT_READ | PROT_WRITE,
                                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (stack < 0 && stack > -4096) return stack;
-  long top = stack + stack_size;
+  watcher_stack = (uint64_t)stack;
+  watch_unused = unused;
+  residency = picture;
+  long top = stack + watcher_stack_size;
   watched_pid = sys(__NR_getpid, 0, 0, 0, 0, 0);
   long ret;
   register long r10 __asm__("r10") = 0;

@@ -34,6 +34,7 @@ struct Elfload: ParsableCommand {
       \(runUsage)
       elfload inspect <program>
       elfload heatmap <trace> -o <file.svg>
+      elfload residency <residency> -o <file.svg>
       """,
     discussion: """
       elfload PROGRAM ARGS... reads PROGRAM, maps its PT_LOAD segments, builds the \
@@ -49,7 +50,7 @@ struct Elfload: ParsableCommand {
 
       Options for running (before PROGRAM; -- ends them):
       \(runOptionsHelp)
-      (--stats, --stats-json and --trace run the program in a child of elfload, which \
+      (--stats, --stats-json, --trace and --residency run the program in a child of elfload, which \
       passes on to it the signals it is sent -- not the terminal's Ctrl-C, which reaches \
       the program directly -- and which the program does not outlive)
 
@@ -104,9 +105,10 @@ struct Elfload: ParsableCommand {
         elfload --argv0 sh ./busybox -c 'echo hi'
         elfload inspect ./prog
         elfload --mode demand --trace t.csv ./prog && elfload heatmap t.csv -o t.svg
+        elfload --residency r.csv ./prog && elfload residency r.csv -o r.svg
       """,
     version: version,
-    subcommands: [Run.self, Inspect.self, Heatmap.self])
+    subcommands: [Run.self, Inspect.self, Heatmap.self, Residency.self])
 
   static func main() {
     let raw = CommandLine.arguments.map { Array($0.utf8) }

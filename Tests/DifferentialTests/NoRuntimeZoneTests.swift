@@ -37,6 +37,12 @@ struct NoRuntimeZoneTests {
       } else if line.contains("R_X86_64_PLT32") || line.contains("R_X86_64_GOTPCREL") || line.contains("%fs:")
       {
         if !setUp.contains(function) { offenders.append("\(function): \(line)") }
+      } else if line.contains("R_X86_64_"), line.contains(".data.rel.ro") || line.contains("\t.rodata") || line.contains("\t.data") || line.contains("\t.bss") {
+        // Constants and state outside the file's sections are gone after the jump
+        // (an initialised local array of addresses is copied from .data.rel.ro).
+        if !setUp.contains(function) && function != "elfload_demand_activate" {
+          offenders.append("\(function): \(line)")
+        }
       }
     }
     #expect(offenders.isEmpty, "\(offenders.joined(separator: "\n"))")

@@ -5,7 +5,7 @@ import Testing
 /// Settings built for a test line.
 func settings(
   _ policy: PagingPolicy = .eager, argv0: String? = nil, verbose: Bool = false, stats: Bool = false,
-  json: String? = nil, trace: String? = nil
+  json: String? = nil, trace: String? = nil, residency: String? = nil
 ) -> RunSettings {
   var s = RunSettings()
   s.policy = policy
@@ -14,6 +14,7 @@ func settings(
   s.stats = stats
   s.statsJSON = json.map { Array($0.utf8) }
   s.trace = trace.map { Array($0.utf8) }
+  s.residency = residency.map { Array($0.utf8) }
   return s
 }
 
@@ -65,6 +66,10 @@ let runLines: [RunLine] = [
     argv: ["elfload", "--stats", "--stats-json", "s.json", "--trace=t.csv", "./p", "--stats"], programIndex: 5,
     settings: settings(stats: true, json: "s.json", trace: "t.csv")),
   RunLine(argv: ["elfload", "--stats-json", "-", "./p"], programIndex: 3, settings: settings(json: "-")),
+  RunLine(
+    argv: ["elfload", "--mode", "demand", "--residency", "r.csv", "./p"], programIndex: 5,
+    settings: settings(.demand, residency: "r.csv")),
+  RunLine(argv: ["elfload", "--residency=-", "./p"], programIndex: 2, settings: settings(residency: "-")),
 ]
 
 @Test(arguments: runLines)
@@ -76,6 +81,7 @@ func runLinesAreParsed(_ line: RunLine) {
 @Test(arguments: [
   ["elfload", "--help"], ["elfload", "-h"], ["elfload", "help"], ["elfload", "--version"],
   ["elfload", "inspect", "./p"], ["elfload", "heatmap", "t.csv", "-o", "t.svg"],
+  ["elfload", "residency", "r.csv", "-o", "r.svg"],
   ["elfload", "--mode", "demand", "--help"], ["elfload", "run", "--help"], ["elfload", "-v", "--version", "./p"],
 ])
 func companionLines(_ argv: [String]) {

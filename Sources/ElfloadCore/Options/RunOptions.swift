@@ -63,15 +63,17 @@ public struct RunSettings: Equatable, Sendable {
   public var statsJSON: [UInt8]?
   /// --trace FILE: one CSV row per page mapped ("-": standard error).
   public var trace: [UInt8]?
+  /// --residency FILE: when the program ends, which pages of each mapping are resident (CSV).
+  public var residency: [UInt8]?
   public init() {}
 
   /// Whether elfload supervises the run (forks, waits, reports).
-  public var measures: Bool { stats || statsJSON != nil || trace != nil }
+  public var measures: Bool { stats || statsJSON != nil || trace != nil || residency != nil }
 }
 
 /// One option of `elfload [options] PROGRAM`.
 public struct RunOption: Sendable {
-  public enum Name: Sendable { case mode, prefetch, pager, argv0, verbose, stats, statsJSON, trace }
+  public enum Name: Sendable { case mode, prefetch, pager, argv0, verbose, stats, statsJSON, trace, residency }
   public var name: Name
   public var long: String
   public var short: String?
@@ -102,6 +104,11 @@ public struct RunOption: Sendable {
     RunOption(
       name: .trace, long: "--trace", valueName: "file",
       help: "write one CSV row per page elfload maps (demand, hybrid) to FILE (-: stderr)"),
+    RunOption(
+      name: .residency, long: "--residency", valueName: "file",
+      help:
+        "when the program ends, write which pages of each of its mappings are resident (any policy) as CSV to FILE (-: stderr)"
+    ),
   ]
 
   public var takesValue: Bool {
@@ -125,7 +132,7 @@ public enum CommandLineParse: Sendable {
 
 extension CommandLineParse {
   /// The words that name a companion subcommand when they come first.
-  public static let subcommands = ["inspect", "heatmap", "help"]
+  public static let subcommands = ["inspect", "heatmap", "residency", "help"]
   // (compared as bytes: the launcher has no Unicode tables for String ==)
 
   /// Parses `elfload [run] [options] [--] PROGRAM ARGS...` (argv[0] is elfload).
@@ -203,6 +210,7 @@ extension CommandLineParse {
       case .stats: settings.stats = true
       case .statsJSON: settings.statsJSON = value
       case .trace: settings.trace = value
+      case .residency: settings.residency = value
       }
       i += 1
     }

@@ -130,11 +130,26 @@ static inline void elfload_trace_pages(struct elfload_trace *t, uint64_t first, 
 /// handler's own, and traces into `trace` when it is not NULL.
 void elfload_demand_share(struct elfload_demand_counters *counters, struct elfload_trace *trace);
 
+/// What a watcher writes when the program has ended (--residency): CSV text,
+/// one row per mapping, in memory shared with a supervisor.
+struct elfload_residency {
+  uint64_t capacity;   ///< bytes of text that fit
+  uint64_t length;     ///< bytes written
+  uint64_t truncated;  ///< 1: some rows did not fit
+  uint64_t done;       ///< 1 once the watcher has finished (whatever it managed)
+  char text[];
+};
+/// Mappings up to this many pages get a character per page.
+enum { ELFLOAD_RESIDENCY_PAGES = 4096 };
+
 /// Starts a watcher: a process sharing this address space (clone CLONE_VM),
 /// which waits for this process to end and then, with the address space
-/// still alive, counts the prefetched pages whose page-table entries are not
-/// present (/proc/self/pagemap) into prefetched_unused. Returns its pid or -errno.
-long elfload_demand_watch(void);
+/// still alive, (when `unused`) counts the prefetched pages whose page-table
+/// entries are not present (/proc/self/pagemap) into prefetched_unused, and
+/// (when `residency` is not NULL) writes every mapping's resident pages there.
+/// Its code and state are the handler's sections: they must outlive the jump.
+/// Returns its pid or -errno.
+long elfload_watch(int unused, struct elfload_residency *residency);
 
 /// Installs the SIGSEGV handler. Returns 0 or -errno.
 long elfload_demand_activate(void);

@@ -1,0 +1,125 @@
+// --residency: which pages of every mapping are resident when the program ends, under every
+// policy and pager, checked against programs whose page touches are known.
+import Foundation
+import FoundationXML
+import Testing
+
+@Suite("Residency")
+struct ResidencyTests {
+  static let scratch = scratchDirectory("residency")
+
+  struct Row {
+    var start: UInt64
+    var perms: String
+    var resident: Int
+    var total: Int
+    var pages: String
+    var name: String
+  }
+
+  static func rows(_ path: String) throws -> [Row] {
+    let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+    #expect(lines.first == "start,end,perms,resident_pages,total_pages,pages,name")
+    return lines.dropFirst().compactMap { line in
+      let f = line.split(separator: ",", maxSplits: 6, omittingEmptySubsequences: false).map(String.init)
+      guard f.count == 7, let start = UInt64(f[0].dropFirst(2), radix: 16), let resident = Int(f[3]),
+        let total = Int(f[4])
+      else {
+        Issue.record("not a residency row: \(line)")
+        return nil
+      }
+      return Row(start: start, perms: f[2], resident: resident, total: total, pages: f[5], name: f[6])
+    }
+  }
+
+  static func residency(_ policy: Policy, _ program: [String], _ name: String) throws -> [Row] {
+    let file = "\(scratch)/\(name)-\(policy.rawValue.replacingOccurrences(of: " ", with: "")).csv"
+    let loaded = run([Paths.elfload] + policy.options + ["--residency", file] + program)
+    #expect(loaded.ending == .exited(0), "\(loaded)")
+    #expect(loaded.stderr == "", "\(loaded)")
+    return try rows(file)
+  }
+
+  /// touch_pages touches bss pages 0-99 of 200: exactly those are resident,
+  /// under every policy -- but under hybrid 64 with userfaultfd, whose
+  /// prefetched pages are copied in (resident) where the signal pager's are
+  /// only made accessible (not present until touched).
+  @Test("the bss of a program whose touches are known: exactly the touched pages", arguments: Policy.allCases)
+  func touchedPages(_ policy: Policy) throws {
+    let rows = try Self.residency(policy, [Paths.sample("touch_pages", .staticExec)], "touch")
+    // The bss segment, [0x402000, 0x4ca000): one mapping, or (under the
+    // signal pager, which makes touched pages accessible by mprotect) a
+    // run of accessible pages and a run of PROT_NONE ones.
+    let bss = rows.filter { $0.start >= 0x402000 && $0.start < 0x4ca000 }
+    #expect(bss.reduce(0) { $0 + $1.total } == 200, "\(bss)")
+    let expected = policy == .hybrid64Uffd ? 130 : 100
+    #expect(bss.reduce(0) { $0 + $1.resident } == expected, "\(bss)")
+    #expect(
+      bss.map(\.pages).joined() == String(repeating: "#", count: expected) + String(repeating: ".", count: 200 - expected))
+    // The code page was run; every row's picture agrees with its count.
+    #expect(rows.contains { $0.perms == "r-xp" && $0.total == 1 && $0.resident == 1 && $0.start == 0x401000 })
+    #expect(rows.contains { $0.name == "[stack]" && $0.resident > 0 })
+    for row in rows where !row.pages.isEmpty {
+      #expect(row.pages.count == row.total && row.pages.filter { $0 == "#" }.count == row.resident, "\(row)")
+    }
+  }
+
+  /// A mapping too large to picture page by page (bench3_bss's 64 MiB bss,
+  /// 1 MiB of it touched) still has its count.
+  @Test("a large bss: counted, not pictured", arguments: [Policy.eager, .demand] + Policy.uffd.prefix(1))
+  func largeBss(_ policy: Policy) throws {
+    let rows = try Self.residency(policy, [Paths.sample("bench3_bss", .staticExec), "1"], "bench3")
+    // The program's writable data and bss (a static executable, from 0x400000 on):
+    // however the pager split it, 256 pages touched, and a few of .data's.
+    let data = rows.filter { $0.start < 0x1000_0000 && !$0.perms.hasPrefix("r-") }
+    #expect(data.contains { $0.total > 4096 && $0.pages == "" }, "\(data)")
+    let resident = data.reduce(0) { $0 + $1.resident }
+    #expect(resident >= 256 && resident < 256 + 32, "\(data)")
+  }
+
+  /// ld.so's libraries are in the picture, under every policy.
+  @Test("a dynamic program's libraries, heap and stack appear", arguments: Policy.allCases)
+  func libraries(_ policy: Policy) throws {
+    let rows = try Self.residency(policy, [Paths.sample("hello", .dynamic)], "hello")
+    let libc = rows.filter { $0.name.hasSuffix("/libc.so.6") }
+    #expect(!libc.isEmpty && libc.contains { $0.resident > 0 }, "\(rows.map(\.name))")
+    #expect(rows.contains { $0.name == "[stack]" && $0.resident > 0 })
+    #expect(rows.contains { $0.name == "[elfload: handler and watcher]" })
+    if policy == .eager || policy.signalPaged {
+      // The interpreter elfload mapped (the userfaultfd pager's copies are anonymous).
+      #expect(rows.contains { $0.name.hasSuffix("ld-linux-x86-64.so.2") && $0.resident > 0 }, "\(rows.map(\.name))")
+    }
+  }
+
+  @Test("the program's output and status are its own")
+  func unchanged() {
+    let program = Paths.sample("exit_code", .staticExec)
+    let native = run([program, "5"])
+    let loaded = run([Paths.elfload, "--residency", "\(Self.scratch)/exit.csv", program, "5"])
+    #expect(loaded == native, "\(loaded)")
+  }
+
+  @Test("residency draws a strip per mapping as well-formed SVG")
+  func drawn() throws {
+    let csv = "\(Self.scratch)/drawn.csv"
+    let svg = "\(Self.scratch)/drawn.svg"
+    let loaded = run(
+      [Paths.elfload, "--residency", csv, Paths.sample("hello", .dynamic)])
+    #expect(loaded.ending == .exited(0), "\(loaded)")
+    let rows = try Self.rows(csv)
+    let drawn = run([Paths.elfload, "residency", csv, "-o", svg])
+    #expect(drawn.ending == .exited(0), "\(drawn)")
+    #expect(
+      drawn.stdout == "\(svg): \(rows.count) mappings, \(rows.reduce(0) { $0 + $1.resident }) pages resident\n",
+      "\(drawn)")
+    let text = try String(contentsOfFile: svg, encoding: .utf8)
+    #expect(text.components(separatedBy: "class=\"mapping\"").count - 1 == rows.count)
+    #expect(text.contains("libc.so.6"))
+    let parser = XMLParser(data: Data(text.utf8))
+    #expect(parser.parse(), "not well-formed: \(String(describing: parser.parserError))")
+
+    let bad = run([Paths.elfload, "residency", "/etc/hostname", "-o", svg])
+    #expect(bad.ending != .exited(0))
+    #expect(bad.stderr.contains("not an elfload --residency file"), "\(bad)")
+  }
+}
