@@ -13,13 +13,11 @@ struct TraceRow {
 }
 
 enum TraceError: Error, CustomStringConvertible {
-  case unreadable(String)
   case badHeader(String)
   case badRow(line: Int, String)
 
   var description: String {
     switch self {
-    case .unreadable(let path): return "\(path): cannot read it"
     case .badHeader(let header):
       return
         "not an elfload trace: the first line is \"\(header)\", expected \(TraceFormat.columns.joined(separator: ","))"
@@ -63,10 +61,7 @@ func heatmapSVG(_ rows: [TraceRow], byTime: Bool, title: String) -> String {
   let groups = Dictionary(grouping: rows.indices) { rows[$0].image * 100_000 + rows[$0].segment }
     .sorted { $0.key < $1.key }
   let height = 65 + Double(max(groups.count, 1)) * (panelHeight + 60)
-  func fmt(_ v: Double) -> String {
-    let r = (v * 10).rounded() / 10
-    return r == r.rounded() ? String(Int(r)) : String(r)
-  }
+  let fmt = svgNumber
   // One vertical position per row, on an axis shared by all panels: the time
   // since the program started (the trace's time_ns counts from the fork), or
   // the number of the fault (a prefetched page takes its fault's number).
@@ -193,9 +188,7 @@ extension Elfload {
     public init() {}
 
     public func run() throws {
-      guard let text = Kernel.readWholeFile(Array(trace.utf8)) else {
-        throw ValidationError(TraceError.unreadable(trace).description)
-      }
+      let text = try readInput(trace)
       let rows: [TraceRow]
       do { rows = try parseTrace(text) } catch { throw ValidationError("\(trace): \(error)") }
       // Nothing paged in (eager maps everything up front): said, not drawn as an empty chart.
@@ -206,13 +199,7 @@ extension Elfload {
         return
       }
       let svg = heatmapSVG(rows, byTime: time, title: "elfload page trace: \(trace)")
-      do {
-        let fd = try Kernel.createFile(Array(output.utf8))
-        defer { Kernel.close(fd) }
-        try Kernel.writeAll(fd, Array(svg.utf8))
-      } catch {
-        throw ValidationError("\(output): cannot write it: \(error)")
-      }
+      try writeSVG(svg, to: output)
       print(
         "\(output): \(rows.count) pages in \(Set(rows.map { $0.image * 100_000 + $0.segment }).count) segments"
       )

@@ -62,10 +62,7 @@ func residencySVG(_ rows: [ResidencyRow], title: String) -> String {
   let strip = 14.0
   let rowHeight = 40.0
   let height = 70 + Double(max(rows.count, 1)) * rowHeight
-  func fmt(_ v: Double) -> String {
-    let r = (v * 10).rounded() / 10
-    return r == r.rounded() ? String(Int(r)) : String(r)
-  }
+  let fmt = svgNumber
   let resident = rows.reduce(0) { $0 + $1.resident }
   let total = rows.reduce(0) { $0 + $1.total }
   var svg = """
@@ -124,19 +121,11 @@ extension Elfload {
     public init() {}
 
     public func run() throws {
-      guard let text = Kernel.readWholeFile(Array(residency.utf8)) else {
-        throw ValidationError(TraceError.unreadable(residency).description)
-      }
+      let text = try readInput(residency)
       let rows: [ResidencyRow]
       do { rows = try parseResidency(text) } catch { throw ValidationError("\(residency): \(error)") }
       let svg = residencySVG(rows, title: "elfload residency: \(residency)")
-      do {
-        let fd = try Kernel.createFile(Array(output.utf8))
-        defer { Kernel.close(fd) }
-        try Kernel.writeAll(fd, Array(svg.utf8))
-      } catch {
-        throw ValidationError("\(output): cannot write it: \(error)")
-      }
+      try writeSVG(svg, to: output)
       print("\(output): \(rows.count) mappings, \(rows.reduce(0) { $0 + $1.resident }) pages resident")
     }
   }
