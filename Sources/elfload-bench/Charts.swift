@@ -151,7 +151,7 @@ enum Charts {
   /// eager, demand and native as reference lines.
   static func prefetch(sweep: [(depth: Int, cell: Cell)], reference: [Cell], note: String) -> String {
     let width = 900
-    let height = 345
+    let height = 380
     var s = header(width, height, "hybrid --prefetch N on the 64 MiB bss pass (bench3_bss)", note: note)
     let panels: [(String, (Cell) -> Double?, Bool)] = [
       ("wall time, ms (median)", { $0.median }, false),
@@ -190,20 +190,20 @@ enum Charts {
       s += yAxis(
         x: px, base: py + h, right: px + w,
         ticks: yTicks.map { (y($0), logScale ? tickLabel($0) : "\(tickLabel($0)) ms") })
-      // Reference lines are named inside the plot, at its left end (the curve is high there); labels close together are spread apart.
-      var labelY: [Double] = []
-      for (_, v) in refs.sorted(by: { y($0.1) > y($1.1) }) {
-        var ly = y(v) - 3
-        if let last = labelY.last, last - ly < 11 { ly = last - 11 }
-        labelY.append(ly)
-      }
-      let order = refs.sorted(by: { y($0.1) > y($1.1) }).map(\.0)
-      for (loader, v) in refs {
-        let ly = labelY[order.firstIndex(of: loader) ?? 0]
+      // Reference lines are named in a key under the panel, in their colours: named inside
+      // the plot, they ran into the curve's own labels.
+      var keyX = px
+      var keyY = py + h + 46
+      for (loader, v) in refs.sorted(by: { $0.1 > $1.1 }) {
         s +=
           "<line x1=\"\(f(px))\" y1=\"\(f(y(v)))\" x2=\"\(f(px + w))\" y2=\"\(f(y(v)))\" stroke=\"\(color(loader))\" stroke-dasharray=\"5,4\"/>"
+        let name = "\(loader) \(logScale ? String(Int(v)) : label(v))"
+        let itemWidth = 24 + Double(name.count) * 6
+        if keyX + itemWidth > px + w { (keyX, keyY) = (px, keyY + 14) }
+        s += "<line x1=\"\(f(keyX))\" y1=\"\(f(keyY))\" x2=\"\(f(keyX + 14))\" y2=\"\(f(keyY))\" stroke=\"\(color(loader))\" stroke-dasharray=\"5,4\"/>"
         s +=
-          "<text x=\"\(f(px + 24))\" y=\"\(f(ly))\" fill=\"\(color(loader))\" font-size=\"9\">\(esc(loader)) \(logScale ? String(Int(v)) : label(v))</text>\n"
+          "<text x=\"\(f(keyX + 17))\" y=\"\(f(keyY + 3))\" fill=\"\(color(loader))\" font-size=\"9\">\(esc(name))</text>\n"
+        keyX += itemWidth
       }
       var points: [String] = []
       for (d, entry) in zip(depths, sweep) {
