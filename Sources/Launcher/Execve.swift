@@ -11,6 +11,8 @@ struct ExecRequest {
   var environment: [[UInt8]]
   var policy: PagingPolicy
   var pager: Pager?
+  /// --cold: drop the program's pages from the page cache first.
+  var cold = false
   /// Counters and trace shared with a supervising parent (--stats, --trace).
   var shared: SharedMeasurement?
   var log: Log
@@ -23,10 +25,22 @@ enum Execve {
     let log = request.log
     log("elfload's own image at \(LoaderImage.range.map { "\($0)" } ?? "?")")
     guard let stackTop = startup.stackTop else { throw .noStartupStack }
-    let (_, arguments, program) = try OpenExec.followScripts(request.path, request.arguments)
+    let (programPath, arguments, program) = try OpenExec.followScripts(request.path, request.arguments)
     // load_elf_binary opens the interpreter before it maps anything.
     var interpreter: OpenedProgram?
     if let path = program.image.interpreter { interpreter = try OpenExec.openInterpreter(path) }
+    if request.cold {
+      Cold.evict(program.fd, path: programPath, log: log)
+      if let interpreter, let path = program.image.interpreter { Cold.evict(interpreter.fd, path: path, log: log) }
+    }
+    // --mode replay: the profile is read (and matched to the files) before
+    // anything is placed; one recorded for other files means demand.
+    var policy = request.policy
+    var replay: Replay?
+    if case .replay(let profile) = policy {
+      replay = try Replay.load(profile, files: [program.fd] + (interpreter.map { [$0.fd] } ?? []))
+      if replay == nil { policy = .demand }
+    }
     let randomize = randomization()
     var random = Randomness()
     let plan = try planProgram(program.image, hasInterpreter: interpreter != nil, randomize: randomize, &random)
@@ -39,9 +53,10 @@ enum Execve {
       loads.append(ImageLoad(plan: planned, fd: interpreter.fd))
       interpreterPlan = planned
     }
-    let faults = try FaultPath.choose(request.policy, asked: request.pager, log: log)
-    try request.policy.install(loads, faults: faults, shared: request.shared, log: log)
-    request.shared?.attach(faults, request.policy, loads, log: log)
+    let faults = try FaultPath.choose(policy, asked: request.pager, log: log)
+    let replayed = try policy.install(loads, faults: faults, shared: request.shared, replay: replay, log: log)
+    request.shared?.attach(
+      faults, policy, loads, paths: [programPath] + (program.image.interpreter.map { [$0] } ?? []), replayed: replayed, log: log)
     // The program's descriptor stays open until the jump, for /proc/self/exe.
     for load in loads.dropFirst() { Kernel.close(load.fd) }
 

@@ -46,12 +46,22 @@ enum FaultPath {
 }
 
 extension PagingPolicy {
-  /// Maps (eager) or reserves (demand, hybrid) every image's pages.
-  func install(_ loads: [ImageLoad], faults: FaultPath, shared: SharedMeasurement?, log: Log) throws(LoadError) {
+  /// Maps (eager) or reserves (demand, hybrid, replay) every image's pages,
+  /// and installs `replay`'s pages. Returns how many of those it installed.
+  func install(_ loads: [ImageLoad], faults: FaultPath, shared: SharedMeasurement?, replay: Replay?, log: Log)
+    throws(LoadError) -> UInt64
+  {
+    let predict = self == .predictive
     switch faults {
-    case .none: for load in loads { try Eager.install(load, log: log) }
-    case .signal: try Demand.install(loads, prefetch: prefetch, log: log)
-    case .uffd(let fd): try Userfault.install(loads, prefetch: prefetch, uffd: fd, shared: shared, log: log)
+    case .none:
+      for load in loads { try Eager.install(load, log: log) }
+      return 0
+    case .signal:
+      try Demand.install(loads, prefetch: prefetch, predict: predict, log: log)
+      guard let replay else { return 0 }
+      return try replay.runs(loads, log: log).reduce(0) { $0 + elfload_demand_preinstall($1.start, $1.pageCount) }
+    case .uffd(let fd):
+      return try Userfault.install(loads, prefetch: prefetch, predict: predict, uffd: fd, shared: shared, replay: replay, log: log)
     }
   }
 }
@@ -146,7 +156,7 @@ enum Eager {
 /// touched, plus `prefetch` following pages under hybrid.
 enum Demand {
   /// Reserves the pages of every image (the program, and its interpreter).
-  static func install(_ loads: [ImageLoad], prefetch: Int, log: Log) throws(LoadError) {
+  static func install(_ loads: [ImageLoad], prefetch: Int, predict: Bool, log: Log) throws(LoadError) {
     var all: [(segment: SegmentMapping, fd: FileDescriptor, image: Int)] = []
     for (image, load) in loads.enumerated() {
       for segment in load.plan.segments { all.append((segment, load.fd, image)) }
@@ -181,7 +191,7 @@ enum Demand {
     // One state byte per page, zero (reserved) until the handler maps the page.
     let states = elfload_demand_allocate_states(pages)
     if states < 0 { throw .system(SystemCallError("mmap", errno: Errno(rawValue: Int32(-states)))) }
-    elfload_demand_configure(UnsafeMutablePointer(bitPattern: UInt(states)), UInt32(prefetch))
+    elfload_demand_configure(UnsafeMutablePointer(bitPattern: UInt(states)), UInt32(prefetch), predict ? 1 : 0)
     var firstState: UInt64 = 0
     func add(
       _ segment: SegmentMapping, image: Int, _ range: AddressRange, _ protection: Protection,
@@ -227,9 +237,11 @@ enum Demand {
       }
     }
     log(
-      prefetch == 0
-        ? "demand paging: one page per fault"
-        : "hybrid paging: each fault maps up to \(prefetch) following pages")
+      predict
+        ? "hybrid paging, --prefetch auto: each fault maps what the pattern of faults predicts"
+        : prefetch == 0
+          ? "demand paging: one page per fault"
+          : "hybrid paging: each fault maps up to \(prefetch) following pages")
   }
 
   /// Read-only data (a segment that is neither writable nor executable) is
@@ -259,8 +271,9 @@ enum Demand {
 /// zeros, when it is first touched.
 enum Userfault {
   static func install(
-    _ loads: [ImageLoad], prefetch: Int, uffd: FileDescriptor, shared: SharedMeasurement?, log: Log
-  ) throws(LoadError) {
+    _ loads: [ImageLoad], prefetch: Int, predict: Bool, uffd: FileDescriptor, shared: SharedMeasurement?,
+    replay: Replay?, log: Log
+  ) throws(LoadError) -> UInt64 {
     var regions: [(segment: SegmentMapping, range: AddressRange)] = []
     for (image, load) in loads.enumerated() {
       for segment in load.plan.segments {
@@ -290,7 +303,7 @@ enum Userfault {
         }
       }
     }
-    elfload_uffd_configure(UInt32(prefetch), shared?.counters, shared?.trace)
+    elfload_uffd_configure(UInt32(prefetch), predict ? 1 : 0, shared?.counters, shared?.trace)
     // The server first, then the registrations: a fork of registered memory
     // waits for the server, which would be waiting to be born.
     let started = elfload_uffd_start_server(uffd.rawValue)
@@ -301,12 +314,18 @@ enum Userfault {
         throw .mapping(segment: segment.programHeaderIndex, range: range, SystemCallError("UFFDIO_REGISTER", errno: Errno(rawValue: Int32(-r))))
       }
     }
+    // Replay's pages, while this process still holds the userfaultfd.
+    let runs = try replay?.runs(loads, log: log) ?? []
+    let replayed = runs.reduce(UInt64(0)) { $0 + elfload_uffd_preinstall(uffd.rawValue, $1.start, $1.pageCount) }
     // The server holds its own copy; the program must not see one.
     Kernel.close(uffd)
     log(
-      prefetch == 0
-        ? "demand paging through userfaultfd: one page per fault"
-        : "hybrid paging through userfaultfd: each fault copies up to \(prefetch) following pages too")
+      predict
+        ? "hybrid paging through userfaultfd, --prefetch auto: each fault copies what the pattern of faults predicts"
+        : prefetch == 0
+          ? "demand paging through userfaultfd: one page per fault"
+          : "hybrid paging through userfaultfd: each fault copies up to \(prefetch) following pages too")
+    return replayed
   }
 
   static func add(

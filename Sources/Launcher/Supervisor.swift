@@ -18,6 +18,44 @@ struct JumpRecord {
   var segmentPages: UInt64 = 0
 }
 
+/// For `elfload record`: which files the child loaded (program, interpreter),
+/// written at load time, read by the parent for the profile's image lines.
+struct RecordedImages {
+  static let pathCapacity = 4096
+  /// Per image: device, inode, size, mtime seconds, mtime nanoseconds, path length, then the path.
+  static let stride = 64 + pathCapacity
+  static let size = 64 + 2 * stride
+  let base: UnsafeMutableRawPointer
+
+  func store(_ identities: [FileIdentity], _ paths: [[UInt8]]) {
+    let count = min(identities.count, 2)
+    base.storeBytes(of: UInt64(count), as: UInt64.self)
+    for i in 0..<count {
+      let at = base + 64 + i * Self.stride
+      let id = identities[i]
+      let path = paths[i].prefix(Self.pathCapacity)
+      for (k, word) in [id.device, id.inode, id.size, UInt64(bitPattern: id.modifiedSeconds),
+                        UInt64(bitPattern: id.modifiedNanoseconds), UInt64(path.count)].enumerated() {
+        at.storeBytes(of: word, toByteOffset: 8 * k, as: UInt64.self)
+      }
+      for (k, byte) in path.enumerated() { at.storeBytes(of: byte, toByteOffset: 64 + k, as: UInt8.self) }
+    }
+  }
+
+  var images: [ProfileImage] {
+    let count = min(Int(base.load(as: UInt64.self)), 2)
+    return (0..<count).map { i in
+      let at = base + 64 + i * Self.stride
+      func word(_ k: Int) -> UInt64 { at.load(fromByteOffset: 8 * k, as: UInt64.self) }
+      let identity = FileIdentity(
+        device: word(0), inode: word(1), size: word(2), modifiedSeconds: Int64(bitPattern: word(3)),
+        modifiedNanoseconds: Int64(bitPattern: word(4)))
+      let length = min(Int(word(5)), Self.pathCapacity)
+      return ProfileImage(identity: identity, path: (0..<length).map { at.load(fromByteOffset: 64 + $0, as: UInt8.self) })
+    }
+  }
+}
+
 /// The memory the child's pager writes and the parent reads.
 struct SharedMeasurement {
   let counters: UnsafeMutablePointer<elfload_demand_counters>
@@ -26,12 +64,16 @@ struct SharedMeasurement {
   let trace: UnsafeMutablePointer<elfload_trace>?
   /// nil without --residency.
   let residency: UnsafeMutablePointer<elfload_residency>?
+  /// nil unless recording a profile.
+  let recorded: RecordedImages?
 
   /// Records the pager, points the signal pager's counters (and trace) here --
   /// the userfaultfd server was given them when it started -- and counts the
   /// segments' pages (the same under every policy and pager).
-  func attach(_ faults: FaultPath, _ policy: PagingPolicy, _ loads: [ImageLoad], log: Log) {
+  func attach(_ faults: FaultPath, _ policy: PagingPolicy, _ loads: [ImageLoad], paths: [[UInt8]], replayed: UInt64, log: Log) {
     counters.pointee.pager = faults.kind
+    counters.pointee.pages_replayed = replayed
+    recorded?.store(loads.map { load in (try? Kernel.status(load.fd)).map { FileIdentity($0) } ?? FileIdentity(device: 0, inode: 0, size: 0, modifiedSeconds: 0, modifiedNanoseconds: 0) }, paths)
     jump.pointee.segmentPages = loads.reduce(0) { sum, load in
       load.plan.segments.reduce(sum) { $0 + $1.filePages.pageCount + $1.anonymousPages.pageCount }
     }
@@ -40,7 +82,7 @@ struct SharedMeasurement {
       elfload_demand_share(counters, trace)
       // Which prefetched pages the program never touched is only known
       // when it has ended: a watcher sharing the address space counts them.
-      if case .hybrid = policy { unused = true }
+      if policy.prefetch > 0 || policy == .predictive { unused = true }
     }
     // So is which pages are resident (--residency): the same watcher, under any policy.
     if unused || residency != nil {
@@ -82,14 +124,17 @@ enum Supervisor {
     let json = try settings.statsJSON.map { path throws(LoadError) in try create(path, "--stats-json") }
     let traceFile = try settings.trace.map { path throws(LoadError) in try create(path, "--trace") }
     let residencyFile = try settings.residency.map { path throws(LoadError) in try create(path, "--residency") }
+    let profileFile = try settings.record.map { path throws(LoadError) in try create(path, "--profile") }
+    let tracing = traceFile != nil || profileFile != nil
 
-    let capacity: UInt64 = traceFile == nil ? 0 : traceCapacity
+    let capacity: UInt64 = tracing ? traceCapacity : 0
     let countersSize = UInt64(MemoryLayout<elfload_demand_counters>.stride)
     let jumpOffset = (countersSize + 63) & ~63
     let traceOffset = (jumpOffset + UInt64(MemoryLayout<JumpRecord>.stride) + 63) & ~63
     let residencyOffset = (traceOffset + UInt64(MemoryLayout<elfload_trace>.stride) + capacity * 32 + 4095) & ~4095
     let residencyCapacity: UInt64 = residencyFile == nil ? 0 : residencyTextCapacity
-    let length = residencyOffset + UInt64(MemoryLayout<elfload_residency>.stride) + residencyCapacity
+    let recordedOffset = (residencyOffset + UInt64(MemoryLayout<elfload_residency>.stride) + residencyCapacity + 63) & ~63
+    let length = recordedOffset + UInt64(RecordedImages.size)
     let base: UInt64
     do {
       base = try Kernel.map(0, length, [.read, .write], flags: [.shared, .anonymous, .noReserve])
@@ -102,7 +147,7 @@ enum Supervisor {
       throw .system(SystemCallError("mmap", errno: .ENOMEM))
     }
     var trace: UnsafeMutablePointer<elfload_trace>?
-    if traceFile != nil {
+    if tracing {
       trace = UnsafeMutablePointer<elfload_trace>(bitPattern: UInt(base + traceOffset))
       trace?.pointee.capacity = capacity
     }
@@ -111,6 +156,7 @@ enum Supervisor {
       residency = UnsafeMutablePointer<elfload_residency>(bitPattern: UInt(base + residencyOffset))
       residency?.pointee.capacity = residencyCapacity
     }
+    let recordedImages = profileFile == nil ? nil : UnsafeMutableRawPointer(bitPattern: UInt(base + recordedOffset)).map { RecordedImages(base: $0) }
 
     // Like timeout(1): the signals sent to elfload are the program's. They
     // are blocked from before the fork (one sent meanwhile waits, then is
@@ -142,8 +188,8 @@ enum Supervisor {
       if Kernel.syscall(.getppid) != Int(parent) { _ = Kernel.syscall(.kill, Int(Kernel.processID()), Int(Signal.kill)) }
       _ = withUnsafeBytes(of: &childAction) { Kernel.syscall(.rtSigaction, Int(Signal.child), Int(bitPattern: $0.baseAddress), 0, 8) }
       _ = withUnsafeBytes(of: &original) { Kernel.syscall(.rtSigprocmask, 2, Int(bitPattern: $0.baseAddress), 0, 8) }
-      for fd in [json, traceFile, residencyFile] { if let fd, fd != .standardError { Kernel.close(fd) } }
-      return SharedMeasurement(counters: counters, jump: jump, trace: trace, residency: residency)
+      for fd in [json, traceFile, residencyFile, profileFile] { if let fd, fd != .standardError { Kernel.close(fd) } }
+      return SharedMeasurement(counters: counters, jump: jump, trace: trace, residency: residency, recorded: recordedImages)
     }
 
     let (status, usage) = supervise(Int32(pid), parent: parent)
@@ -165,6 +211,9 @@ enum Supervisor {
     pager.pagesPrefetched = c.pages_prefetched
     pager.waits = c.waits
     pager.prefetchedUnused = c.pages_prefetched == 0 ? 0 : (c.unused_counted != 0 ? c.prefetched_unused : nil)
+    pager.predictorHits = c.predictor_hits
+    pager.predictorMisses = c.predictor_misses
+    pager.pagesReplayed = c.pages_replayed
     // The program's own share: the child's, less what elfload cost it before
     // the jump (all of it, if it never got there).
     let j = jump.pointee
@@ -209,6 +258,12 @@ enum Supervisor {
       if let json { try Kernel.writeAll(json, Array(report.json.utf8)) }
       if let traceFile, let trace { try writeTrace(traceFile, trace, count: traced, start: start, end: end, pager: report.pager ?? "none") }
       if let residencyFile, let residency, reached { try writeResidency(residencyFile, residency) }
+      if let profileFile, let trace, let recordedImages, reached {
+        try writeProfile(profileFile, trace, count: traced, images: recordedImages.images)
+        if trace.pointee.count > traced {
+          Kernel.writeError("elfload record: the run touched more pages than a record holds (\(traceCapacity)): the profile has the first ones\n")
+        }
+      }
     } catch {
       Kernel.writeError("elfload: writing the statistics or the trace failed: \(error)\n")
     }
@@ -306,6 +361,26 @@ enum Supervisor {
       if out.bytes.count > 1 << 16 { try out.flush(fd) }
     }
     try out.flush(fd)
+  }
+
+  /// `elfload record`'s profile: each page's first fault, in order (a page
+  /// faulted again -- in a forked child, after MADV_DONTNEED -- counts once).
+  static func writeProfile(
+    _ fd: FileDescriptor, _ trace: UnsafeMutablePointer<elfload_trace>, count: UInt64, images: [ProfileImage]
+  ) throws(SystemCallError) {
+    let records = UnsafeMutableRawPointer(trace).advanced(by: MemoryLayout<elfload_trace>.stride)
+      .assumingMemoryBound(to: elfload_trace_record.self)
+    var touches: [(key: UInt64, order: Int)] = []
+    for i in 0..<Int(count) where records[i].kind == UInt8(ELFLOAD_TRACE_FAULT) {
+      let r = records[i]
+      touches.append((UInt64(r.image) << 48 | UInt64(r.segment) << 32 | UInt64(r.page), i))
+    }
+    touches.sort { $0.key != $1.key ? $0.key < $1.key : $0.order < $1.order }
+    var firsts: [(key: UInt64, order: Int)] = []
+    for touch in touches where firsts.last?.key != touch.key { firsts.append(touch) }
+    firsts.sort { $0.order < $1.order }
+    let pages = firsts.map { ProfilePage(image: Int($0.key >> 48), segment: Int($0.key >> 32 & 0xffff), page: $0.key & 0xffff_ffff) }
+    try Kernel.writeAll(fd, Profile(images: images, pages: pages).bytes)
   }
 
   /// The residency CSV as the watcher wrote it (nothing if it never ran: the program did not start).

@@ -19,7 +19,7 @@ func elfloadMain(_ stack: UnsafeMutablePointer<UInt64>) -> Never {
     if let argv0 = settings.argv0 { arguments[0] = argv0 }
     var request = ExecRequest(
       path: path, arguments: arguments, environment: startup.environment, policy: settings.policy,
-      pager: settings.pager, shared: nil,
+      pager: settings.pager, cold: settings.cold, shared: nil,
       log: Log(verbose: settings.verbose))
     do {
       // From here on, with --stats and the like, the parent only waits and reports.
@@ -35,7 +35,10 @@ func elfloadMain(_ stack: UnsafeMutablePointer<UInt64>) -> Never {
 /// output file of elfload's own is named in the reason, without the program's path.
 func fail(path: [UInt8], _ error: LoadError) -> Never {
   var line = Array("elfload: ".utf8) + path + Array(": \(error.description)\n".utf8)
-  if case .output = error { line = Array("elfload: \(error.description)\n".utf8) }
+  switch error {
+  case .output, .profile: line = Array("elfload: \(error.description)\n".utf8)
+  default: break
+  }
   _ = try? Kernel.writeAll(.standardError, line)
   Kernel.exit(error.exitStatus)
 }

@@ -41,6 +41,8 @@
 #include <asm/ucontext.h>  // after signal.h and sigcontext.h, whose types it uses
 #include <stdatomic.h>
 
+#include "predictor.h"
+
 enum { page_size = 4096 };
 
 // One state byte per page. The array is MADV_WIPEONFORK: a child forked while
@@ -63,6 +65,8 @@ static struct {
   struct elfload_demand_region regions[ELFLOAD_DEMAND_MAX_REGIONS];
   uint32_t region_count;
   uint32_t prefetch;
+  int predict;  // --prefetch auto: predictors[i] guesses for regions[i]
+  struct elfload_predictor predictors[ELFLOAD_DEMAND_MAX_REGIONS];
   _Atomic uint8_t *page_state;
   struct elfload_demand_counters own_counters;
   struct elfload_demand_counters *counters;  // own_counters, or shared with a supervisor
@@ -116,12 +120,13 @@ static uint64_t max_map_count(void) {
   return i > 0 ? parsed : value;
 }
 
-void elfload_demand_configure(uint8_t *page_state, uint32_t prefetch) {
+void elfload_demand_configure(uint8_t *page_state, uint32_t prefetch, int predict) {
   demand.split_budget = max_map_count() / 2;
   demand.splits = 0;
   demand.spread = 0;
   demand.page_state = (_Atomic uint8_t *)page_state;
   demand.prefetch = prefetch;
+  demand.predict = predict;
   demand.region_count = 0;
   demand.own_counters = (struct elfload_demand_counters){0};
   demand.counters = &demand.own_counters;
@@ -130,6 +135,7 @@ void elfload_demand_configure(uint8_t *page_state, uint32_t prefetch) {
 
 int elfload_demand_add_region(const struct elfload_demand_region *region) {
   if (demand.region_count == ELFLOAD_DEMAND_MAX_REGIONS) return -1;
+  demand.predictors[demand.region_count] = (struct elfload_predictor){0};
   demand.regions[demand.region_count++] = *region;
   return 0;
 }
@@ -255,6 +261,28 @@ static int claim(const struct elfload_demand_region *r, uint64_t page) {
   return atomic_compare_exchange_strong(state_of(r, page), &expected, page_claimed);
 }
 
+// Maps the pages `ahead` names after `page` (a stride of more than one page:
+// each page is a protection change of its own), up to the first that is taken.
+static void install_strided(const struct elfload_demand_region *r, uint64_t page, struct elfload_prefetch ahead) {
+  for (uint64_t k = 1; k <= ahead.pages; k++) {
+    uint64_t p = page + (uint64_t)((int64_t)k * ahead.stride);
+    if (p == r->staged_page || !claim(r, p)) return;
+    uint64_t splits = (uint64_t)untouched(r, p - page_size) + (uint64_t)untouched(r, p + page_size);
+    if (sys(__NR_mprotect, (long)p, page_size, r->protection, 0, 0) != 0) {
+      atomic_store_explicit(state_of(r, p), page_reserved, memory_order_release);
+      return;
+    }
+    atomic_store_explicit(state_of(r, p), page_prefetched, memory_order_release);
+    count(&demand.counters->pages_mapped, 1);
+    count(&demand.counters->pages_prefetched, 1);
+    trace(r, p, 1, 0);
+    if (__atomic_add_fetch(&demand.splits, splits, __ATOMIC_RELAXED) > demand.split_budget) {
+      __atomic_store_n(&demand.spread, 1, __ATOMIC_RELAXED);
+      return;
+    }
+  }
+}
+
 // Maps `page` (claimed by this thread), and up to `prefetch` unclaimed pages
 // after it in the same region; once the map-count budget is spent, the whole
 // run of unclaimed pages around it within its aligned window instead.
@@ -270,6 +298,12 @@ static long install(const struct elfload_demand_region *r, uint64_t page) {
     return 0;
   }
   int spread = __atomic_load_n(&demand.spread, __ATOMIC_RELAXED) != 0;
+  // What to map after the page: `prefetch` pages (hybrid), what the
+  // predictor says (hybrid --prefetch auto), or nothing (demand).
+  struct elfload_prefetch ahead = {.stride = page_size, .pages = demand.prefetch};
+  if (demand.predict && !spread)
+    ahead = elfload_predict(&demand.predictors[r - demand.regions], page, r->start, r->end, demand.counters);
+  int contiguous = ahead.stride == page_size || ahead.stride == -(int64_t)page_size;
   // Claim a run of pages; stop at the first one that is taken, and before
   // the staged page, which has its own way in.
   uint64_t first = page, end = page + page_size;
@@ -280,10 +314,15 @@ static long install(const struct elfload_demand_region *r, uint64_t page) {
     while (first > r->start && first - page_size >= low && first - page_size != r->staged_page &&
            claim(r, first - page_size))
       first -= page_size;
-  } else {
-    for (uint32_t i = 0; i < demand.prefetch && end < r->end && end != r->staged_page; i++) {
+  } else if (ahead.stride == page_size) {
+    for (uint64_t i = 0; i < ahead.pages && end < r->end && end != r->staged_page; i++) {
       if (!claim(r, end)) break;
       end += page_size;
+    }
+  } else if (ahead.stride == -(int64_t)page_size) {
+    for (uint64_t i = 0; i < ahead.pages && first > r->start && first - page_size != r->staged_page; i++) {
+      if (!claim(r, first - page_size)) break;
+      first -= page_size;
     }
   }
   // The mappings this adds: one for each side that stays PROT_NONE.
@@ -307,7 +346,51 @@ static long install(const struct elfload_demand_region *r, uint64_t page) {
   count(&demand.counters->pages_prefetched, pages - 1);
   trace(r, page, (end - page) / page_size, 1);
   trace(r, first, (page - first) / page_size, 0);
+  if (!spread && !contiguous) install_strided(r, page, ahead);
   return 0;
+}
+
+// --mode replay, before the jump: installs the pages of [start, start +
+// pages pages) that are in a region and still reserved, a run of them at a
+// time, and asks the kernel to populate them (MADV_POPULATE_READ: a write
+// later is the kernel's copy-on-write, not a fault of ours); pages outside
+// every region (read-only data, mapped readable up front) are only populated.
+// Returns the pages installed or populated.
+uint64_t elfload_demand_preinstall(uint64_t start, uint64_t pages) {
+  uint64_t installed = 0, end = start + pages * page_size;
+  for (uint64_t page = start; page < end;) {
+    struct elfload_demand_region *r = region_of(page);
+    if (r == NULL) {
+      if (sys(__NR_madvise, (long)page, page_size, MADV_POPULATE_READ, 0, 0) == 0) installed++;
+      page += page_size;
+      continue;
+    }
+    if (page == r->staged_page) {
+      if (claim(r, page) && install_staged(r) == 0) {
+        atomic_store_explicit(state_of(r, page), page_faulted, memory_order_release);
+        installed++;
+      }
+      page += page_size;
+      continue;
+    }
+    // A run of pages this call claims, up to the region's end or the staged page.
+    uint64_t first = page;
+    while (page < end && page < r->end && page != r->staged_page && claim(r, page)) page += page_size;
+    if (page == first) {
+      page += page_size;  // taken already
+      continue;
+    }
+    uint64_t splits = (uint64_t)untouched(r, first - page_size) + (uint64_t)untouched(r, page);
+    long ret = sys(__NR_mprotect, (long)first, (long)(page - first), r->protection, 0, 0);
+    for (uint64_t p = first; p < page; p += page_size)
+      atomic_store_explicit(state_of(r, p), ret == 0 ? page_faulted : page_reserved, memory_order_release);
+    if (ret != 0) continue;
+    sys(__NR_madvise, (long)first, (long)(page - first), MADV_POPULATE_READ, 0, 0);
+    installed += (page - first) / page_size;
+    if (__atomic_add_fetch(&demand.splits, splits, __ATOMIC_RELAXED) > demand.split_budget)
+      __atomic_store_n(&demand.spread, 1, __ATOMIC_RELAXED);
+  }
+  return installed;
 }
 
 // Whether the kernel can read `page`: rt_sigprocmask(SIG_BLOCK) reads the set

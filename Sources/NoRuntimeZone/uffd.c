@@ -22,6 +22,7 @@
 //
 // Raw system calls only, as everywhere in this folder.
 #include "NoRuntimeZone.h"
+#include "predictor.h"
 
 #include <asm/unistd.h>
 #include <linux/errno.h>
@@ -41,6 +42,8 @@ static struct {
   struct elfload_uffd_region regions[max_regions];
   uint32_t region_count;
   uint32_t prefetch;
+  int predict;  // --prefetch auto: predictors[i] guesses for regions[i]
+  struct elfload_predictor predictors[max_regions];
   struct elfload_demand_counters own_counters;
   struct elfload_demand_counters *counters;
   struct elfload_trace *trace;
@@ -74,9 +77,10 @@ int elfload_uffd_add_region(const struct elfload_uffd_region *region) {
   return 0;
 }
 
-void elfload_uffd_configure(uint32_t prefetch, struct elfload_demand_counters *counters,
+void elfload_uffd_configure(uint32_t prefetch, int predict, struct elfload_demand_counters *counters,
                             struct elfload_trace *trace) {
   pager.prefetch = prefetch;
+  pager.predict = predict;
   pager.counters = counters != NULL ? counters : &pager.own_counters;
   pager.trace = trace;
   pager.measured = counters != NULL || trace != NULL;
@@ -101,7 +105,7 @@ static struct {
     uint64_t from, to, len;
   } remaps[max_remaps];
   uint32_t remap_count;
-  char *buffer;  // (1 + prefetch) pages
+  char *buffer;  // (1 + the most pages a fault installs) pages
 } server;
 
 static void count(uint64_t *counter, uint64_t n) { __atomic_fetch_add(counter, n, __ATOMIC_RELAXED); }
@@ -136,22 +140,86 @@ static void wake(int fd, uint64_t page) {
   sys(__NR_ioctl, fd, UFFDIO_WAKE, (long)&range, 0, 0);
 }
 
-// The bytes of `pages` pages of region `r` from `original` on, into the buffer.
-static void fill(const struct elfload_uffd_region *r, uint64_t original, uint64_t pages) {
+// The bytes of `pages` pages of region `r` from `original` on, into `buffer`.
+static void fill(const struct elfload_uffd_region *r, uint64_t original, uint64_t pages, char *buffer) {
   uint64_t length = pages * page_size;
   uint64_t from_file = 0;
   if (r->fd >= 0 && original < r->data_end) {
     uint64_t want = r->data_end - original < length ? r->data_end - original : length;
     uint64_t offset = r->file_offset + (original - r->start);
     while (from_file < want) {
-      long n = sys(__NR_pread64, r->fd, (long)(server.buffer + from_file), (long)(want - from_file),
+      long n = sys(__NR_pread64, r->fd, (long)(buffer + from_file), (long)(want - from_file),
                    (long)(offset + from_file), 0);
       if (n == -EINTR) continue;
       if (n <= 0) break;  // past the end of the file: zeros, as a file mapping reads there
       from_file += (uint64_t)n;
     }
   }
-  for (uint64_t i = from_file; i < length; i++) server.buffer[i] = 0;
+  for (uint64_t i = from_file; i < length; i++) buffer[i] = 0;
+}
+
+// --mode replay, before the jump (in the launcher, which still holds the
+// userfaultfd): installs [start, start + pages pages), in as few ioctls as
+// the regions allow (one UFFDIO_COPY per run of file pages, up to a 1 MiB
+// buffer at a time; one UFFDIO_ZEROPAGE per run of bss). Pages outside every
+// region, or there already, are skipped. Returns the pages installed.
+uint64_t elfload_uffd_preinstall(int uffd, uint64_t start, uint64_t pages) {
+  enum { chunk_pages = 256 };
+  uint64_t buffer_pages = pages < chunk_pages ? pages : chunk_pages;
+  long b = elfload_syscall6(__NR_mmap, 0, (long)(buffer_pages * page_size), PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (b < 0 && b > -4096) return 0;
+  char *buffer = (char *)b;
+  uint64_t installed = 0, end = start + pages * page_size;
+  for (uint64_t at = start; at < end;) {
+    const struct elfload_uffd_region *r = region_of(at);
+    if (r == NULL) {
+      at += page_size;
+      continue;
+    }
+    uint64_t stop = end < r->end ? end : r->end;
+    if (r->fd < 0) {
+      struct uffdio_zeropage z = {.range = {.start = at, .len = stop - at}, .mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE};
+      sys(__NR_ioctl, uffd, UFFDIO_ZEROPAGE, (long)&z, 0, 0);
+      installed += z.zeropage > 0 ? (uint64_t)z.zeropage / page_size : 0;
+      at = z.zeropage > 0 ? at + (uint64_t)z.zeropage : at + page_size;
+      continue;
+    }
+    uint64_t n = (stop - at) / page_size < buffer_pages ? (stop - at) / page_size : buffer_pages;
+    fill(r, at, n, buffer);
+    struct uffdio_copy c = {.dst = at, .src = (uint64_t)buffer, .len = n * page_size, .mode = UFFDIO_COPY_MODE_DONTWAKE};
+    sys(__NR_ioctl, uffd, UFFDIO_COPY, (long)&c, 0, 0);
+    installed += c.copy > 0 ? (uint64_t)c.copy / page_size : 0;
+    at = c.copy > 0 ? at + (uint64_t)c.copy : at + page_size;  // past a page there already
+  }
+  sys(__NR_munmap, b, (long)(buffer_pages * page_size), 0, 0, 0);
+  return installed;
+}
+
+// Installs the pages `ahead` names after `page` (a stride other than one
+// page), one ioctl each, none waking anybody; stops at the first that fails
+// (there already, or in a mapping the program has changed).
+static void install_strided(int fd, const struct elfload_uffd_region *r, uint64_t page, uint64_t original,
+                            struct elfload_prefetch ahead, uint32_t tid) {
+  for (uint64_t k = 1; k <= ahead.pages; k++) {
+    int64_t step = (int64_t)k * ahead.stride;
+    uint64_t at = page + (uint64_t)step, from = original + (uint64_t)step;
+    long ret;
+    if (r->fd < 0) {
+      struct uffdio_zeropage z = {.range = {.start = at, .len = page_size}, .mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE};
+      ret = sys(__NR_ioctl, fd, UFFDIO_ZEROPAGE, (long)&z, 0, 0);
+    } else {
+      fill(r, from, 1, server.buffer);
+      struct uffdio_copy c = {.dst = at, .src = (uint64_t)server.buffer, .len = page_size,
+                              .mode = UFFDIO_COPY_MODE_DONTWAKE};
+      ret = sys(__NR_ioctl, fd, UFFDIO_COPY, (long)&c, 0, 0);
+    }
+    if (ret != 0) return;
+    count(&pager.counters->pages_mapped, 1);
+    count(&pager.counters->pages_prefetched, 1);
+    elfload_trace_pages(pager.trace, at, 1, (from - r->start) / page_size + r->first_page_in_segment, tid,
+                        r->segment, r->image, 0);
+  }
 }
 
 // Serves a fault at `address` in the address space behind uffd number `u`:
@@ -162,7 +230,13 @@ static void serve(uint32_t u, uint64_t address, uint32_t tid) {
   uint64_t page = address & ~(uint64_t)(page_size - 1);
   uint64_t original = original_address(u, page);
   const struct elfload_uffd_region *r = region_of(original);
-  uint64_t pages = 1 + pager.prefetch;
+  // What to install after the page: `prefetch` pages (hybrid), what the
+  // predictor says (hybrid --prefetch auto: in a page run after the fault
+  // when the stride is one page, else one copy a page, after the fault's).
+  struct elfload_prefetch ahead = {.stride = page_size, .pages = pager.prefetch};
+  if (r != NULL && pager.predict)
+    ahead = elfload_predict(&pager.predictors[r - pager.regions], original, r->start, r->end, pager.counters);
+  uint64_t pages = 1 + (ahead.stride == page_size ? ahead.pages : 0);
   if (r != NULL && (r->end - original) / page_size < pages) pages = (r->end - original) / page_size;
   if (r == NULL) pages = 1;  // grown in place, or unknown: zeros, as new anonymous memory reads
   long ret = 0;
@@ -174,7 +248,7 @@ static void serve(uint32_t u, uint64_t address, uint32_t tid) {
       ret = sys(__NR_ioctl, fd, UFFDIO_ZEROPAGE, (long)&z, 0, 0);
       done = z.zeropage > 0 ? (uint64_t)z.zeropage : 0;
     } else {
-      fill(r, original, pages);
+      fill(r, original, pages, server.buffer);
       // The faulting page first, on its own: its thread wakes and runs on
       // while the server copies the rest (measured: 2.2-2.6 us a page against
       // 3.3 for one 64 KiB copy, unpinned; the prototypes' bench.c).
@@ -219,6 +293,7 @@ static void serve(uint32_t u, uint64_t address, uint32_t tid) {
   count(&pager.counters->pages_prefetched, installed - 1);
   trace(r, page, installed, tid);
   if (pager.measured) wake(fd, page);
+  if (r != NULL && ahead.stride != page_size) install_strided(fd, r, page, original, ahead, tid);
 }
 
 // Adds a userfaultfd (the program's, or a forked child's).
@@ -323,7 +398,8 @@ __attribute__((noreturn)) static void become_server(int uffd) {
     lowest = next + 1;
   }
   sys(__NR_close_range, lowest, ~0U, 0, 0, 0);
-  long buffer = elfload_syscall6(__NR_mmap, 0, (long)(1 + pager.prefetch) * page_size,
+  uint64_t most = pager.predict ? predictor_max_window : pager.prefetch;
+  long buffer = elfload_syscall6(__NR_mmap, 0, (long)(1 + most) * page_size,
                                  PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (buffer < 0 && buffer > -4096) sys(__NR_exit_group, 1, 0, 0, 0, 0);
   server.buffer = (char *)buffer;

@@ -34,6 +34,8 @@ public enum LoadError: Error, Sendable, CustomStringConvertible {
   case tooManySegments(limit: Int)
   /// --pager uffd, and the kernel will not give this user what it needs.
   case pagerUnavailable(SystemCallError)
+  /// --mode replay's profile cannot be read or is malformed.
+  case profile(path: [UInt8], ProfileError)
 
   /// 127 when the file does not exist, 126 when it cannot be run: the shell's
   /// convention, which `env`, `nohup` and `timeout` follow too.
@@ -96,6 +98,8 @@ public enum LoadError: Error, Sendable, CustomStringConvertible {
         "the kernel gave elfload no AT_EXECFN, so the top of its stack is unknown (Linux 2.6.26 or later gives one)"
     case .tooManySegments(let limit):
       return "more than \(limit) regions to page on demand; use --mode eager"
+    case .profile(let path, let e):
+      return "--profile \(text(path)): \(e)"
     case .pagerUnavailable(let e):
       return
         "--pager uffd: \(e); the kernel gives a userfaultfd that follows forks and serves its own accesses only to root (CAP_SYS_PTRACE) or with vm.unprivileged_userfaultfd=1: use --pager signal"

@@ -15,7 +15,20 @@ public struct FileDescriptor: RawRepresentable, Equatable, Hashable, Sendable {
 public struct FileStatus: Sendable {
   public var mode: UInt32
   public var size: UInt64
+  public var device: UInt64 = 0
+  public var inode: UInt64 = 0
+  public var modifiedSeconds: Int64 = 0
+  public var modifiedNanoseconds: Int64 = 0
   public var type: UInt32 { mode & FileType.mask }
+
+  init(_ st: elfload_stat) {
+    mode = st.st_mode
+    size = UInt64(clamping: st.st_size)
+    device = st.st_dev
+    inode = st.st_ino
+    modifiedSeconds = Int64(bitPattern: st.times.2)
+    modifiedNanoseconds = Int64(bitPattern: st.times.3)
+  }
 }
 
 /// A process's resource usage (getrusage, wait4), in the kernel's units.
@@ -79,7 +92,7 @@ public enum Kernel {
     var st = elfload_stat()
     let r = withUnsafeMutableBytes(of: &st) { syscall(.fstat, Int(fd.rawValue), Int(bitPattern: $0.baseAddress)) }
     _ = try check("fstat", r)
-    return FileStatus(mode: st.st_mode, size: UInt64(clamping: st.st_size))
+    return FileStatus(st)
   }
 
   /// `stat(path)`, following symbolic links.
@@ -89,7 +102,7 @@ public enum Kernel {
       withCString(path) { syscall(.newfstatat, Int(atCurrentDirectory), $0, Int(bitPattern: buffer.baseAddress), 0) }
     }
     _ = try check("stat", r)
-    return FileStatus(mode: st.st_mode, size: UInt64(clamping: st.st_size))
+    return FileStatus(st)
   }
 
   /// `close(fd)`.

@@ -9,6 +9,11 @@ public struct PagerCounters: Equatable, Sendable {
   public var waits: UInt64 = 0
   /// Prefetched pages never touched, when a watcher counted them.
   public var prefetchedUnused: UInt64?
+  /// --prefetch auto: faults where the predicted pattern went on, and faults that broke it.
+  public var predictorHits: UInt64 = 0
+  public var predictorMisses: UInt64 = 0
+  /// --mode replay: pages installed from the profile before the jump.
+  public var pagesReplayed: UInt64 = 0
   public init() {}
 }
 
@@ -34,8 +39,10 @@ public struct StartupCost: Sendable {
 /// elfload cost it before the jump (`startup`).
 public struct Report: Sendable {
   /// The JSON's version: 2 added schema, cpu_ms, startup_*, segment_pages,
-  /// and pages_mapped became the pager's alone (0 under eager).
-  public static let schema = 2
+  /// and pages_mapped became the pager's alone (0 under eager); 3 added
+  /// predictor_hits, predictor_misses, pages_replayed, the mode replay and
+  /// the prefetch "auto".
+  public static let schema = 3
   public var program: String
   public var policy: PagingPolicy
   /// "uffd" or "signal" under demand and hybrid; nil under eager.
@@ -99,8 +106,20 @@ public struct Report: Sendable {
         program: cpu \(cpu) ms (user \(user), sys \(system): split by timer-tick sampling); peak RSS \(usage.maxRSSKiB) KiB; page faults \(usage.minorFaults) minor, \(usage.majorFaults) major
         elfload: cpu \(startupCPU) ms; page faults \(startup.usage.minorFaults) minor, \(startup.usage.majorFaults) major (before the jump)
         pager:   \(segmentPages) segment pages; \(counters.faults) faults handled, \(counters.pagesMapped) pages mapped on demand, \(counters.pagesPrefetched) of them prefetched (\(unused)), \(counters.waits) waits
-
+      \(policyLine)
       """
+  }
+
+  /// The predictor's or the replay's own line, when the policy has one.
+  var policyLine: String {
+    switch policy {
+    case .predictive:
+      return "  predictor: \(counters.predictorHits) hits (the pattern went on: window doubled), \(counters.predictorMisses) misses (it broke: window closed)\n"
+    case .replay:
+      return "  replay:  \(counters.pagesReplayed) pages installed from the profile before the jump\n"
+    default:
+      return ""
+    }
   }
 
   public var json: String {
@@ -112,14 +131,15 @@ public struct Report: Sendable {
     let unused = counters.prefetchedUnused.map { "\($0)" } ?? "null"
     return """
       {"schema": \(Self.schema), "program": "\(Self.escape(program))", "policy": "\(policy.description)", \
-      "mode": "\(policy.mode)", "prefetch": \(policy.prefetch), "pager": \(pager.map { "\"\($0)\"" } ?? "null"), \
+      "mode": "\(policy.mode)", "prefetch": \(policy == .predictive ? "\"auto\"" : "\(policy.prefetch)"), "pager": \(pager.map { "\"\($0)\"" } ?? "null"), \
       "wall_ms": \(wall), "startup_ms": \(startupWall), "cpu_ms": \(cpu), "user_ms": \(user), "sys_ms": \(system), \
       "startup_cpu_ms": \(startupCPU), "max_rss_kb": \(usage.maxRSSKiB), \
       "minor_faults": \(usage.minorFaults), "major_faults": \(usage.majorFaults), \
       "startup_minor_faults": \(startup.usage.minorFaults), "startup_major_faults": \(startup.usage.majorFaults), \
       "segment_pages": \(segmentPages), "loader_faults": \(counters.faults), "pages_mapped": \(counters.pagesMapped), \
       "pages_prefetched": \(counters.pagesPrefetched), "prefetched_unused": \(unused), \
-      "waits": \(counters.waits), \
+      "waits": \(counters.waits), "predictor_hits": \(counters.predictorHits), "predictor_misses": \(counters.predictorMisses), \
+      "pages_replayed": \(counters.pagesReplayed), \
       "trace_records": \(traced), "trace_dropped": \(dropped), \(end)}
 
       """
@@ -151,11 +171,11 @@ public struct Report: Sendable {
 
   extension Report {
     public static let fields: [StatsField] = [
-      StatsField(name: "schema", meaning: "this format's version: 2"),
+      StatsField(name: "schema", meaning: "this format's version: 3"),
       StatsField(name: "program", meaning: "PROGRAM as given"),
       StatsField(name: "policy", meaning: "the paging policy as options: \"eager\", \"demand\", \"hybrid --prefetch 16\""),
-      StatsField(name: "mode", meaning: "the --mode: eager, demand or hybrid"),
-      StatsField(name: "prefetch", meaning: "pages mapped after each faulting one (hybrid; 0 otherwise)"),
+      StatsField(name: "mode", meaning: "the --mode: eager, demand, hybrid or replay"),
+      StatsField(name: "prefetch", meaning: "pages mapped after each faulting one (hybrid), \"auto\" (hybrid --prefetch auto); 0 otherwise"),
       StatsField(name: "pager", meaning: "how faults were served under demand and hybrid: \"uffd\" or \"signal\"; null under eager"),
       StatsField(name: "wall_ms", meaning: "wall time from the fork to the program's end (elfload's loading included)"),
       StatsField(name: "startup_ms", meaning: "of wall_ms, the time from the fork to the jump into the program: elfload's loading"),
@@ -184,6 +204,14 @@ public struct Report: Sendable {
         name: "prefetched_unused",
         meaning: "of pages_prefetched, those with no page-table entry when the program ended; null if unknown"),
       StatsField(name: "waits", meaning: "times a thread waited for another to finish mapping a page"),
+      StatsField(
+        name: "predictor_hits",
+        meaning: "--prefetch auto: faults exactly where the predicted pattern said the next would land (the window doubled)"),
+      StatsField(
+        name: "predictor_misses", meaning: "--prefetch auto: faults elsewhere while a window was open (the window closed)"),
+      StatsField(
+        name: "pages_replayed",
+        meaning: "--mode replay: pages installed from the profile before the jump (not in pages_mapped or loader_faults)"),
       StatsField(name: "trace_records", meaning: "rows written to --trace"),
       StatsField(name: "trace_dropped", meaning: "rows that did not fit in the trace buffer (2^21)"),
       StatsField(name: "exit_status", meaning: "the program's exit status, or null if a signal killed it"),

@@ -9,6 +9,12 @@ public enum PagingPolicy: Equatable, Sendable {
   case demand
   /// Demand, and each fault also maps up to `prefetch` following pages.
   case hybrid(prefetch: Int)
+  /// Hybrid with `--prefetch auto`: how many pages follow a fault, and how
+  /// far apart, is predicted from the faults before it (predictor.h's rule).
+  case predictive
+  /// Every page a recorded run touched (a profile, written by `elfload
+  /// record`) installed before the jump; the rest on demand.
+  case replay(profile: [UInt8])
 
   /// Pages mapped after each faulting one under hybrid.
   public static let prefetchRange = 1...512
@@ -18,20 +24,29 @@ public enum PagingPolicy: Equatable, Sendable {
     switch self {
     case .eager: return "eager"
     case .demand: return "demand"
-    case .hybrid: return "hybrid"
+    case .hybrid, .predictive: return "hybrid"
+    case .replay: return "replay"
     }
   }
 
-  /// Pages mapped after a faulting one: 0 unless hybrid.
+  /// Pages mapped after a faulting one: 0 unless hybrid with a number.
   public var prefetch: Int {
     if case .hybrid(let n) = self { return n }
     return 0
   }
 
-  /// As options: "hybrid --prefetch 16".
+  /// The --prefetch value: a number, "auto", or nil when the mode has none.
+  public var prefetchValue: String? {
+    switch self {
+    case .hybrid(let n): return "\(n)"
+    case .predictive: return "auto"
+    default: return nil
+    }
+  }
+
+  /// As options: "hybrid --prefetch 16", "hybrid --prefetch auto", "replay".
   public var description: String {
-    if case .hybrid(let n) = self { return "hybrid --prefetch \(n)" }
-    return mode
+    prefetchValue.map { "\(mode) --prefetch \($0)" } ?? mode
   }
 }
 
@@ -65,15 +80,19 @@ public struct RunSettings: Equatable, Sendable {
   public var trace: [UInt8]?
   /// --residency FILE: when the program ends, which pages of each mapping are resident (CSV).
   public var residency: [UInt8]?
+  /// `elfload record --profile FILE`: write the pages the run touched to FILE.
+  public var record: [UInt8]?
+  /// --cold: the program's and interpreter's pages dropped from the page cache first.
+  public var cold = false
   public init() {}
 
   /// Whether elfload supervises the run (forks, waits, reports).
-  public var measures: Bool { stats || statsJSON != nil || trace != nil || residency != nil }
+  public var measures: Bool { stats || statsJSON != nil || trace != nil || residency != nil || record != nil }
 }
 
 /// One option of `elfload [options] PROGRAM`.
 public struct RunOption: Sendable {
-  public enum Name: Sendable { case mode, prefetch, pager, argv0, verbose, stats, statsJSON, trace, residency }
+  public enum Name: Sendable { case mode, prefetch, profile, pager, cold, argv0, verbose, stats, statsJSON, trace, residency }
   public var name: Name
   public var long: String
   public var short: String?
@@ -85,16 +104,24 @@ public struct RunOption: Sendable {
   public static let all: [RunOption] = [
     RunOption(
       name: .mode, long: "--mode", valueName: "policy",
-      help: "how the program's pages come into memory: eager (also: all), demand or hybrid (below)"),
+      help: "how the program's pages come into memory: eager (also: all), demand, hybrid or replay (below)"),
     RunOption(
-      name: .prefetch, long: "--prefetch", valueName: "n",
+      name: .prefetch, long: "--prefetch", valueName: "n|auto",
       help:
-        "with --mode hybrid: pages to map after each faulting page (\(PagingPolicy.prefetchRange.lowerBound) to \(PagingPolicy.prefetchRange.upperBound), default 1)"),
+        "with --mode hybrid: pages to map after each faulting page (\(PagingPolicy.prefetchRange.lowerBound) to \(PagingPolicy.prefetchRange.upperBound), default 1), or auto: follow the faults' pattern (a window along a repeated stride that doubles while the program keeps to it, up to 512 pages, and closes when it strays)"),
+    RunOption(
+      name: .profile, long: "--profile", valueName: "file",
+      help:
+        "with --mode replay: the profile to install before the program starts (written by 'elfload record --profile FILE PROGRAM'); the pages it missed come on demand"),
     RunOption(
       name: .pager, long: "--pager", valueName: "uffd|signal",
       help:
         "with demand or hybrid: how faults reach elfload: uffd (userfaultfd and a server process; the default where the kernel allows it) or signal (a SIGSEGV handler)"
     ),
+    RunOption(
+      name: .cold, long: "--cold",
+      help:
+        "drop the program's and its interpreter's pages from the page cache first (posix_fadvise DONTNEED), to measure a cold start; says how many pages stay because another process maps them"),
     RunOption(name: .argv0, long: "--argv0", valueName: "name", help: "give the program NAME as argv[0], like exec -a"),
     RunOption(name: .verbose, long: "--verbose", short: "-v", help: "say on stderr what is mapped where, before the program starts"),
     RunOption(
@@ -133,21 +160,28 @@ public enum CommandLineParse: Sendable {
 extension CommandLineParse {
   /// The words that name a companion subcommand when they come first.
   public static let subcommands = ["inspect", "heatmap", "residency", "help"]
+  // (`record` is the launcher's own: it runs the program.)
   // (compared as bytes: the launcher has no Unicode tables for String ==)
 
   /// Parses `elfload [run] [options] [--] PROGRAM ARGS...` (argv[0] is elfload).
   public static func parse(_ argv: [[UInt8]]) -> CommandLineParse {
     var settings = RunSettings()
     var mode = PagingPolicy.eager
-    var prefetch: Int?
+    var prefetch: PagingPolicy?
+    var profile: [UInt8]?
+    var recording = false
     var i = 1
     if i < argv.count && argv[i] == Array("run".utf8) { i += 1 }
+    if i < argv.count && argv[i] == Array("record".utf8) {
+      i += 1
+      recording = true
+    }
+    func finish(_ i: Int) -> CommandLineParse {
+      CommandLineParse.finish(argv, i, settings, mode, prefetch, profile: profile, recording: recording)
+    }
     while i < argv.count {
       let arg = argv[i]
-      if arg == Array("--".utf8) {
-        i += 1
-        return finish(argv, i, settings, mode, prefetch)
-      }
+      if arg == Array("--".utf8) { return finish(i + 1) }
       guard arg.count > 1, arg[0] == UInt8(ascii: "-") else { break }
       if arg == Array("--help".utf8) || arg == Array("-h".utf8) || arg == Array("--version".utf8) {
         return .tool
@@ -185,18 +219,26 @@ extension CommandLineParse {
           mode = .demand
         } else if value == Array("hybrid".utf8) {
           mode = .hybrid(prefetch: 1)
+        } else if value == Array("replay".utf8) {
+          mode = .replay(profile: [])
         } else {
           return .usageError(
-            "the value '\(text(value))' is invalid for '--mode <policy>'; use one of 'eager', 'all', 'demand' or 'hybrid'")
+            "the value '\(text(value))' is invalid for '--mode <policy>'; use one of 'eager', 'all', 'demand', 'hybrid' or 'replay'")
         }
       case .prefetch:
-        guard value.count <= 4, value.allSatisfy({ $0 >= 48 && $0 <= 57 }),
-          let n = Int(text(value)), PagingPolicy.prefetchRange.contains(n)
-        else {
-          return .usageError(
-            "--prefetch must be from \(PagingPolicy.prefetchRange.lowerBound) to \(PagingPolicy.prefetchRange.upperBound) pages, not '\(text(value))'")
+        if value == Array("auto".utf8) {
+          prefetch = .predictive
+        } else {
+          guard value.count <= 4, value.allSatisfy({ $0 >= 48 && $0 <= 57 }),
+            let n = Int(text(value)), PagingPolicy.prefetchRange.contains(n)
+          else {
+            return .usageError(
+              "--prefetch must be from \(PagingPolicy.prefetchRange.lowerBound) to \(PagingPolicy.prefetchRange.upperBound) pages or auto, not '\(text(value))'")
+          }
+          prefetch = .hybrid(prefetch: n)
         }
-        prefetch = n
+      case .profile: profile = value
+      case .cold: settings.cold = true
       case .pager:
         if value == Array("uffd".utf8) {
           settings.pager = .uffd
@@ -216,22 +258,37 @@ extension CommandLineParse {
     }
     // A first word that names a subcommand is the companion's.
     if i == 1, i < argv.count, subcommands.contains(where: { Array($0.utf8) == argv[i] }) { return .tool }
-    return finish(argv, i, settings, mode, prefetch)
+    return finish(i)
   }
 
   static func finish(
-    _ argv: [[UInt8]], _ i: Int, _ settings: RunSettings, _ mode: PagingPolicy, _ prefetch: Int?
+    _ argv: [[UInt8]], _ i: Int, _ settings: RunSettings, _ mode: PagingPolicy, _ prefetch: PagingPolicy?,
+    profile: [UInt8]?, recording: Bool
   ) -> CommandLineParse {
     var settings = settings
     settings.policy = mode
+    if recording {
+      // A record is a demand-paged run: every page's first touch is a fault.
+      guard profile != nil else { return .usageError("record needs --profile FILE: where to write the pages the run touches") }
+      switch mode {
+      case .eager, .demand: settings.policy = .demand  // (eager: no --mode given)
+      default: return .usageError("record runs the program under --mode demand (every first touch a fault), not \(mode.mode)")
+      }
+      settings.record = profile
+    } else if case .replay = mode {
+      guard let profile else { return .usageError("--mode replay needs --profile FILE (written by 'elfload record --profile FILE PROGRAM')") }
+      settings.policy = .replay(profile: profile)
+    } else if profile != nil {
+      return .usageError("--profile applies to --mode replay and to record (the mode is \(mode.mode))")
+    }
     if let prefetch {
       guard case .hybrid = mode else {
         return .usageError("--prefetch applies to --mode hybrid (the mode is \(mode.mode))")
       }
-      settings.policy = .hybrid(prefetch: prefetch)
+      settings.policy = prefetch
     }
-    if settings.pager != nil, case .eager = mode {
-      return .usageError("--pager applies to --mode demand and hybrid (the mode is eager)")
+    if settings.pager != nil, case .eager = settings.policy {
+      return .usageError("--pager applies to --mode demand, hybrid and replay (the mode is eager)")
     }
     guard i < argv.count else { return .usageError("Missing the program to run: elfload PROGRAM [ARGS...]") }
     return .run(settings, programIndex: i)

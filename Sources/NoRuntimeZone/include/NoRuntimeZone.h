@@ -71,6 +71,9 @@ struct elfload_demand_counters {
   uint64_t unused_counted;    ///< 1 once a watcher has counted prefetched_unused
   uint64_t declined;          ///< SIGSEGVs the handler did not serve (the program's own faults)
   uint64_t pager;             ///< which pager served: ELFLOAD_PAGER_NONE, _SIGNAL or _UFFD
+  uint64_t predictor_hits;    ///< --prefetch auto: faults where the predicted pattern went on (predictor.h)
+  uint64_t predictor_misses;  ///< --prefetch auto: faults that broke an open window's pattern
+  uint64_t pages_replayed;    ///< --mode replay: pages installed from the profile before the jump
 };
 enum { ELFLOAD_PAGER_NONE = 0, ELFLOAD_PAGER_SIGNAL = 1, ELFLOAD_PAGER_UFFD = 2 };
 
@@ -78,8 +81,9 @@ enum { ELFLOAD_PAGER_NONE = 0, ELFLOAD_PAGER_SIGNAL = 1, ELFLOAD_PAGER_UFFD = 2 
 /// forked child (see demand.c). Returns its address, or -errno.
 long elfload_demand_allocate_states(uint64_t pages);
 /// The page-state array (from elfload_demand_allocate_states) and the number
-/// of pages to map after each faulting one (0: pure demand).
-void elfload_demand_configure(uint8_t *page_state, uint32_t prefetch);
+/// of pages to map after each faulting one (0: pure demand), or, when
+/// `predict`, as many as --prefetch auto's rule says (predictor.h).
+void elfload_demand_configure(uint8_t *page_state, uint32_t prefetch, int predict);
 /// Returns 0, or -1 when ELFLOAD_DEMAND_MAX_REGIONS are in use.
 int elfload_demand_add_region(const struct elfload_demand_region *region);
 
@@ -151,6 +155,10 @@ enum { ELFLOAD_RESIDENCY_PAGES = 4096 };
 /// Returns its pid or -errno.
 long elfload_watch(int unused, struct elfload_residency *residency);
 
+/// --mode replay: installs the recorded pages of [start, start + pages
+/// pages) before the jump (see demand.c). Returns the pages installed.
+uint64_t elfload_demand_preinstall(uint64_t start, uint64_t pages);
+
 /// Installs the SIGSEGV handler. Returns 0 or -errno.
 long elfload_demand_activate(void);
 const struct elfload_demand_counters *elfload_demand_counters(void);
@@ -178,13 +186,18 @@ struct elfload_uffd_region {
 long elfload_uffd_open(void);
 /// Adds a region to serve (before the server starts). 0, or -1 when full.
 int elfload_uffd_add_region(const struct elfload_uffd_region *region);
-/// Pages to copy after each faulting one, and where to count (and trace).
-void elfload_uffd_configure(uint32_t prefetch, struct elfload_demand_counters *counters,
+/// Pages to copy after each faulting one (or, when `predict`, as many as
+/// --prefetch auto's rule says), and where to count (and trace).
+void elfload_uffd_configure(uint32_t prefetch, int predict, struct elfload_demand_counters *counters,
                             struct elfload_trace *trace);
 /// Starts the server in a process of its own (a double fork: it is not this
 /// process's child, and survives its exec), holding `uffd` and the regions'
 /// files and nothing else. Returns 0 or -errno.
 long elfload_uffd_start_server(int uffd);
+/// --mode replay: installs the recorded pages of [start, start + pages
+/// pages) through `uffd`, after registering and before the jump (see uffd.c).
+/// Returns the pages installed.
+uint64_t elfload_uffd_preinstall(int uffd, uint64_t start, uint64_t pages);
 /// UFFDIO_REGISTER of [start, start + length) for missing pages. 0 or -errno.
 long elfload_uffd_register(int uffd, uint64_t start, uint64_t length);
 #endif

@@ -1,0 +1,230 @@
+// A profile: the pages one run of a program touched, in the order it first touched them, written
+// by `elfload record` and installed before the jump by `--mode replay`. A text file a person can
+// read (or `elfload inspect --profile FILE`), versioned, and untrusted when read back: every
+// number is checked, every failure names the line.
+//
+//   elfload profile 1
+//   # image INDEX dev D inode I size S mtime SECONDS.NANOSECONDS path PATH
+//   image 0 dev 2049 inode 1573 size 16000 mtime 1732900000.123456789 path /usr/bin/true
+//   image 1 dev 2049 inode 2011 size 236616 mtime 1732800000.000000000 path /lib64/ld-linux-x86-64.so.2
+//   # IMAGE SEGMENT PAGE, in the order of first touch
+//   1 0 0
+//   1 1 3
+//   0 1 0
+//
+// IMAGE is 0 for the program and 1 for its interpreter; SEGMENT is the PT_LOAD's program-header
+// index; PAGE is the page's index among the segment's pages (counted from the page that holds
+// p_vaddr), the same numbers a --trace CSV has. Addresses are not recorded: they change from run
+// to run (ASLR), page indexes do not.
+
+/// Which file an image is, as stat says: a profile applies to this file only.
+public struct FileIdentity: Equatable, Sendable {
+  public var device: UInt64
+  public var inode: UInt64
+  public var size: UInt64
+  public var modifiedSeconds: Int64
+  public var modifiedNanoseconds: Int64
+
+  public init(device: UInt64, inode: UInt64, size: UInt64, modifiedSeconds: Int64, modifiedNanoseconds: Int64) {
+    self.device = device
+    self.inode = inode
+    self.size = size
+    self.modifiedSeconds = modifiedSeconds
+    self.modifiedNanoseconds = modifiedNanoseconds
+  }
+
+  public init(_ status: FileStatus) {
+    self.init(
+      device: status.device, inode: status.inode, size: status.size, modifiedSeconds: status.modifiedSeconds,
+      modifiedNanoseconds: status.modifiedNanoseconds)
+  }
+}
+
+/// One image a profile covers.
+public struct ProfileImage: Equatable, Sendable {
+  public var identity: FileIdentity
+  public var path: [UInt8]
+  public init(identity: FileIdentity, path: [UInt8]) {
+    self.identity = identity
+    self.path = path
+  }
+}
+
+/// One touched page.
+public struct ProfilePage: Equatable, Sendable {
+  public var image: Int
+  public var segment: Int
+  public var page: UInt64
+  public init(image: Int, segment: Int, page: UInt64) {
+    self.image = image
+    self.segment = segment
+    self.page = page
+  }
+}
+
+/// Why a profile cannot be read.
+public enum ProfileError: Error, Sendable, CustomStringConvertible {
+  case unreadable(SystemCallError)
+  case notRegularFile(String)
+  case tooLarge(bytes: UInt64)
+  case notAProfile
+  /// A page the file names that its segment does not have (the identity matched: the file was edited).
+  case pageOutside(image: Int, segment: Int, page: UInt64, pages: UInt64)
+  case version(found: [UInt8])
+  case line(Int, String)
+
+  public var description: String {
+    switch self {
+    case .unreadable(let e): return "cannot read it: \(e)"
+    case .notRegularFile(let kind): return "is \(kind), not a profile"
+    case .pageOutside(let image, let segment, let page, let pages):
+      return
+        "image \(image) segment \(segment) page \(page): \(pages == 0 ? "no such PT_LOAD" : "past the segment's \(pages) pages")"
+    case .tooLarge(let bytes): return "\(bytes) bytes, more than a profile can be (\(Profile.largestFile >> 20) MiB)"
+    case .notAProfile: return "not an elfload profile (its first line is not 'elfload profile \(Profile.version)')"
+    case .version(let found):
+      return "a version \(text(found)) profile; this elfload reads version \(Profile.version) (record it again)"
+    case .line(let n, let reason): return "line \(n): \(reason)"
+    }
+  }
+}
+
+public struct Profile: Equatable, Sendable {
+  public static let version = 1
+  /// Bounds on what is read back: 64 MiB, 2^22 pages (16 GiB of touched memory).
+  public static let largestFile: UInt64 = 64 << 20
+  public static let mostPages = 1 << 22
+
+  /// Index 0 the program, 1 its interpreter (if it has one).
+  public var images: [ProfileImage]
+  /// In the order of first touch.
+  public var pages: [ProfilePage]
+
+  public init(images: [ProfileImage], pages: [ProfilePage]) {
+    self.images = images
+    self.pages = pages
+  }
+
+  static let magic = Array("elfload profile ".utf8)
+
+  /// The file's text.
+  public var bytes: [UInt8] {
+    var out = Array("elfload profile \(Self.version)\n".utf8)
+    out += Array("# The pages one run touched: elfload inspect --profile FILE explains them.\n".utf8)
+    out += Array("# image INDEX dev D inode I size S mtime SECONDS.NANOSECONDS path PATH\n".utf8)
+    for (index, image) in images.enumerated() {
+      let id = image.identity
+      let nanoseconds = String(id.modifiedNanoseconds)
+      out += Array(
+        "image \(index) dev \(id.device) inode \(id.inode) size \(id.size) mtime \(id.modifiedSeconds).\(String(repeating: "0", count: max(0, 9 - nanoseconds.utf8.count)))\(nanoseconds) path "
+          .utf8)
+      out += image.path.map { $0 == 10 ? UInt8(ascii: "?") : $0 }
+      out.append(10)
+    }
+    out += Array("# IMAGE SEGMENT PAGE, in the order of first touch (image 0: the program, 1: its interpreter)\n".utf8)
+    for page in pages { out += Array("\(page.image) \(page.segment) \(page.page)\n".utf8) }
+    return out
+  }
+
+  /// Reads a profile's text (untrusted).
+  public static func parse(_ bytes: [UInt8]) throws(ProfileError) -> Profile {
+    guard UInt64(bytes.count) <= largestFile else { throw .tooLarge(bytes: UInt64(bytes.count)) }
+    var lines = bytes.split(separator: 10, omittingEmptySubsequences: false)
+    if lines.last?.isEmpty == true { lines.removeLast() }
+    guard let first = lines.first, first.starts(with: magic) else { throw .notAProfile }
+    let version = Array(first.dropFirst(magic.count))
+    guard version == Array("\(Self.version)".utf8) else { throw .version(found: Array(version.prefix(20))) }
+    var profile = Profile(images: [], pages: [])
+    for (index, line) in lines.enumerated().dropFirst() {
+      let number = index + 1
+      if line.isEmpty || line.first == UInt8(ascii: "#") { continue }
+      if line.starts(with: Array("image ".utf8)) {
+        guard profile.pages.isEmpty else { throw .line(number, "an image after the pages") }
+        profile.images.append(try image(Array(line), line: number, expected: profile.images.count))
+        continue
+      }
+      let words = line.split(separator: 32)
+      guard words.count == 3 else {
+        throw .line(number, "expected 'IMAGE SEGMENT PAGE' or 'image ...', found '\(text(Array(line.prefix(60))))'")
+      }
+      let image = try decimal(Array(words[0]), "IMAGE", line: number, below: UInt64(profile.images.count))
+      let segment = try decimal(Array(words[1]), "SEGMENT", line: number, below: 1 << 16)
+      let page = try decimal(Array(words[2]), "PAGE", line: number, below: 1 << 32)
+      guard profile.pages.count < mostPages else { throw .line(number, "more than \(mostPages) pages") }
+      profile.pages.append(ProfilePage(image: Int(image), segment: Int(segment), page: page))
+    }
+    guard !profile.images.isEmpty else { throw .line(lines.count, "no 'image 0' line: which program is this for?") }
+    return profile
+  }
+
+  /// `image INDEX dev D inode I size S mtime SECONDS.NANOSECONDS path PATH`.
+  static func image(_ line: [UInt8], line number: Int, expected: Int) throws(ProfileError) -> ProfileImage {
+    let marker = Array(" path ".utf8)
+    var cut: Int?
+    if line.count >= marker.count {
+      for i in 0...(line.count - marker.count) where Array(line[i..<(i + marker.count)]) == marker {
+        cut = i
+        break
+      }
+    }
+    guard let cut, cut + marker.count < line.count else { throw .line(number, "an image line without 'path PATH'") }
+    let words = line[..<cut].split(separator: 32).map { Array($0) }
+    let keys = ["image", "dev", "inode", "size", "mtime"]
+    guard words.count == 10 else {
+      throw .line(number, "expected 'image INDEX dev D inode I size S mtime SECONDS.NANOSECONDS path PATH'")
+    }
+    for (k, key) in keys.enumerated() where words[2 * k] != Array(key.utf8) {
+      throw .line(number, "expected '\(key)', found '\(text(Array(words[2 * k].prefix(20))))'")
+    }
+    let index = try decimal(words[1], "INDEX", line: number, below: 2)
+    guard index == UInt64(expected) else { throw .line(number, "image \(index) where image \(expected) was due") }
+    let device = try decimal(words[3], "dev", line: number)
+    let inode = try decimal(words[5], "inode", line: number)
+    let size = try decimal(words[7], "size", line: number)
+    let time = words[9].split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false).map { Array($0) }
+    guard time.count == 2, time[1].count == 9 else {
+      throw .line(number, "mtime must be SECONDS.NANOSECONDS (nine digits), not '\(text(Array(words[9].prefix(30))))'")
+    }
+    let seconds = try decimal(time[0], "mtime", line: number, below: 1 << 62)
+    let nanoseconds = try decimal(time[1], "mtime", line: number, below: 1_000_000_000)
+    let identity = FileIdentity(
+      device: device, inode: inode, size: size, modifiedSeconds: Int64(seconds), modifiedNanoseconds: Int64(nanoseconds))
+    return ProfileImage(identity: identity, path: Array(line[(cut + marker.count)...]))
+  }
+
+  /// A decimal number below `bound`, or an error naming the field and the value.
+  static func decimal(_ word: [UInt8], _ field: String, line: Int, below bound: UInt64 = .max) throws(ProfileError)
+    -> UInt64
+  {
+    var value: UInt64 = 0
+    guard !word.isEmpty, word.count <= 20 else {
+      throw .line(line, "\(field) '\(text(Array(word.prefix(30))))' is not a number")
+    }
+    for b in word {
+      guard b >= 48, b <= 57 else { throw .line(line, "\(field) '\(text(Array(word.prefix(30))))' is not a number") }
+      let (m, o1) = value.multipliedReportingOverflow(by: 10)
+      let (s, o2) = m.addingReportingOverflow(UInt64(b - 48))
+      guard !o1, !o2 else { throw .line(line, "\(field) '\(text(word))' is too large") }
+      value = s
+    }
+    guard value < bound else { throw .line(line, "\(field) \(value) is out of range (below \(bound))") }
+    return value
+  }
+
+  /// The pages of one image and segment, sorted and merged into runs of
+  /// consecutive page indexes: what replay installs, one operation a run.
+  public func runs(image: Int, segment: Int) -> [(first: UInt64, count: UInt64)] {
+    var indexes = pages.filter { $0.image == image && $0.segment == segment }.map { $0.page }
+    indexes.sort()
+    var runs: [(first: UInt64, count: UInt64)] = []
+    for page in indexes {
+      if let last = runs.last, page < last.first + last.count { continue }  // a duplicate
+      if let last = runs.last, page == last.first + last.count {
+        runs[runs.count - 1].count += 1
+      } else {
+        runs.append((page, 1))
+      }
+    }
+    return runs
+  }
+}

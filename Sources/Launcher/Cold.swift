@@ -1,0 +1,36 @@
+// --cold: a cold start of one program without dropping every cache on the machine.
+
+enum Cold {
+  /// Drops `fd`'s pages from the page cache (posix_fadvise POSIX_FADV_DONTNEED),
+  /// then counts the pages that stayed: the kernel keeps a page that some
+  /// process maps (a shared library, an interpreter other programs run with).
+  static func evict(_ fd: FileDescriptor, path: [UInt8], log: Log) {
+    let dontNeed = 4
+    let r = Kernel.syscall(.fadvise64, Int(fd.rawValue), 0, 0, dontNeed)
+    if r != 0 {
+      Kernel.writeError("elfload: --cold: \(text(path)): posix_fadvise: \(Errno(rawValue: Int32(-r)))\n")
+      return
+    }
+    guard let status = try? Kernel.status(fd), status.size > 0 else { return }
+    let pages = (status.size + pageSize - 1) / pageSize
+    let stayed = cached(fd, length: status.size, pages: pages)
+    if stayed > 0 {
+      Kernel.writeError(
+        "elfload: --cold: \(stayed) of \(pages) pages of \(text(path)) stay in the page cache (mapped by another process, or dirty)\n")
+    } else {
+      log("--cold: \(pages) pages of \(text(path)) dropped from the page cache")
+    }
+  }
+
+  /// Pages of the file in the page cache (mincore of a mapping of it that is never touched).
+  static func cached(_ fd: FileDescriptor, length: UInt64, pages: UInt64) -> UInt64 {
+    guard let address = try? Kernel.map(0, length, [.read], flags: .shared, fd: fd) else { return 0 }
+    defer { Kernel.unmap(address, length) }
+    var vector = [UInt8](repeating: 0, count: Int(pages))
+    let r = vector.withUnsafeMutableBytes {
+      Kernel.syscall(.mincore, Int(bitPattern: UInt(address)), Int(length), Int(bitPattern: $0.baseAddress))
+    }
+    guard r == 0 else { return 0 }
+    return vector.reduce(UInt64(0)) { $0 + UInt64($1 & 1) }
+  }
+}
