@@ -1,4 +1,5 @@
-// libFuzzer target: the ELF parser and the load-plan builder must never trap, whatever the bytes.
+// libFuzzer target: the ELF parser, the load-plan builder and the profile reader (--mode replay)
+// must never trap, whatever the bytes.
 //
 // Built by scripts/fuzz together with Sources/ELF and Sources/Loader/LoadPlan.swift (the parts of
 // elfload that read the file before anything is mapped), with -sanitize=fuzzer. A trap
@@ -7,6 +8,12 @@
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
   let bytes = Array(UnsafeBufferPointer(start: data, count: size))
+  // A profile: what is read back is what would be written again.
+  if let profile = try? Profile.parse(bytes) {
+    for page in profile.pages.prefix(64) { _ = profile.runs(image: page.image, segment: page.segment) }
+    let again = try? Profile.parse(profile.bytes)
+    precondition(again == profile || profile.images.contains { $0.path.contains(10) }, "a profile that does not read back")
+  }
   for minimumAddress: UInt64 in [0, pageSize, 0x10000] {
     guard let image = try? Image(parsing: bytes, minimumAddress: minimumAddress) else { continue }
     // Everything elfload reads from a valid image before it maps anything.

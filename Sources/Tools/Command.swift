@@ -32,7 +32,9 @@ struct Elfload: ParsableCommand {
     abstract: "Run a Linux x86-64 ELF program the way execve would, from user space.",
     usage: """
       \(runUsage)
+      elfload record --profile <file> [options] [--] <program> [<args> ...]
       elfload inspect <program>
+      elfload inspect --profile <file> [<program>]
       elfload heatmap <trace> -o <file.svg>
       elfload residency <residency> -o <file.svg>
       """,
@@ -65,7 +67,28 @@ struct Elfload: ParsableCommand {
         demand      nothing of code, data and bss in memory at start; each page
                     is brought in when the program first touches it, by a pager:
         hybrid      demand, and each fault also brings in up to N following
-                    pages (--prefetch N, 1 to 512, default 1)
+                    pages (--prefetch N, 1 to 512, default 1), or as many as
+                    the faults' pattern predicts (--prefetch auto, below)
+        replay      the pages a recorded run touched (--profile FILE, from
+                    elfload record) brought in before the program starts, in
+                    as few operations as there are runs of pages; the rest on
+                    demand. A profile recorded for another build of the
+                    program (device, inode, size or mtime differ) is ignored
+                    with one line on stderr: the run is then demand.
+
+      --prefetch auto, per segment (file pages and bss apart), as the kernel's
+      readahead grows its window and Leap follows strides: two faults in a row
+      the same distance apart (the stride: 1 page, or any number, either way)
+      open a window of 4 pages along the stride after the faulting page; a
+      fault exactly one stride past the window's last page (the program used
+      it all) doubles the window, up to 512 pages; any other fault while a
+      window is open closes it (a miss). Nothing past the segment's end. --stats
+      counts the hits and misses.
+
+      elfload record --profile FILE PROGRAM ARGS runs PROGRAM under demand paging
+      (either pager) and writes the pages it touched, program's and
+      interpreter's, in the order of first touch, with which files they belong
+      to: a text file, 'elfload inspect --profile FILE' explains it.
 
       Pagers (--pager, for demand and hybrid):
         uffd        the segments are anonymous memory registered with a
@@ -102,13 +125,16 @@ struct Elfload: ParsableCommand {
         elfload ./hello
         elfload --verbose -- ./prog --its-own-flag
         elfload --mode hybrid --prefetch 16 ./prog
+        elfload --mode hybrid --prefetch auto --stats ./prog
+        elfload record --profile prog.profile ./prog && elfload --mode replay --profile prog.profile ./prog
+        elfload --cold --mode replay --profile prog.profile --stats ./prog
         elfload --argv0 sh ./busybox -c 'echo hi'
         elfload inspect ./prog
         elfload --mode demand --trace t.csv ./prog && elfload heatmap t.csv -o t.svg
         elfload --residency r.csv ./prog && elfload residency r.csv -o r.svg
       """,
     version: version,
-    subcommands: [Run.self, Inspect.self, Heatmap.self, Residency.self])
+    subcommands: [Run.self, Record.self, Inspect.self, Heatmap.self, Residency.self])
 
   static func main() {
     let raw = CommandLine.arguments.map { Array($0.utf8) }
@@ -138,10 +164,35 @@ extension Elfload {
   /// (`elfload --mode demand --help`, `elfload run --help`).
   static func toolArguments(_ arguments: [String]) -> [String] {
     if let first = arguments.first, CommandLineParse.subcommands.contains(first) { return arguments }
-    let isRun = arguments.first == "run"
-    let asked = arguments.dropFirst(isRun ? 1 : 0).first { ["--help", "-h", "--version"].contains($0) }
+    let word = arguments.first == "run" || arguments.first == "record" ? arguments.first : nil
+    let asked = arguments.dropFirst(word == nil ? 0 : 1).first { ["--help", "-h", "--version"].contains($0) }
     if asked == "--version" { return ["--version"] }
-    return isRun ? ["help", "run"] : ["--help"]
+    return word.map { ["help", $0] } ?? ["--help"]
+  }
+
+  struct Record: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract:
+        "Run PROGRAM under demand paging and write the pages it touched to a profile, for --mode replay.",
+      usage: "elfload record --profile <file> [options] [--] <program> [<args> ...]",
+      discussion: """
+        The profile is a text file (format in the README): which files it belongs to (device, \
+        inode, size and mtime of the program and its interpreter), then one line per page \
+        touched -- image (0 the program, 1 its interpreter), program-header index, page within \
+        the segment -- in the order of first touch. The run is otherwise an ordinary one: the \
+        program's output, exit status and signals are its own. 'elfload inspect --profile FILE' \
+        explains a profile; 'elfload --mode replay --profile FILE PROGRAM' installs its pages \
+        before the program starts.
+
+        Options: those of run (--pager, --cold, --stats...); --mode, if given, must be demand.
+        """)
+
+    @Argument(
+      parsing: .captureForPassthrough,
+      help: ArgumentHelp("--profile FILE, run options, then the program and its arguments.", valueName: "program"))
+    var command: [String] = []
+
+    func run() throws { Run.execLauncher(["record"] + command) }
   }
 
   struct Run: ParsableCommand {
@@ -174,10 +225,26 @@ extension Elfload {
         "Print PROGRAM's load plan (and its interpreter's, or a script's interpreter's): what elfload would map where, without running it."
     )
 
+    @Option(
+      help: ArgumentHelp(
+        "Explain this profile (from elfload record): its files, and per segment the pages it holds, with the program's segment table when the files are there.",
+        valueName: "file"))
+    var profile: String?
+
     @Argument(help: ArgumentHelp("The program to inspect.", valueName: "program"))
-    var program: String
+    var program: String?
+
+    func validate() throws {
+      if program == nil && profile == nil { throw ValidationError("Missing the program to inspect (or --profile FILE).") }
+    }
 
     func run() throws {
+      if let profile {
+        explainProfile(profile)
+        if program == nil { return }
+        print()
+      }
+      guard let program else { return }
       let given = Array(program.utf8)
       let path = OpenExec.resolve(given, searchPath: ProcessInfo.processInfo.environment["PATH"].map { Array($0.utf8) })
       do {
@@ -198,6 +265,23 @@ extension Elfload {
         FileHandle.standardError.write(Data("elfload: \(program): \(error.description)\n".utf8))
         Foundation.exit(error.exitStatus)
       }
+    }
+
+    /// The profile, explained; one line and 126 if it cannot be read.
+    func explainProfile(_ path: String) {
+      let parsed: Profile
+      do {
+        guard let bytes = FileManager.default.contents(atPath: path) else {
+          throw ProfileError.unreadable(SystemCallError("open", errno: Errno(rawValue: Int32(errno))))
+        }
+        parsed = try Profile.parse([UInt8](bytes))
+      } catch let error as ProfileError {
+        FileHandle.standardError.write(Data("elfload: --profile \(path): \(error)\n".utf8))
+        Foundation.exit(126)
+      } catch {
+        Foundation.exit(126)
+      }
+      print(describeProfile(parsed, path: path), terminator: "")
     }
   }
 }

@@ -84,3 +84,57 @@ public func describePlan(path: String, image: Image, asInterpreter: Bool = false
   }
   return out
 }
+
+/// `elfload inspect --profile FILE`: what a profile holds, image by image and
+/// segment by segment, with each file's segment table when the file is there
+/// (and whether it is still the file the profile was recorded for).
+public func describeProfile(_ profile: Profile, path: String) -> String {
+  var out = ""
+  func line(_ s: String = "") { out += s + "\n" }
+  let distinct = Set(profile.pages.map { "\($0.image) \($0.segment) \($0.page)" }).count
+  line(
+    "\(path): an elfload profile, version \(Profile.version): \(profile.pages.count) first touches (\(distinct) distinct pages) in \(profile.images.count) image\(profile.images.count == 1 ? "" : "s")"
+  )
+  for (index, image) in profile.images.enumerated() {
+    let id = image.identity
+    line()
+    line("image \(index) (\(index == 0 ? "the program" : "its interpreter")): \(text(image.path))")
+    line(
+      "  recorded for: device \(id.device), inode \(id.inode), \(id.size) bytes, modified \(id.modifiedSeconds).\(String(format: "%09d", Int(id.modifiedNanoseconds)))"
+    )
+    let now = try? Kernel.status(image.path)
+    let matches = now.map { FileIdentity($0) == id } ?? false
+    line(
+      "  that file now: "
+        + (now == nil
+          ? "missing: replay would ignore this profile"
+          : matches ? "the same (replay would install these pages)" : "another file (device, inode, size or mtime differ): replay would ignore this profile"))
+    let loaded = try? (index == 0 ? OpenExec.open(image.path, refuseWriters: false) : OpenExec.openInterpreter(image.path, refuseWriters: false))
+    if let loaded { Kernel.close(loaded.fd) }
+    let pages = profile.pages.enumerated().filter { $0.element.image == index }
+    let segments = Array(Set(pages.map { $0.element.segment })).sorted()
+    line("  segment                pages  recorded  runs  first touched (order in the whole profile)")
+    for segment in segments {
+      let runs = profile.runs(image: index, segment: segment)
+      let recorded = runs.reduce(UInt64(0)) { $0 + $1.count }
+      let first = pages.first { $0.element.segment == segment }?.offset ?? 0
+      var name = "program header \(segment)"
+      var size = "?"
+      if let header = loaded?.image.programHeaders[safe: segment] {
+        name = "PT_\(header.type) \(segment) \(header.flags)"
+        let low = pageStart(header.vaddr)
+        let (high, overflow) = header.vaddr.addingReportingOverflow(header.memsz)
+        if !overflow { size = "\((pageStart(high + pageSize - 1) - low) / pageSize)" }
+      }
+      line(
+        "  " + name.padding(toLength: 20, withPad: " ", startingAt: 0) + String(repeating: " ", count: max(1, 8 - size.count))
+          + size + String(repeating: " ", count: max(1, 10 - "\(recorded)".count)) + "\(recorded)"
+          + String(repeating: " ", count: max(1, 6 - "\(runs.count)".count)) + "\(runs.count)" + "  #\(first + 1)")
+    }
+  }
+  return out
+}
+
+extension Array {
+  subscript(safe index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
+}

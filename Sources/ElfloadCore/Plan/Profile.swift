@@ -185,10 +185,13 @@ public struct Profile: Equatable, Sendable {
     guard time.count == 2, time[1].count == 9 else {
       throw .line(number, "mtime must be SECONDS.NANOSECONDS (nine digits), not '\(text(Array(words[9].prefix(30))))'")
     }
-    let seconds = try decimal(time[0], "mtime", line: number, below: 1 << 62)
+    // (Before 1970 is negative.)
+    let negative = time[0].first == UInt8(ascii: "-")
+    let magnitude = try decimal(Array(time[0].dropFirst(negative ? 1 : 0)), "mtime", line: number, below: 1 << 62)
+    let seconds = negative ? -Int64(magnitude) : Int64(magnitude)
     let nanoseconds = try decimal(time[1], "mtime", line: number, below: 1_000_000_000)
     let identity = FileIdentity(
-      device: device, inode: inode, size: size, modifiedSeconds: Int64(seconds), modifiedNanoseconds: Int64(nanoseconds))
+      device: device, inode: inode, size: size, modifiedSeconds: seconds, modifiedNanoseconds: Int64(nanoseconds))
     return ProfileImage(identity: identity, path: Array(line[(cut + marker.count)...]))
   }
 
