@@ -5,6 +5,8 @@ enum Cold {
   /// then counts the pages that stayed: the kernel keeps a page that some
   /// process maps (a shared library, an interpreter other programs run with).
   static func evict(_ fd: FileDescriptor, path: [UInt8], log: Log) {
+    // Dirty pages are not dropped: written back first (a program just built or copied).
+    _ = Kernel.syscall(.fdatasync, Int(fd.rawValue))
     let dontNeed = 4
     let r = Kernel.syscall(.fadvise64, Int(fd.rawValue), 0, 0, dontNeed)
     if r != 0 {
@@ -16,7 +18,7 @@ enum Cold {
     let stayed = cached(fd, length: status.size, pages: pages)
     if stayed > 0 {
       Kernel.writeError(
-        "elfload: --cold: \(stayed) of \(pages) pages of \(text(path)) stay in the page cache (mapped by another process, or dirty)\n")
+        "elfload: --cold: \(stayed) of \(pages) pages of \(text(path)) stay in the page cache (another process maps them)\n")
     } else {
       log("--cold: \(pages) pages of \(text(path)) dropped from the page cache")
     }

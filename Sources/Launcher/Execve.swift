@@ -46,15 +46,18 @@ enum Execve {
     let plan = try planProgram(program.image, hasInterpreter: interpreter != nil, randomize: randomize, &random)
     log("\(kind(program.image, interpreter != nil)), base \(hex(plan.extent.start)), entry \(hex(plan.entry))")
     var loads = [ImageLoad(plan: plan, fd: program.fd)]
+    // Each image's range held from now until it is mapped (Eager.hold says why).
+    var held = Eager.hold(plan).map { [$0] } ?? []
     var interpreterPlan: LoadPlan?
     if let interpreter {
-      let planned = try loadElfInterp(interpreter.image, besides: plan)
+      let planned = try loadElfInterp(interpreter.image, besides: plan, programHeld: !held.isEmpty)
+      if let range = Eager.hold(planned) { held.append(range) }
       log("interpreter \(text(program.image.interpreter ?? [])), base \(hex(planned.extent.start)), entry \(hex(planned.entry))")
       loads.append(ImageLoad(plan: planned, fd: interpreter.fd))
       interpreterPlan = planned
     }
     let faults = try FaultPath.choose(policy, asked: request.pager, log: log)
-    let replayed = try policy.install(loads, faults: faults, shared: request.shared, replay: replay, log: log)
+    let replayed = try policy.install(loads, held: held, faults: faults, shared: request.shared, replay: replay, log: log)
     request.shared?.attach(
       faults, policy, loads, paths: [programPath] + (program.image.interpreter.map { [$0] } ?? []), replayed: replayed, log: log)
     // The program's descriptor stays open until the jump, for /proc/self/exe.
@@ -103,9 +106,10 @@ enum Execve {
 
   /// load_elf_interp: the interpreter goes where mmap puts it, after the
   /// program (whose range is held meanwhile, so that mmap cannot choose it).
-  static func loadElfInterp(_ image: Image, besides program: LoadPlan) throws(LoadError) -> LoadPlan {
+  static func loadElfInterp(_ image: Image, besides program: LoadPlan, programHeld: Bool) throws(LoadError) -> LoadPlan {
+    if programHeld { return LoadPlan(image: image, bias: try chooseBias(for: image)) }
     try Eager.reserve(program)
-    defer { Eager.release(program) }
+    defer { Eager.release([program.extent]) }
     return LoadPlan(image: image, bias: try chooseBias(for: image))
   }
 

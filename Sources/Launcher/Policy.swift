@@ -48,20 +48,25 @@ enum FaultPath {
 extension PagingPolicy {
   /// Maps (eager) or reserves (demand, hybrid, replay) every image's pages,
   /// and installs `replay`'s pages. Returns how many of those it installed.
-  func install(_ loads: [ImageLoad], faults: FaultPath, shared: SharedMeasurement?, replay: Replay?, log: Log)
-    throws(LoadError) -> UInt64
-  {
+  /// `held`: the placeholders over the images' ranges (Eager.hold), given
+  /// back just before the segments are mapped into them.
+  func install(
+    _ loads: [ImageLoad], held: [AddressRange], faults: FaultPath, shared: SharedMeasurement?, replay: Replay?, log: Log
+  ) throws(LoadError) -> UInt64 {
     let predict = self == .predictive
     switch faults {
     case .none:
-      for load in loads { try Eager.install(load, log: log) }
+      Eager.release(held)
+      for load in loads { try Eager.install(load) }
+      for load in loads { Eager.describe(load, log: log) }
       return 0
     case .signal:
-      try Demand.install(loads, prefetch: prefetch, predict: predict, log: log)
+      try Demand.install(loads, held: held, prefetch: prefetch, predict: predict, log: log)
       guard let replay else { return 0 }
       return try replay.runs(loads, log: log).reduce(0) { $0 + elfload_demand_preinstall($1.start, $1.pageCount) }
     case .uffd(let fd):
-      return try Userfault.install(loads, prefetch: prefetch, predict: predict, uffd: fd, shared: shared, replay: replay, log: log)
+      return try Userfault.install(
+        loads, held: held, prefetch: prefetch, predict: predict, uffd: fd, shared: shared, replay: replay, log: log)
     }
   }
 }
@@ -69,7 +74,9 @@ extension PagingPolicy {
 /// The all-at-once policy: the kernel's own `elf_load`, done from user space.
 /// Every mapping goes into a hole (MAP_FIXED_NOREPLACE): never over anything.
 enum Eager {
-  static func install(_ load: ImageLoad, log: Log) throws(LoadError) {
+  /// Maps one image's segments. Allocates nothing: the images' placeholders
+  /// are gone, and a heap chunk mapped now could land where they were.
+  static func install(_ load: ImageLoad) throws(LoadError) {
     for segment in load.plan.segments {
       if !segment.filePages.isEmpty {
         // Writable while the bss tail is zeroed, when there is one.
@@ -77,9 +84,6 @@ enum Eager {
         if !segment.zeroFill.isEmpty, let tail = UnsafeMutableRawPointer(bitPattern: UInt(segment.zeroFill.start)) {
           tail.initializeMemory(as: UInt8.self, repeating: 0, count: Int(segment.zeroFill.count))
         }
-        log(
-          "map \(segment.filePages) \(segment.protection) file offset \(hex(segment.fileOffset))"
-            + (segment.zeroFill.isEmpty ? "" : ", zero \(segment.zeroFill)"))
       }
       if !segment.anonymousPages.isEmpty {
         do {
@@ -90,9 +94,36 @@ enum Eager {
           }
           throw error
         }
+      }
+    }
+  }
+
+  /// --verbose: what install mapped.
+  static func describe(_ load: ImageLoad, log: Log) {
+    for segment in load.plan.segments {
+      if !segment.filePages.isEmpty {
+        log(
+          "map \(segment.filePages) \(segment.protection) file offset \(hex(segment.fileOffset))"
+            + (segment.zeroFill.isEmpty ? "" : ", zero \(segment.zeroFill)"))
+      }
+      if !segment.anonymousPages.isEmpty {
         log("map \(segment.anonymousPages) \(segment.anonymousProtection) anonymous (bss)")
       }
     }
+  }
+
+  /// Holds an image's range with an inaccessible placeholder from the moment
+  /// its place is chosen until its segments are mapped, as the kernel, which
+  /// maps at once, needs no placeholder: elfload allocates meanwhile, and
+  /// its heap grows by mmap into the first hole it finds -- the very hole
+  /// mmap chose for the interpreter. nil when the range cannot be held
+  /// (something is there: the mapping itself will say what).
+  static func hold(_ plan: LoadPlan) -> AddressRange? {
+    (try? reserve(plan)).map { plan.extent }
+  }
+
+  static func release(_ held: [AddressRange]) {
+    for range in held { Kernel.unmap(range.start, range.count) }
   }
 
   /// The kernel's elf_map: one mapping of `range`, into a hole only.
@@ -131,8 +162,6 @@ enum Eager {
     }
   }
 
-  static func release(_ plan: LoadPlan) { Kernel.unmap(plan.extent.start, plan.extent.count) }
-
   /// What /proc/self/maps says is in `range`: only read when something is.
   static func occupant(of range: AddressRange) -> String? {
     guard let maps = Kernel.readWholeFile(Array("/proc/self/maps".utf8)) else { return nil }
@@ -156,7 +185,7 @@ enum Eager {
 /// touched, plus `prefetch` following pages under hybrid.
 enum Demand {
   /// Reserves the pages of every image (the program, and its interpreter).
-  static func install(_ loads: [ImageLoad], prefetch: Int, predict: Bool, log: Log) throws(LoadError) {
+  static func install(_ loads: [ImageLoad], held: [AddressRange], prefetch: Int, predict: Bool, log: Log) throws(LoadError) {
     var all: [(segment: SegmentMapping, fd: FileDescriptor, image: Int)] = []
     for (image, load) in loads.enumerated() {
       for segment in load.plan.segments { all.append((segment, load.fd, image)) }
@@ -177,6 +206,7 @@ enum Demand {
     }
     // Every reservation first: the state array and staging copies below go
     // wherever the kernel puts them, which must not be inside the program's range.
+    Eager.release(held)
     for entry in all {
       let segment = entry.segment
       if !segment.filePages.isEmpty {
@@ -271,22 +301,15 @@ enum Demand {
 /// zeros, when it is first touched.
 enum Userfault {
   static func install(
-    _ loads: [ImageLoad], prefetch: Int, predict: Bool, uffd: FileDescriptor, shared: SharedMeasurement?,
-    replay: Replay?, log: Log
+    _ loads: [ImageLoad], held: [AddressRange], prefetch: Int, predict: Bool, uffd: FileDescriptor,
+    shared: SharedMeasurement?, replay: Replay?, log: Log
   ) throws(LoadError) -> UInt64 {
-    var regions: [(segment: SegmentMapping, range: AddressRange)] = []
-    for (image, load) in loads.enumerated() {
+    // Every segment mapped first, allocating nothing (see Eager.hold).
+    Eager.release(held)
+    for load in loads {
       for segment in load.plan.segments {
         if !segment.filePages.isEmpty {
           try Eager.elfMap(segment, segment.filePages, segment.protection, flags: [.private, .anonymous])
-          let dataEnd = segment.zeroFill.isEmpty ? segment.filePages.end : segment.zeroFill.start
-          try add(
-            segment, image: image, segment.filePages, fd: load.fd.rawValue, offset: segment.fileOffset,
-            dataEnd: dataEnd)
-          regions.append((segment, segment.filePages))
-          log(
-            "anonymous \(segment.filePages) \(segment.protection), served from file offset \(hex(segment.fileOffset)) when touched"
-              + (segment.zeroFill.isEmpty ? "" : ", zero from \(hex(segment.zeroFill.start))"))
         }
         if !segment.anonymousPages.isEmpty {
           do {
@@ -297,6 +320,23 @@ enum Userfault {
             }
             throw error
           }
+        }
+      }
+    }
+    var regions: [(segment: SegmentMapping, range: AddressRange)] = []
+    for (image, load) in loads.enumerated() {
+      for segment in load.plan.segments {
+        if !segment.filePages.isEmpty {
+          let dataEnd = segment.zeroFill.isEmpty ? segment.filePages.end : segment.zeroFill.start
+          try add(
+            segment, image: image, segment.filePages, fd: load.fd.rawValue, offset: segment.fileOffset,
+            dataEnd: dataEnd)
+          regions.append((segment, segment.filePages))
+          log(
+            "anonymous \(segment.filePages) \(segment.protection), served from file offset \(hex(segment.fileOffset)) when touched"
+              + (segment.zeroFill.isEmpty ? "" : ", zero from \(hex(segment.zeroFill.start))"))
+        }
+        if !segment.anonymousPages.isEmpty {
           try add(segment, image: image, segment.anonymousPages, fd: -1, offset: 0, dataEnd: segment.anonymousPages.start)
           regions.append((segment, segment.anonymousPages))
           log("anonymous \(segment.anonymousPages) \(segment.anonymousProtection) (bss), zero pages served when touched")

@@ -300,9 +300,12 @@ static long install(const struct elfload_demand_region *r, uint64_t page) {
   int spread = __atomic_load_n(&demand.spread, __ATOMIC_RELAXED) != 0;
   // What to map after the page: `prefetch` pages (hybrid), what the
   // predictor says (hybrid --prefetch auto), or nothing (demand).
-  struct elfload_prefetch ahead = {.stride = page_size, .pages = demand.prefetch};
+  struct elfload_prefetch ahead;
+  ahead.stride = page_size;
+  ahead.pages = demand.prefetch;
+  ahead.outcome = 0;
   if (demand.predict && !spread)
-    ahead = elfload_predict(&demand.predictors[r - demand.regions], page, r->start, r->end, demand.counters);
+    ahead = elfload_predict(&demand.predictors[r - demand.regions], page, r->start, r->end);
   int contiguous = ahead.stride == page_size || ahead.stride == -(int64_t)page_size;
   // Claim a run of pages; stop at the first one that is taken, and before
   // the staged page, which has its own way in.
@@ -344,6 +347,7 @@ static long install(const struct elfload_demand_region *r, uint64_t page) {
   count(&demand.counters->faults, 1);
   count(&demand.counters->pages_mapped, pages);
   count(&demand.counters->pages_prefetched, pages - 1);
+  elfload_count_prediction(ahead, demand.counters);
   trace(r, page, (end - page) / page_size, 1);
   trace(r, first, (page - first) / page_size, 0);
   if (!spread && !contiguous) install_strided(r, page, ahead);

@@ -38,26 +38,38 @@ struct elfload_predictor {
 struct elfload_prefetch {
   int64_t stride;
   uint64_t pages;
+  int64_t outcome;  // predictor_hit, predictor_miss, or 0: for the caller to count once the fault is served
 };
+// (Built field by field, here and in the handler: a compound literal that
+// leaves a field out may compile to a call to memset, outside the handler's
+// sections, which are all that is left after the jump.)
+enum { predictor_hit = 1, predictor_miss = 2 };
+
+// Counts a served fault's outcome.
+static inline void elfload_count_prediction(struct elfload_prefetch ahead, struct elfload_demand_counters *counters) {
+  if (ahead.outcome == predictor_hit) __atomic_fetch_add(&counters->predictor_hits, 1, __ATOMIC_RELAXED);
+  if (ahead.outcome == predictor_miss) __atomic_fetch_add(&counters->predictor_misses, 1, __ATOMIC_RELAXED);
+}
 
 #define ELFLOAD_LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
 #define ELFLOAD_STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 
 // Updates `p` with a fault at `page` of [start, end) and says what to install
-// after it; counts hits and misses.
+// after it, and whether the fault was a hit or a miss.
 static inline struct elfload_prefetch elfload_predict(struct elfload_predictor *p, uint64_t page, uint64_t start,
-                                                      uint64_t end, struct elfload_demand_counters *counters) {
+                                                      uint64_t end) {
   uint64_t last = ELFLOAD_LOAD(p->last);
   int64_t stride = ELFLOAD_LOAD(p->stride);
   uint32_t window = ELFLOAD_LOAD(p->window);
   int64_t distance = last != 0 ? (int64_t)(page - last) : 0;
+  int64_t outcome = 0;
   if (window > 0 && page == ELFLOAD_LOAD(p->expected)) {
-    __atomic_fetch_add(&counters->predictor_hits, 1, __ATOMIC_RELAXED);
+    outcome = predictor_hit;
     window = window * 2 < predictor_max_window ? window * 2 : predictor_max_window;
   } else if (distance != 0 && distance == stride) {
     window = predictor_first_window;
   } else {
-    if (window > 0) __atomic_fetch_add(&counters->predictor_misses, 1, __ATOMIC_RELAXED);
+    if (window > 0) outcome = predictor_miss;
     window = 0;
     stride = distance;
   }
@@ -70,7 +82,11 @@ static inline struct elfload_prefetch elfload_predict(struct elfload_predictor *
   ELFLOAD_STORE(p->stride, stride);
   ELFLOAD_STORE(p->window, window);
   ELFLOAD_STORE(p->expected, page + (uint64_t)((int64_t)(pages + 1) * stride));
-  return (struct elfload_prefetch){.stride = stride, .pages = window > 0 ? pages : 0};
+  struct elfload_prefetch ahead;
+  ahead.stride = stride;
+  ahead.pages = window > 0 ? pages : 0;
+  ahead.outcome = outcome;
+  return ahead;
 }
 
 #undef ELFLOAD_LOAD

@@ -234,8 +234,9 @@ static void serve(uint32_t u, uint64_t address, uint32_t tid) {
   // predictor says (hybrid --prefetch auto: in a page run after the fault
   // when the stride is one page, else one copy a page, after the fault's).
   struct elfload_prefetch ahead = {.stride = page_size, .pages = pager.prefetch};
-  if (r != NULL && pager.predict)
-    ahead = elfload_predict(&pager.predictors[r - pager.regions], original, r->start, r->end, pager.counters);
+  struct elfload_predictor *predictor = r != NULL && pager.predict ? &pager.predictors[r - pager.regions] : NULL;
+  struct elfload_predictor before = predictor != NULL ? *predictor : (struct elfload_predictor){0};
+  if (predictor != NULL) ahead = elfload_predict(predictor, original, r->start, r->end);
   uint64_t pages = 1 + (ahead.stride == page_size ? ahead.pages : 0);
   if (r != NULL && (r->end - original) / page_size < pages) pages = (r->end - original) / page_size;
   if (r == NULL) pages = 1;  // grown in place, or unknown: zeros, as new anonymous memory reads
@@ -281,9 +282,12 @@ static void serve(uint32_t u, uint64_t address, uint32_t tid) {
       sys(__NR_sched_yield, 0, 0, 0, 0, 0);
       continue;
     }
-    // The page is there already (another thread's fault filled it), or its
-    // mapping went away: its thread may still be parked, so wake it; it
-    // retries the access and either goes on or faults anew.
+    // The page is there already (another thread's fault filled it, or this
+    // server's prefetch, while the thread ran ahead of it), or its mapping
+    // went away: its thread may still be parked, so wake it; it retries the
+    // access and either goes on or faults anew. Not a fault the predictor
+    // should learn from: its history is as it was.
+    if (predictor != NULL) *predictor = before;
     wake(fd, page);
     return;
   }
@@ -291,9 +295,10 @@ static void serve(uint32_t u, uint64_t address, uint32_t tid) {
   count(&pager.counters->faults, 1);
   count(&pager.counters->pages_mapped, installed);
   count(&pager.counters->pages_prefetched, installed - 1);
+  elfload_count_prediction(ahead, pager.counters);
   trace(r, page, installed, tid);
-  if (pager.measured) wake(fd, page);
   if (r != NULL && ahead.stride != page_size) install_strided(fd, r, page, original, ahead, tid);
+  if (pager.measured) wake(fd, page);
 }
 
 // Adds a userfaultfd (the program's, or a forked child's).

@@ -44,14 +44,16 @@ enum Policy: String, CaseIterable, Sendable, CustomTestStringConvertible {
   case hybrid1Uffd = "hybrid 1 uffd"
   case hybrid4Uffd = "hybrid 4 uffd"
   case hybrid64Uffd = "hybrid 64 uffd"
+  case hybridAuto = "hybrid auto"
+  case hybridAutoUffd = "hybrid auto uffd"
 
   static var allCases: [Policy] {
-    [.eager, .demand, .hybrid1, .hybrid4, .hybrid64]
-      + (uffdAvailable ? [.demandUffd, .hybrid1Uffd, .hybrid4Uffd, .hybrid64Uffd] : [])
+    [.eager, .demand, .hybrid1, .hybrid4, .hybrid64, .hybridAuto] + uffd
   }
 
   /// The userfaultfd pager, under demand and hybrid.
-  static let uffd: [Policy] = uffdAvailable ? [.demandUffd, .hybrid1Uffd, .hybrid4Uffd, .hybrid64Uffd] : []
+  static let uffd: [Policy] =
+    uffdAvailable ? [.demandUffd, .hybrid1Uffd, .hybrid4Uffd, .hybrid64Uffd, .hybridAutoUffd] : []
 
   /// Whether this kernel gives elfload its userfaultfd pager.
   static let uffdAvailable: Bool =
@@ -68,6 +70,8 @@ enum Policy: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case .hybrid1Uffd: ["--mode", "hybrid", "--prefetch", "1", "--pager", "uffd"]
     case .hybrid4Uffd: ["--mode", "hybrid", "--prefetch", "4", "--pager", "uffd"]
     case .hybrid64Uffd: ["--mode", "hybrid", "--prefetch", "64", "--pager", "uffd"]
+    case .hybridAuto: ["--mode", "hybrid", "--prefetch", "auto", "--pager", "signal"]
+    case .hybridAutoUffd: ["--mode", "hybrid", "--prefetch", "auto", "--pager", "uffd"]
     }
   }
   /// Demand and hybrid: pages mapped when first touched.

@@ -5,7 +5,7 @@ import Testing
 /// Settings built for a test line.
 func settings(
   _ policy: PagingPolicy = .eager, argv0: String? = nil, verbose: Bool = false, stats: Bool = false,
-  json: String? = nil, trace: String? = nil, residency: String? = nil
+  json: String? = nil, trace: String? = nil, residency: String? = nil, record: String? = nil, cold: Bool = false
 ) -> RunSettings {
   var s = RunSettings()
   s.policy = policy
@@ -15,6 +15,8 @@ func settings(
   s.statsJSON = json.map { Array($0.utf8) }
   s.trace = trace.map { Array($0.utf8) }
   s.residency = residency.map { Array($0.utf8) }
+  s.record = record.map { Array($0.utf8) }
+  s.cold = cold
   return s
 }
 
@@ -70,6 +72,20 @@ let runLines: [RunLine] = [
     argv: ["elfload", "--mode", "demand", "--residency", "r.csv", "./p"], programIndex: 5,
     settings: settings(.demand, residency: "r.csv")),
   RunLine(argv: ["elfload", "--residency=-", "./p"], programIndex: 2, settings: settings(residency: "-")),
+  RunLine(
+    argv: ["elfload", "--mode", "hybrid", "--prefetch", "auto", "./p"], programIndex: 5, settings: settings(.predictive)),
+  RunLine(
+    argv: ["elfload", "--prefetch=auto", "--mode=hybrid", "--cold", "./p"], programIndex: 4,
+    settings: settings(.predictive, cold: true)),
+  RunLine(
+    argv: ["elfload", "--mode", "replay", "--profile", "p.profile", "./p"], programIndex: 5,
+    settings: settings(.replay(profile: Array("p.profile".utf8)))),
+  RunLine(
+    argv: ["elfload", "record", "--profile", "p.profile", "./p", "x"], programIndex: 4,
+    settings: settings(.demand, record: "p.profile")),
+  RunLine(
+    argv: ["elfload", "record", "--mode", "demand", "--profile=q", "--", "./p"], programIndex: 6,
+    settings: settings(.demand, record: "q")),
 ]
 
 @Test(arguments: runLines)
@@ -97,7 +113,7 @@ func companionLines(_ argv: [String]) {
   (["elfload", "--mode=", "./p"], "empty value for '--mode <policy>'"),
   (["elfload", "--mode"], "missing value for '--mode <policy>'"),
   (["elfload", "--argv0"], "missing value for '--argv0 <name>'"),
-  (["elfload", "--mode", "hybrid", "--prefetch", "0", "./p"], "--prefetch must be from 1 to 512 pages, not '0'"),
+  (["elfload", "--mode", "hybrid", "--prefetch", "0", "./p"], "--prefetch must be from 1 to 512 pages or auto, not '0'"),
   (["elfload", "--mode", "hybrid", "--prefetch", "513", "./p"], "not '513'"),
   (["elfload", "--mode", "hybrid", "--prefetch", "-1", "./p"], "not '-1'"),
   (["elfload", "--mode", "hybrid", "--prefetch", "x", "./p"], "not 'x'"),
@@ -108,6 +124,12 @@ func companionLines(_ argv: [String]) {
   (["elfload", "--stat", "/bin/true"], "unrecognized option '--stat'"),
   (["elfload", "-vx", "./p"], "unrecognized option '-vx'"),
   (["elfload", "--verbose=yes", "./p"], "'--verbose' takes no value"),
+  (["elfload", "--mode", "hybrid", "--prefetch", "Auto", "./p"], "pages or auto, not 'Auto'"),
+  (["elfload", "--mode", "replay", "./p"], "--mode replay needs --profile FILE"),
+  (["elfload", "--profile", "p", "./p"], "--profile applies to --mode replay and to record (the mode is eager)"),
+  (["elfload", "record", "./p"], "record needs --profile FILE"),
+  (["elfload", "record", "--profile", "p", "--mode", "replay", "./p"], "record runs the program under --mode demand"),
+  (["elfload", "--mode", "replay", "--profile", "p", "--prefetch", "auto", "./p"], "--prefetch applies to --mode hybrid"),
 ])
 func mistakes(_ argv: [String], _ phrase: String) {
   guard case .usageError(let message) = parseLine(argv) else {

@@ -31,7 +31,7 @@ private func withHandler(
   defer { munmap(states, 2 * page) }
   var previous = sigaction()
   sigaction(SIGSEGV, nil, &previous)
-  elfload_demand_configure(states, prefetch)
+  elfload_demand_configure(states, prefetch, 0)
   for var region in regions { #expect(elfload_demand_add_region(&region) == 0) }
   #expect(elfload_demand_activate() == 0)
   body()

@@ -1,0 +1,218 @@
+// Predictive paging: --prefetch auto's exact faults on programs whose touches are known, record and
+// replay compared with native runs, stale, truncated and malformed profiles, and --cold.
+import Foundation
+import Testing
+
+@Suite("Predictive paging")
+struct PredictiveTests {
+  static let scratch = scratchDirectory("predictive")
+  static let pagers: [String] = ["signal"] + (Policy.uffdAvailable ? ["uffd"] : [])
+
+  /// What --prefetch auto does on a sample, fault by fault (predictor.h's rule).
+  struct Expected: Sendable, CustomTestStringConvertible {
+    var sample: String
+    /// The bss pages that fault, in order (the code page faults first, apart).
+    var faultingPages: [Int]
+    /// bss pages mapped (the code page apart).
+    var mapped: Int
+    var hits: Int
+    var misses: Int
+    /// Prefetched pages never touched (the signal pager's watcher counts them).
+    var unused: Int
+    var testDescription: String { sample }
+  }
+
+  static let expectations = [
+    // bss pages 0-99 in order: the stride (1 page) is seen at page 2, which
+    // opens a window of 4 (3-6); hits at 7, 16, 33, 66 double it to 8, 16,
+    // 32, 64 (67-130: 31 of them never touched).
+    Expected(sample: "touch_pages", faultingPages: [0, 1, 2, 7, 16, 33, 66], mapped: 131, hits: 4, misses: 0, unused: 31),
+    // Every 4th page, 0-396: the stride (4 pages) is seen at page 8 (window
+    // 12-24), hits at 28, 64, 132, 264 (whose window of 64 is cut to the 33
+    // pages left: 268-396); then page 3 is a miss that closes the window,
+    // page 2 a new candidate stride (-1), page 1 repeats it (its window holds
+    // only page 0, mapped already).
+    Expected(
+      sample: "stride_pages", faultingPages: [0, 4, 8, 28, 64, 132, 264, 3, 2, 1], mapped: 103, hits: 4, misses: 1,
+      unused: 0),
+  ]
+
+  @Test("--prefetch auto: the faults, hits and misses the rule predicts", arguments: expectations, pagers)
+  func autoCounts(_ expected: Expected, _ pager: String) throws {
+    for flavour in [Flavour.staticExec, .staticPIE] {
+      let program = Paths.sample(expected.sample, flavour)
+      let name = "\(expected.sample)-\(flavour.rawValue)-\(pager)"
+      let json = "\(Self.scratch)/\(name).json"
+      let trace = "\(Self.scratch)/\(name).csv"
+      let native = run([program])
+      let loaded = run(
+        [Paths.elfload, "--mode", "hybrid", "--prefetch", "auto", "--pager", pager, "--stats-json", json, "--trace", trace, program])
+      #expect(loaded == native, "native:\n\(native)\nunder elfload:\n\(loaded)")
+      let stats = try #require(
+        try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
+      #expect(stats["prefetch"] as? String == "auto", "\(stats)")
+      #expect(stats["policy"] as? String == "hybrid --prefetch auto", "\(stats)")
+      #expect(stats["loader_faults"] as? Int == 1 + expected.faultingPages.count, "\(name): \(stats)")
+      #expect(stats["pages_mapped"] as? Int == 1 + expected.mapped, "\(name): \(stats)")
+      #expect(stats["pages_prefetched"] as? Int == expected.mapped - expected.faultingPages.count, "\(name): \(stats)")
+      #expect(stats["predictor_hits"] as? Int == expected.hits, "\(name): \(stats)")
+      #expect(stats["predictor_misses"] as? Int == expected.misses, "\(name): \(stats)")
+      if pager == "signal" { #expect(stats["prefetched_unused"] as? Int == expected.unused, "\(name): \(stats)") }
+      // The trace: the bss pages that faulted, in order, and no page twice.
+      let rows = try String(contentsOfFile: trace, encoding: .utf8).split(separator: "\n").dropFirst()
+        .map { $0.split(separator: ",").map(String.init) }
+      let code = rows.first?[4]
+      let bss = rows.filter { $0[4] != code }
+      let firstPage = bss.compactMap { Int($0[5]) }.min() ?? 0
+      #expect(
+        bss.filter { $0[6] == "fault" }.compactMap { Int($0[5]) }.map { $0 - firstPage } == expected.faultingPages,
+        "\(name)")
+      #expect(Set(bss.map { $0[5] }).count == bss.count, "\(name): a page installed twice")
+    }
+  }
+
+  /// Programs recorded, then replayed: each run as native.
+  static let replayed: [[String]] = [
+    [Paths.sample("touch_pages", .staticExec)],
+    [Paths.sample("hello", .staticPIE)],
+    [Paths.sample("hello", .dynamic)],
+    [Paths.sample("bench1_args", .dynamic), "one", "two"],
+    ["/bin/true"],
+  ] + [["/usr/bin/busybox", "sh", "-c", "echo hi; exit 3"], ["/usr/bin/gcc", "-dumpversion"], ["/usr/bin/python3", "-c", "print(6*7)"]]
+    .filter { FileManager.default.isExecutableFile(atPath: $0[0]) }
+
+  @Test("record, then replay: both runs as native, and the replay installs what the record saw", arguments: replayed, pagers)
+  func recordThenReplay(_ argv: [String], _ pager: String) throws {
+    let profile = "\(Self.scratch)/\(URL(fileURLWithPath: argv[0]).lastPathComponent)-\(argv.count)-\(pager).profile"
+    let native = run(argv)
+    let recorded = run([Paths.elfload, "record", "--profile", profile, "--pager", pager] + argv)
+    #expect(recorded == native, "native:\n\(native)\nrecorded:\n\(recorded)")
+    let lines = try String(contentsOfFile: profile, encoding: .utf8).split(separator: "\n")
+    #expect(lines.first == "elfload profile 1")
+    let dynamic = run([Paths.elfload, "inspect", argv[0]]).stdout.contains("interpreter (PT_INTERP)")
+    #expect(lines.filter { $0.hasPrefix("image ") }.count == (dynamic ? 2 : 1), "\(lines.prefix(6))")
+    #expect(lines.contains { $0.split(separator: " ").count == 3 && $0.first?.isNumber == true })
+    let json = profile + ".json"
+    let replay = run([Paths.elfload, "--mode", "replay", "--profile", profile, "--pager", pager, "--stats-json", json] + argv)
+    #expect(replay == native, "native:\n\(native)\nreplayed:\n\(replay)")
+    let stats = try #require(
+      try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
+    #expect(stats["mode"] as? String == "replay")
+    let replayedPages = try #require(stats["pages_replayed"] as? Int)
+    #expect(replayedPages > 0, "\(stats)")
+    if argv[0].hasSuffix("touch_pages") {
+      // Its touches are the same every run: all installed before the jump, no fault left.
+      #expect(replayedPages == 101 && stats["loader_faults"] as? Int == 0, "\(stats)")
+    }
+  }
+
+  @Test("a profile recorded for another file is ignored with one line, and the run is demand", arguments: pagers)
+  func staleProfile(_ pager: String) throws {
+    // A copy of a program, recorded; then the copy changes (its mtime): the
+    // profile no longer applies. And a profile of another program altogether.
+    let copy = "\(Self.scratch)/stale-hello-\(pager)"
+    try? FileManager.default.removeItem(atPath: copy)
+    try FileManager.default.copyItem(atPath: Paths.sample("hello", .staticExec), toPath: copy)
+    let profile = copy + ".profile"
+    #expect(run([Paths.elfload, "record", "--profile", profile, "--pager", pager, copy]).ending == .exited(0))
+    try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -3600)], ofItemAtPath: copy)
+    for program in [copy, Paths.sample("exit_code", .staticExec)] {
+      let native = run([program])
+      let loaded = run([Paths.elfload, "--mode", "replay", "--profile", profile, "--pager", pager, program])
+      #expect(loaded.stdout == native.stdout && loaded.ending == native.ending, "\(loaded)")
+      let lines = loaded.stderr.split(separator: "\n")
+      #expect(lines.count == 1 + native.stderr.split(separator: "\n").count, "\(loaded)")
+      #expect(lines.first?.hasPrefix("elfload: --profile \(profile) was recorded for other files") == true, "\(loaded)")
+    }
+  }
+
+  @Test("a malformed or truncated profile: refused with one line (126), or, cut at a line's end, replayed as far as it goes")
+  func malformedProfiles() throws {
+    let program = Paths.sample("hello", .dynamic)
+    let profile = "\(Self.scratch)/good.profile"
+    #expect(run([Paths.elfload, "record", "--profile", profile, program]).ending == .exited(0))
+    let good = [UInt8](try Data(contentsOf: URL(fileURLWithPath: profile)))
+    let native = run([program])
+    func replay(_ bytes: [UInt8], _ label: String) -> Outcome {
+      let path = "\(Self.scratch)/bad-\(label).profile"
+      FileManager.default.createFile(atPath: path, contents: Data(bytes))
+      return run([Paths.elfload, "--mode", "replay", "--profile", path, program])
+    }
+    let text = String(decoding: good, as: UTF8.self)
+    let bad: [(String, String)] = [
+      ("empty", ""),
+      ("binary", "\u{7f}ELF\u{2}\u{1}"),
+      ("version", text.replacingOccurrences(of: "elfload profile 1", with: "elfload profile 99")),
+      ("huge-page", text + "0 1 99999999999999999999999\n"),
+      ("page-outside", text + "0 1 4000000\n"),
+      ("no-segment", text + "0 77 0\n"),
+      ("image-2", text + "2 0 0\n"),
+      ("words", text + "0 1\n"),
+      ("mtime", text.replacingOccurrences(of: ".", with: ",")),
+    ]
+    for (label, contents) in bad {
+      let loaded = replay(Array(contents.utf8), label)
+      #expect(loaded.ending == .exited(126) && loaded.stdout.isEmpty, "\(label): \(loaded)")
+      #expect(
+        loaded.stderr.hasPrefix("elfload: --profile ") && loaded.stderr.split(separator: "\n").count == 1, "\(label): \(loaded)")
+    }
+    // Cut anywhere: refused with one line, or (cut at a line's end, after
+    // the image lines) replayed as far as it goes.
+    for cut in stride(from: 0, to: good.count, by: max(1, good.count / 23)) {
+      let loaded = replay(Array(good.prefix(cut)), "cut-\(cut)")
+      let oneLine = loaded.stderr.hasPrefix("elfload: --profile ") && loaded.stderr.split(separator: "\n").count == 1
+      if loaded.ending == .exited(126) {
+        #expect(oneLine && loaded.stdout.isEmpty, "\(cut): \(loaded)")
+      } else if loaded.stderr.contains("was recorded for other files") {
+        // Cut inside the image lines: the files no longer match; demand.
+        #expect(oneLine && loaded.stdout == native.stdout && loaded.ending == native.ending, "cut at \(cut): \(loaded)")
+      } else {
+        #expect(loaded == native, "cut at \(cut): \(loaded)")
+      }
+    }
+  }
+
+  @Test("options: replay needs a profile, record needs demand, --profile needs one of them")
+  func usage() {
+    let program = Paths.sample("hello", .staticExec)
+    for argv in [
+      ["--mode", "replay", program],
+      ["record", program],
+      ["record", "--profile", "\(Self.scratch)/p", "--mode", "hybrid", program],
+      ["--mode", "demand", "--profile", "\(Self.scratch)/p", program],
+      ["--mode", "eager", "--prefetch", "auto", program],
+      ["--mode", "hybrid", "--prefetch", "automatic", program],
+    ] {
+      let loaded = run([Paths.elfload] + argv)
+      #expect(loaded.ending == .exited(64) && loaded.stdout.isEmpty, "\(argv): \(loaded)")
+      #expect(loaded.stderr.hasPrefix("Error: "), "\(argv): \(loaded)")
+    }
+  }
+
+  @Test("--cold drops the program's pages from the page cache, and says which stay because a process maps them")
+  func cold() throws {
+    let copy = "\(Self.scratch)/cold-sleep"
+    try? FileManager.default.removeItem(atPath: copy)
+    try FileManager.default.copyItem(atPath: Paths.sample("hello", .staticExec), toPath: copy)
+    _ = try Data(contentsOf: URL(fileURLWithPath: copy))  // in the page cache now
+    let native = run([copy])
+    let loaded = run([Paths.elfload, "--cold", "--verbose", copy])
+    #expect(loaded.stdout == native.stdout && loaded.ending == native.ending, "\(loaded)")
+    #expect(loaded.stderr.contains("--cold: ") && loaded.stderr.contains("dropped from the page cache"), "\(loaded)")
+    // A file another process maps keeps its mapped pages: said in one line
+    // even without --verbose (the start is not as cold as asked).
+    let sleeper = "\(Self.scratch)/cold-sleeper"
+    try? FileManager.default.removeItem(atPath: sleeper)
+    try FileManager.default.copyItem(atPath: "/bin/sleep", toPath: sleeper)
+    let running = Process()
+    running.executableURL = URL(fileURLWithPath: sleeper)
+    running.arguments = ["30"]
+    try running.run()
+    defer { running.terminate() }
+    Thread.sleep(forTimeInterval: 0.3)
+    let busy = run([Paths.elfload, "--cold", sleeper, "0"])
+    #expect(busy.ending == .exited(0), "\(busy)")
+    // (Its interpreter too, mapped by every dynamically linked process.)
+    #expect(busy.stderr.contains("elfload: --cold: ") && busy.stderr.contains("of \(sleeper) stay in the page cache"), "\(busy)")
+  }
+}
