@@ -6,6 +6,7 @@ enum Charts {
   static let colors: [String: String] = [
     "native": "#4d4d4d", "eager": "#2166ac", "demand": "#b2182b", "hybrid16": "#ef8a62",
     "ulexecve": "#7b3294", "demand-uffd": "#1b7837", "hybrid16-uffd": "#7fbf7b",
+    "auto": "#e7298a", "auto-uffd": "#c994c7", "replay": "#8c510a", "replay-uffd": "#dfc27d",
   ]
   static func color(_ loader: String) -> String { colors[loader] ?? "#999999" }
 
@@ -148,7 +149,9 @@ enum Charts {
   }
 
   /// Prefetch depth (log2 axis) against wall time and against faults, with
-  /// eager, demand and native as reference lines.
+  /// native, eager, demand and auto (--prefetch auto: where the predictor
+  /// lands against every fixed N) as reference lines, all with the sweep's
+  /// pager (signal).
   static func prefetch(sweep: [(depth: Int, cell: Cell)], reference: [Cell], note: String) -> String {
     let width = 900
     let height = 380
@@ -165,7 +168,7 @@ enum Charts {
       let w = 370.0
       let h = 220.0
       var values = sweep.compactMap { metric($0.cell) }
-      let refs = reference.filter { $0.loader != "hybrid16" && $0.loader != "ulexecve" }
+      let refs = reference.filter { ["native", "eager", "demand", "auto"].contains($0.loader) }
         .compactMap { c in metric(c).map { (c.loader, $0) } }
       values += refs.map(\.1)
       let positive = values.filter { $0 > 0 }

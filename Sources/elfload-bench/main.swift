@@ -43,7 +43,8 @@ struct Options {
           usage: elfload-bench [--quick] [--runs N] [--out DIR] [--elfload PATH] [--samples DIR]
 
           Runs every workload natively and under each loader (elfload eager, demand and
-          hybrid --prefetch 16 with each pager, and ulexecve when installed), N times each after warm-up
+          hybrid --prefetch 16, hybrid --prefetch auto and replay (of a profile elfload record
+          wrote of the workload first) with each pager, and ulexecve when installed), N times each after warm-up
           runs, in fresh processes; then a prefetch-depth sweep on the 64 MiB bss pass.
           Writes DIR/results.csv, DIR/results.md and the charts DIR/time.svg,
           DIR/memory.svg, DIR/prefetch.svg and DIR/startup.svg.
@@ -126,6 +127,9 @@ struct Loader {
   var prefix: [String]
   /// elfload options, for the extra run that reads its counters.
   var elfloadOptions: [String]?
+  /// --mode replay with this pager: each workload is recorded first (elfload
+  /// record, one run), and its profile replayed.
+  var replayPager: String? = nil
 }
 
 struct Workload {
@@ -242,6 +246,11 @@ let ulexecvePython: String? = {
   return out.trimmingCharacters(in: .whitespacesAndNewlines)
 }()
 
+/// A loader that runs elfload with these options.
+func elfloadLoader(_ name: String, _ opts: [String]) -> Loader {
+  Loader(name: name, prefix: [options.elfload] + opts, elfloadOptions: opts)
+}
+
 var loaders = [
   Loader(name: "native", prefix: [], elfloadOptions: nil),
   Loader(name: "eager", prefix: [options.elfload, "--mode", "eager"], elfloadOptions: ["--mode", "eager"]),
@@ -251,6 +260,8 @@ var loaders = [
   Loader(
     name: "hybrid16", prefix: [options.elfload, "--mode", "hybrid", "--prefetch", "16", "--pager", "signal"],
     elfloadOptions: ["--mode", "hybrid", "--prefetch", "16", "--pager", "signal"]),
+  elfloadLoader("auto", ["--mode", "hybrid", "--prefetch", "auto", "--pager", "signal"]),
+  Loader(name: "replay", prefix: [], elfloadOptions: nil, replayPager: "signal"),
 ]
 // The userfaultfd pager, where the kernel grants it (root, or vm.unprivileged_userfaultfd=1).
 ensureRunbench()
@@ -263,6 +274,8 @@ if runbenchCell([options.elfload, "--mode", "demand", "--pager", "uffd", "/bin/t
     Loader(
       name: "hybrid16-uffd", prefix: [options.elfload, "--mode", "hybrid", "--prefetch", "16", "--pager", "uffd"],
       elfloadOptions: ["--mode", "hybrid", "--prefetch", "16", "--pager", "uffd"]))
+  loaders.append(elfloadLoader("auto-uffd", ["--mode", "hybrid", "--prefetch", "auto", "--pager", "uffd"]))
+  loaders.append(Loader(name: "replay-uffd", prefix: [], elfloadOptions: nil, replayPager: "uffd"))
 }
 if let python = ulexecvePython {
   loaders.append(Loader(name: "ulexecve", prefix: [python, "-m", "ulexecve"], elfloadOptions: nil))
@@ -289,7 +302,8 @@ ensureRunbench()
 
 /// The loader's own counters, from one extra run with --stats-json.
 func counters(_ loader: Loader, _ workload: Workload) -> (Int, Int)? {
-  guard let opts = loader.elfloadOptions, opts.contains("demand") || opts.contains("hybrid") else {
+  guard let opts = loader.elfloadOptions, opts.contains("demand") || opts.contains("hybrid") || opts.contains("replay")
+  else {
     return nil
   }
   let json = NSTemporaryDirectory() + "elfload-bench-\(getpid()).json"
@@ -305,7 +319,23 @@ func counters(_ loader: Loader, _ workload: Workload) -> (Int, Int)? {
 /// The status the program ends with natively, per workload.
 var nativeStatus: [String: Int] = [:]
 
-@MainActor func measure(_ loader: Loader, _ workload: Workload, runs: Int) -> Cell {
+/// A replay loader made concrete for a workload: the workload recorded
+/// (once per workload and pager), then its profile replayed.
+var profiles: [String: String] = [:]
+@MainActor func concrete(_ loader: Loader, _ workload: Workload) -> Loader {
+  guard let pager = loader.replayPager else { return loader }
+  let key = "\(workload.name)|\(pager)"
+  let profile = profiles[key] ?? {
+    let path = NSTemporaryDirectory() + "elfload-bench-\(getpid())-\(profiles.count).profile"
+    _ = runbenchCell([options.elfload, "record", "--profile", path, "--pager", pager] + workload.argv, runs: 1, warmup: 0)
+    profiles[key] = path
+    return path
+  }()
+  return elfloadLoader(loader.name, ["--mode", "replay", "--profile", profile, "--pager", pager])
+}
+
+@MainActor func measure(_ given: Loader, _ workload: Workload, runs: Int) -> Cell {
+  let loader = concrete(given, workload)
   let argv = loader.prefix + workload.argv
   let m = runbenchCell(argv, runs: runs, warmup: options.warmup) ?? (0, 0, 0, 0, 0, -1)
   if loader.name == "native" { nativeStatus[workload.name] = m.5 }
@@ -405,6 +435,7 @@ for c in startup {
   let native = startup.first { $0.workload == c.workload && $0.loader == "native" }?.median ?? 1
   md += "| \(c.workload) | \(c.loader) | \(ms(c.median)) | \(String(format: "%.2f", c.median / native))× |\n"
 }
+for path in profiles.values { try? fm.removeItem(atPath: path) }
 write("results.md", md)
 drawCharts(cells: cells, sweep: sweep, startup: startup, note: note, into: options.out)
 FileHandle.standardError.write(
