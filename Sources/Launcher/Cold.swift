@@ -15,6 +15,13 @@ enum Cold {
     }
     guard let status = try? Kernel.status(fd), status.size > 0 else { return }
     let pages = (status.size + pageSize - 1) / pageSize
+    // mincore tells the page cache's state only to a user who owns the file
+    // or may write it (or root): to anyone else it says every page is there.
+    let user = UInt32(truncatingIfNeeded: Kernel.syscall(.geteuid))
+    guard user == 0 || user == status.owner || (try? Kernel.access(path, 2)) != nil else {
+      log("--cold: \(pages) pages of \(text(path)) asked out of the page cache; what stayed cannot be known (mincore reports the cache only to the file's owner, a writer or root)")
+      return
+    }
     let stayed = cached(fd, length: status.size, pages: pages)
     if stayed > 0 {
       Kernel.writeError(

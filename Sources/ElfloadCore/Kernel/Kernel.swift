@@ -19,6 +19,7 @@ public struct FileStatus: Sendable {
   public var inode: UInt64 = 0
   public var modifiedSeconds: Int64 = 0
   public var modifiedNanoseconds: Int64 = 0
+  public var owner: UInt32 = 0
   public var type: UInt32 { mode & FileType.mask }
 
   init(_ st: elfload_stat) {
@@ -28,6 +29,7 @@ public struct FileStatus: Sendable {
     inode = st.st_ino
     modifiedSeconds = Int64(bitPattern: st.times.2)
     modifiedNanoseconds = Int64(bitPattern: st.times.3)
+    owner = st.st_uid
   }
 }
 
