@@ -33,14 +33,18 @@ enum Execve {
     log("\(kind(program.image, interpreter != nil)), base \(hex(plan.extent.start)), entry \(hex(plan.entry))")
     var loads = [ImageLoad(plan: plan, fd: program.fd)]
     var interpreterPlan: LoadPlan?
+    // The point of no return: from here on the program's pages are mapped (see elfMapFailed).
     if let interpreter {
-      let planned = try loadElfInterp(interpreter.image, besides: plan)
+      let planned: LoadPlan
+      do { planned = try loadElfInterp(interpreter.image, besides: plan) } catch { throw elfMapFailed(error, plan, log: log) }
       log("interpreter \(text(program.image.interpreter ?? [])), base \(hex(planned.extent.start)), entry \(hex(planned.entry))")
       loads.append(ImageLoad(plan: planned, fd: interpreter.fd))
       interpreterPlan = planned
     }
     let faults = try FaultPath.choose(request.policy, asked: request.pager, log: log)
-    try request.policy.install(loads, faults: faults, shared: request.shared, log: log)
+    do {
+      try request.policy.install(loads, faults: faults, shared: request.shared, log: log)
+    } catch { throw elfMapFailed(error, plan, log: log) }
     request.shared?.attach(faults, request.policy, loads, log: log)
     // The program's descriptor stays open until the jump, for /proc/self/exe.
     for load in loads.dropFirst() { Kernel.close(load.fd) }
@@ -54,6 +58,38 @@ enum Execve {
     try startThread(
       faults: faults, program: program.fd, entry: interpreterPlan?.entry ?? plan.entry, stack: stack,
       memoryMap: memoryMap, stackLimit: stackLimit, shared: request.shared, policy: request.policy, log: log)
+  }
+
+  /// What a failed mapping of the program becomes. execve maps segments after its point of
+  /// no return (begin_new_exec), so when its mmap refuses one the process is killed by SIGSEGV
+  /// (bprm_execve's force_fatal_sig). elfload asks the same mmap and does the same where the
+  /// answer is about the program's addresses: below vm.mmap_min_addr only CAP_SYS_RAWIO may
+  /// map (cap_mmap_addr's EPERM; an LSM's EACCES), so a program at address 0 runs as root and
+  /// dies unprivileged, natively and here alike. Any other failure (elfload's own image in the
+  /// way, want of memory) stays a one-line refusal: elfload's own, or worth naming.
+  static func elfMapFailed(_ error: LoadError, _ plan: LoadPlan, log: Log? = nil) -> LoadError {
+    let failed: SystemCallError
+    var start = plan.extent.start
+    switch error {
+    case .mapping(_, let range, let e), .bss(_, _, let range, let e):
+      failed = e
+      start = range.start
+    case .system(let e): failed = e
+    default: return error
+    }
+    guard failed.errno == .EPERM || failed.errno == .EACCES, start < OpenExec.minimumAddress else { return error }
+    log?("\(error.description): the kernel kills the process here (SIGSEGV after execve's point of no return)")
+    forceFatalSignal(Signal.segv)
+  }
+
+  /// The kernel's force_fatal_sig: dies by `signal` whatever its disposition and mask were.
+  static func forceFatalSignal(_ signal: Int32) -> Never {
+    var action = elfload_sigaction()  // SIG_DFL
+    _ = withUnsafeBytes(of: &action) { Kernel.syscall(.rtSigaction, Int(signal), Int(bitPattern: $0.baseAddress), 0, 8) }
+    var just = Signals.bit(signal)
+    _ = withUnsafeBytes(of: &just) { Kernel.syscall(.rtSigprocmask, 1, Int(bitPattern: $0.baseAddress), 0, 8) }
+    _ = Kernel.syscall(.kill, Int(Kernel.processID()), Int(signal))
+    Kernel.exit(128 + signal)
   }
 
   static func kind(_ image: Image, _ hasInterpreter: Bool) -> String {
