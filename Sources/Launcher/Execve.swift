@@ -23,7 +23,7 @@ enum Execve {
     let log = request.log
     log("elfload's own image at \(LoaderImage.range.map { "\($0)" } ?? "?")")
     guard let stackTop = startup.stackTop else { throw .noStartupStack }
-    let (_, arguments, program) = try OpenExec.followScripts(request.path, request.arguments)
+    let (programPath, arguments, program) = try OpenExec.followScripts(request.path, request.arguments)
     // load_elf_binary opens the interpreter before it maps anything.
     var interpreter: OpenedProgram?
     if let path = program.image.interpreter { interpreter = try OpenExec.openInterpreter(path) }
@@ -45,6 +45,11 @@ enum Execve {
     do {
       try request.policy.install(loads, faults: faults, shared: request.shared, log: log)
     } catch { throw elfMapFailed(error, plan, log: log) }
+    // After the mapping: what it allocates must not take the hole chosen for the interpreter.
+    TraceSegments.record(0, program.image, bias: plan.bias, path: programPath)
+    if let interpreter, let interpreterPlan {
+      TraceSegments.record(1, interpreter.image, bias: interpreterPlan.bias, path: program.image.interpreter ?? [])
+    }
     request.shared?.attach(faults, request.policy, loads, log: log)
     // The program's descriptor stays open until the jump, for /proc/self/exe.
     for load in loads.dropFirst() { Kernel.close(load.fd) }
@@ -67,7 +72,7 @@ enum Execve {
   /// map (cap_mmap_addr's EPERM; an LSM's EACCES), so a program at address 0 runs as root and
   /// dies unprivileged, natively and here alike. Any other failure (elfload's own image in the
   /// way, want of memory) stays a one-line refusal: elfload's own, or worth naming.
-  static func elfMapFailed(_ error: LoadError, _ plan: LoadPlan, log: Log? = nil) -> LoadError {
+  static func elfMapFailed(_ error: LoadError, _ plan: LoadPlan, log: Log) -> LoadError {
     let failed: SystemCallError
     var start = plan.extent.start
     switch error {
@@ -78,19 +83,13 @@ enum Execve {
     default: return error
     }
     guard failed.errno == .EPERM || failed.errno == .EACCES, start < OpenExec.minimumAddress else { return error }
-    log?("\(error.description): the kernel kills the process here (SIGSEGV after execve's point of no return)")
+    log("\(error.description): the kernel kills the process here (SIGSEGV after execve's point of no return)")
     forceFatalSignal(Signal.segv)
   }
 
-  /// The kernel's force_fatal_sig: dies by `signal` whatever its disposition and mask were.
-  static func forceFatalSignal(_ signal: Int32) -> Never {
-    var action = elfload_sigaction()  // SIG_DFL
-    _ = withUnsafeBytes(of: &action) { Kernel.syscall(.rtSigaction, Int(signal), Int(bitPattern: $0.baseAddress), 0, 8) }
-    var just = Signals.bit(signal)
-    _ = withUnsafeBytes(of: &just) { Kernel.syscall(.rtSigprocmask, 1, Int(bitPattern: $0.baseAddress), 0, 8) }
-    _ = Kernel.syscall(.kill, Int(Kernel.processID()), Int(signal))
-    Kernel.exit(128 + signal)
-  }
+  /// The kernel's force_fatal_sig: dies by `signal` whatever its disposition and mask were,
+  /// as the supervisor dies like its child (a wait status of that death is the signal's number).
+  static func forceFatalSignal(_ signal: Int32) -> Never { Supervisor.exitLike(signal) }
 
   static func kind(_ image: Image, _ hasInterpreter: Bool) -> String {
     hasInterpreter

@@ -81,6 +81,7 @@ enum Supervisor {
     // not after the program has run.
     let json = try settings.statsJSON.map { path throws(LoadError) in try create(path, "--stats-json") }
     let traceFile = try settings.trace.map { path throws(LoadError) in try create(path, "--trace") }
+    if traceFile != nil { TraceSegments.share() }
     let residencyFile = try settings.residency.map { path throws(LoadError) in try create(path, "--residency") }
 
     let capacity: UInt64 = traceFile == nil ? 0 : traceCapacity
@@ -281,6 +282,7 @@ enum Supervisor {
     let ticks = Double(end.stamp &- start.stamp)
     let perTick = ticks > 0 ? Double(end.nanoseconds - start.nanoseconds) / ticks : 0
     var out = CSVBuffer()
+    out.bytes += TraceSegments.preamble()
     out.text(TraceFormat.header)
     for i in 0..<Int(count) {
       let r = records[i]
