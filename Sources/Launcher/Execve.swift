@@ -83,7 +83,8 @@ enum Execve {
     default: return error
     }
     guard failed.errno == .EPERM || failed.errno == .EACCES, start < OpenExec.minimumAddress else { return error }
-    log("\(error.description): the kernel kills the process here (SIGSEGV after execve's point of no return)")
+    // (A constant: interpolating the error here would cost the launcher 1.7 KB.)
+    log("a segment below vm.mmap_min_addr was refused by mmap (EPERM or EACCES: no CAP_SYS_RAWIO): the kernel kills the process here, by SIGSEGV after execve's point of no return")
     forceFatalSignal(Signal.segv)
   }
 
