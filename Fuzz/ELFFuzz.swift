@@ -14,27 +14,25 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     let again = try? Profile.parse(profile.bytes)
     precondition(again == profile || profile.images.contains { $0.path.contains(10) }, "a profile that does not read back")
   }
-  for minimumAddress: UInt64 in [0, pageSize, 0x10000] {
-    guard let image = try? Image(parsing: bytes, minimumAddress: minimumAddress) else { continue }
-    // Everything elfload reads from a valid image before it maps anything.
-    _ = image.span
-    _ = image.maximumAlignment
-    _ = image.programHeaderAddress
-    _ = image.interpreter
-    _ = image.executableStack
-    if !image.isPositionIndependent {
-      plan(image, bias: 0)
-      continue
-    }
-    // The bases elfload can end up with: the lowest, a typical one, the highest
-    // that still fits, each aligned as chooseBias aligns it.
-    let (low, high) = image.span
-    let alignment = image.maximumAlignment
-    let size = high - low
-    var bases: [UInt64] = [alignment, 0x5555_5555_0000 & ~(alignment &- 1)]
-    if size <= userSpaceEnd { bases.append((userSpaceEnd - size) & ~(alignment &- 1)) }
-    for base in bases { plan(image, bias: base &- low) }
+  guard let image = try? Image(parsing: bytes) else { return 0 }
+  // Everything elfload reads from a valid image before it maps anything.
+  _ = image.span
+  _ = image.maximumAlignment
+  _ = image.programHeaderAddress
+  _ = image.interpreter
+  _ = image.executableStack
+  if !image.isPositionIndependent {
+    plan(image, bias: 0)
+    return 0
   }
+  // The bases elfload can end up with: the lowest, a typical one, the highest
+  // that still fits, each aligned as chooseBias aligns it.
+  let (low, high) = image.span
+  let alignment = image.maximumAlignment
+  let size = high - low
+  var bases: [UInt64] = [alignment, 0x5555_5555_0000 & ~(alignment &- 1)]
+  if size <= userSpaceEnd { bases.append((userSpaceEnd - size) & ~(alignment &- 1)) }
+  for base in bases { plan(image, bias: base &- low) }
   return 0
 }
 
@@ -45,7 +43,9 @@ private func plan(_ image: Image, bias: UInt64) {
   for segment in plan.segments {
     for range in [segment.filePages, segment.anonymousPages] where !range.isEmpty {
       precondition(range.start % pageSize == 0 && range.end % pageSize == 0, "unaligned \(range)")
-      precondition(range.start >= pageSize && range.end <= userSpaceEnd, "outside user space: \(range)")
+      // An ET_EXEC may start at page 0 (the kernel's mmap judges it); a PIE never does.
+      let lowest = image.isPositionIndependent ? pageSize : 0
+      precondition(range.start >= lowest && range.end <= userSpaceEnd, "outside user space: \(range)")
     }
   }
 }

@@ -49,15 +49,27 @@ enum Execve {
     // Each image's range held from now until it is mapped (Eager.hold says why).
     var held = Eager.hold(plan).map { [$0] } ?? []
     var interpreterPlan: LoadPlan?
+    // The point of no return: from here on the program's pages are mapped (see elfMapFailed).
     if let interpreter {
-      let planned = try loadElfInterp(interpreter.image, besides: plan, programHeld: !held.isEmpty)
+      let planned: LoadPlan
+      do {
+        planned = try loadElfInterp(interpreter.image, besides: plan, programHeld: !held.isEmpty)
+      } catch { throw elfMapFailed(error, plan, log: log) }
       if let range = Eager.hold(planned) { held.append(range) }
       log("interpreter \(text(program.image.interpreter ?? [])), base \(hex(planned.extent.start)), entry \(hex(planned.entry))")
       loads.append(ImageLoad(plan: planned, fd: interpreter.fd))
       interpreterPlan = planned
     }
     let faults = try FaultPath.choose(policy, asked: request.pager, log: log)
-    let replayed = try policy.install(loads, held: held, faults: faults, shared: request.shared, replay: replay, log: log)
+    let replayed: UInt64
+    do {
+      replayed = try policy.install(loads, held: held, faults: faults, shared: request.shared, replay: replay, log: log)
+    } catch { throw elfMapFailed(error, plan, log: log) }
+    // After the mapping: what it allocates must not take the hole chosen for the interpreter.
+    TraceSegments.record(0, program.image, bias: plan.bias, path: programPath)
+    if let interpreter, let interpreterPlan {
+      TraceSegments.record(1, interpreter.image, bias: interpreterPlan.bias, path: program.image.interpreter ?? [])
+    }
     request.shared?.attach(
       faults, policy, loads, paths: [programPath] + (program.image.interpreter.map { [$0] } ?? []), replayed: replayed, log: log)
     // The program's descriptor stays open until the jump, for /proc/self/exe.
@@ -73,6 +85,33 @@ enum Execve {
       faults: faults, program: program.fd, entry: interpreterPlan?.entry ?? plan.entry, stack: stack,
       memoryMap: memoryMap, stackLimit: stackLimit, shared: request.shared, policy: request.policy, log: log)
   }
+
+  /// What a failed mapping of the program becomes. execve maps segments after its point of
+  /// no return (begin_new_exec), so when its mmap refuses one the process is killed by SIGSEGV
+  /// (bprm_execve's force_fatal_sig). elfload asks the same mmap and does the same where the
+  /// answer is about the program's addresses: below vm.mmap_min_addr only CAP_SYS_RAWIO may
+  /// map (cap_mmap_addr's EPERM; an LSM's EACCES), so a program at address 0 runs as root and
+  /// dies unprivileged, natively and here alike. Any other failure (elfload's own image in the
+  /// way, want of memory) stays a one-line refusal: elfload's own, or worth naming.
+  static func elfMapFailed(_ error: LoadError, _ plan: LoadPlan, log: Log) -> LoadError {
+    let failed: SystemCallError
+    var start = plan.extent.start
+    switch error {
+    case .mapping(_, let range, let e), .bss(_, _, let range, let e):
+      failed = e
+      start = range.start
+    case .system(let e): failed = e
+    default: return error
+    }
+    guard failed.errno == .EPERM || failed.errno == .EACCES, start < OpenExec.minimumAddress else { return error }
+    // (A constant: interpolating the error here would cost the launcher 1.7 KB.)
+    log("a segment below vm.mmap_min_addr was refused by mmap (EPERM or EACCES: no CAP_SYS_RAWIO): the kernel kills the process here, by SIGSEGV after execve's point of no return")
+    forceFatalSignal(Signal.segv)
+  }
+
+  /// The kernel's force_fatal_sig: dies by `signal` whatever its disposition and mask were,
+  /// as the supervisor dies like its child (a wait status of that death is the signal's number).
+  static func forceFatalSignal(_ signal: Int32) -> Never { Supervisor.exitLike(signal) }
 
   static func kind(_ image: Image, _ hasInterpreter: Bool) -> String {
     hasInterpreter

@@ -123,6 +123,7 @@ enum Supervisor {
     // not after the program has run.
     let json = try settings.statsJSON.map { path throws(LoadError) in try create(path, "--stats-json") }
     let traceFile = try settings.trace.map { path throws(LoadError) in try create(path, "--trace") }
+    if traceFile != nil { TraceSegments.share() }
     let residencyFile = try settings.residency.map { path throws(LoadError) in try create(path, "--residency") }
     let profileFile = try settings.record.map { path throws(LoadError) in try create(path, "--profile") }
     let tracing = traceFile != nil || profileFile != nil
@@ -336,6 +337,7 @@ enum Supervisor {
     let ticks = Double(end.stamp &- start.stamp)
     let perTick = ticks > 0 ? Double(end.nanoseconds - start.nanoseconds) / ticks : 0
     var out = CSVBuffer()
+    out.bytes += TraceSegments.preamble()
     out.text(TraceFormat.header)
     for i in 0..<Int(count) {
       let r = records[i]

@@ -37,6 +37,7 @@ struct Elfload: ParsableCommand {
       elfload inspect --profile <file> [<program>]
       elfload heatmap <trace> -o <file.svg>
       elfload residency <residency> -o <file.svg>
+      elfload residency --native <file> -- <program> [<args> ...]
       """,
     discussion: """
       elfload PROGRAM ARGS... reads PROGRAM, maps its PT_LOAD segments, builds the \
@@ -132,6 +133,7 @@ struct Elfload: ParsableCommand {
         elfload inspect ./prog
         elfload --mode demand --trace t.csv ./prog && elfload heatmap t.csv -o t.svg
         elfload --residency r.csv ./prog && elfload residency r.csv -o r.svg
+        elfload residency --native n.csv -- ./prog   (the same picture of a native run)
       """,
     version: version,
     subcommands: [Run.self, Record.self, Inspect.self, Heatmap.self, Residency.self])

@@ -12,9 +12,35 @@ struct TraceRow {
   var fault: Bool
 }
 
+/// One row of a trace's segment table (format 2): a PT_LOAD as elfload loaded it.
+struct TraceSegment: Equatable {
+  var image: Int
+  var segment: Int
+  var type: String
+  var flags: String
+  var pages: Int
+  var start: UInt64
+  var end: UInt64
+  var path: String
+
+  /// What the panel title calls the image.
+  var imageName: String { image == 0 ? "program" : "interpreter" }
+}
+
+/// A --trace CSV: its page rows, and its segment table (empty in a format 1 trace).
+struct Trace {
+  var rows: [TraceRow]
+  var segments: [TraceSegment]
+
+  func segment(image: Int, _ index: Int) -> TraceSegment? {
+    segments.first { $0.image == image && $0.segment == index }
+  }
+}
+
 enum TraceError: Error, CustomStringConvertible {
   case badHeader(String)
   case badRow(line: Int, String)
+  case badSegment(line: Int, String)
 
   var description: String {
     switch self {
@@ -22,15 +48,37 @@ enum TraceError: Error, CustomStringConvertible {
       return
         "not an elfload trace: the first line is \"\(header)\", expected \(TraceFormat.columns.joined(separator: ","))"
     case .badRow(let line, let text): return "line \(line) is not a trace row: \"\(text)\""
+    case .badSegment(let line, let text): return "line \(line) is not a row of the segment table: \"\(text)\""
     }
   }
 }
 
-/// Parses a --trace CSV.
-func parseTrace(_ text: [UInt8]) throws(TraceError) -> [TraceRow] {
-  let lines = text.split(separator: 10, omittingEmptySubsequences: true).map {
+/// Parses a --trace CSV: format 2 (a `# ` preamble with the segment table, then the rows) or
+/// format 1 (the rows alone).
+func parseTrace(_ text: [UInt8]) throws(TraceError) -> Trace {
+  var lines = text.split(separator: 10, omittingEmptySubsequences: true).map {
     String(decoding: $0, as: UTF8.self)
   }
+  var segments: [TraceSegment] = []
+  var preamble = 0
+  while preamble < lines.count, lines[preamble].hasPrefix("#") { preamble += 1 }
+  // The rows after the table's header are the table; the format line and other comments are let be.
+  var inTable = false
+  for (index, line) in lines[..<preamble].enumerated() {
+    let content = line.dropFirst(TraceFormat.commentPrefix.count)
+    if content == TraceFormat.segmentColumns.joined(separator: ",") { inTable = true }
+    guard inTable, content.first?.isNumber == true else { continue }
+    let f = content.split(separator: ",", maxSplits: TraceFormat.segmentColumns.count - 1, omittingEmptySubsequences: false)
+    guard f.count == TraceFormat.segmentColumns.count, let image = Int(f[0]), let segment = Int(f[1]),
+      let pages = Int(f[4]), let start = UInt64(f[5].dropFirst(2), radix: 16),
+      let end = UInt64(f[6].dropFirst(2), radix: 16)
+    else { throw .badSegment(line: index + 1, line) }
+    segments.append(
+      TraceSegment(
+        image: image, segment: segment, type: String(f[2]), flags: String(f[3]), pages: pages, start: start, end: end,
+        path: String(f[7])))
+  }
+  lines.removeFirst(preamble)
   guard let header = lines.first, header == TraceFormat.columns.joined(separator: ",") else {
     throw .badHeader(lines.first ?? "")
   }
@@ -39,28 +87,33 @@ func parseTrace(_ text: [UInt8]) throws(TraceError) -> [TraceRow] {
     let f = line.split(separator: ",", omittingEmptySubsequences: false)
     guard f.count == TraceFormat.columns.count, let sequence = Int(f[0]), let time = UInt64(f[1]), let image = Int(f[3]),
       let segment = Int(f[4]), let page = Int(f[5]), f[6] == TraceFormat.fault || f[6] == TraceFormat.prefetch
-    else { throw .badRow(line: index + 2, line) }
+    else { throw .badRow(line: preamble + index + 2, line) }
     rows.append(
       TraceRow(
         sequence: sequence, time: time, image: image, segment: segment, page: page, fault: f[6] == TraceFormat.fault))
   }
-  return rows
+  return Trace(rows: rows, segments: segments)
 }
 
-/// The heatmap as SVG: a panel per (image, segment); x is the page within the
-/// segment, y the time since the program's start (`byTime`) or the order of the
-/// faults, on one axis shared by every panel; dark cells are faults, light ones
-/// pages prefetched on the row of the fault that brought them.
-func heatmapSVG(_ rows: [TraceRow], byTime: Bool, title: String) -> String {
+/// The heatmap as SVG: a panel per (image, segment), titled with the image, the segment's
+/// type, permissions and size when the trace has its segment table; x is the page within the
+/// segment, from its first page to its last (to the highest page mapped without the table), y
+/// the time since the program's start (`byTime`) or the order of the faults, on one axis shared
+/// by every panel; dark cells are faults, light ones pages prefetched on the row of the fault
+/// that brought them.
+func heatmapSVG(_ trace: Trace, byTime: Bool, title: String) -> String {
+  let rows = trace.rows
   let width = 900.0
   let plotLeft = 80.0
   let plotWidth = width - plotLeft - 20
   let panelHeight = 260.0
+  /// Between one panel's plot and the next: its title, its path line and its page labels.
+  let panelSpacing = 74.0
   /// The smallest a page's mark is drawn, in pixels, however many pages the segment has.
   let minimumMark = 4.0
   let groups = Dictionary(grouping: rows.indices) { rows[$0].image * 100_000 + rows[$0].segment }
     .sorted { $0.key < $1.key }
-  let height = 65 + Double(max(groups.count, 1)) * (panelHeight + 60)
+  let height = 65 + Double(max(groups.count, 1)) * (panelHeight + panelSpacing)
   let fmt = svgNumber
   // One vertical position per row, on an axis shared by all panels: the time
   // since the program started (the trace's time_ns counts from the fork), or
@@ -107,13 +160,23 @@ func heatmapSVG(_ rows: [TraceRow], byTime: Bool, title: String) -> String {
   var top = 75.0
   for (_, members) in groups {
     let first = rows[members[0]]
-    let pages = (members.map { rows[$0].page }.max() ?? 0) + 1
+    let segment = trace.segment(image: first.image, first.segment)
+    let highest = (members.map { rows[$0].page }.max() ?? 0) + 1
+    let pages = max(segment?.pages ?? highest, highest)
     let cellWidth = max(plotWidth / Double(pages), minimumMark)
     let faults = members.filter { rows[$0].fault }.count
+    let mapped = "\(counted(members.count, "page")) mapped (\(counted(faults, "fault")), \(members.count - faults) prefetched)"
     svg += "<g>\n"
-    svg +=
-      "<text class=\"panel-title\" x=\"\(Int(plotLeft))\" y=\"\(fmt(top + 14))\">image: \(first.image == 0 ? "program" : "interpreter"), segment: program header \(first.segment) — \(members.count) pages mapped (\(faults) faults, \(members.count - faults) prefetched)</text>\n"
-    let plotTop = top + 22
+    if let segment {
+      svg +=
+        "<text class=\"panel-title\" x=\"\(Int(plotLeft))\" y=\"\(fmt(top + 14))\">\(segment.imageName) \(escapeXML(segment.type)) \(segment.segment) \(escapeXML(segment.flags)), \(counted(segment.pages, "page")) — \(mapped)</text>\n"
+      svg +=
+        "<text class=\"panel-path\" x=\"\(Int(plotLeft))\" y=\"\(fmt(top + 29))\" fill=\"#555\">\(escapeXML(segment.path)), 0x\(String(segment.start, radix: 16))-0x\(String(segment.end, radix: 16))</text>\n"
+    } else {
+      svg +=
+        "<text class=\"panel-title\" x=\"\(Int(plotLeft))\" y=\"\(fmt(top + 14))\">image: \(first.image == 0 ? "program" : "interpreter"), segment: program header \(first.segment) — \(mapped)</text>\n"
+    }
+    let plotTop = top + 36
     svg +=
       "<rect x=\"\(fmt(plotLeft))\" y=\"\(fmt(plotTop))\" width=\"\(fmt(plotWidth))\" height=\"\(fmt(panelHeight))\" fill=\"#f7f7f7\" stroke=\"#ccc\"/>\n"
     func yOf(_ v: Double) -> Double { plotTop + (v - yMin) / ySpan * (panelHeight - cellHeight) }
@@ -133,12 +196,15 @@ func heatmapSVG(_ rows: [TraceRow], byTime: Bool, title: String) -> String {
     svg +=
       "<text x=\"\(fmt(plotLeft))\" y=\"\(fmt(plotTop + panelHeight + 14))\" fill=\"#555\">page 0</text>\n"
     svg +=
-      "<text x=\"\(fmt(plotLeft + plotWidth))\" y=\"\(fmt(plotTop + panelHeight + 14))\" text-anchor=\"end\" fill=\"#555\">page \(pages - 1) (the highest mapped)</text>\n"
+      "<text x=\"\(fmt(plotLeft + plotWidth))\" y=\"\(fmt(plotTop + panelHeight + 14))\" text-anchor=\"end\" fill=\"#555\">page \(pages - 1) (\(segment == nil ? "the highest mapped" : "the segment's last"))</text>\n"
     svg += "</g>\n"
-    top += panelHeight + 60
+    top += panelHeight + panelSpacing
   }
   return svg + "</svg>\n"
 }
+
+/// "1 page", "2 pages".
+func counted(_ n: Int, _ noun: String) -> String { "\(n) \(noun)\(n == 1 ? "" : "s")" }
 
 /// The power of ten at or below `v` (1 for anything not positive).
 func pow10(_ v: Double) -> Double {
@@ -189,8 +255,9 @@ extension Elfload {
 
     public func run() throws {
       let text = try readInput(trace)
-      let rows: [TraceRow]
-      do { rows = try parseTrace(text) } catch { throw ValidationError("\(trace): \(error)") }
+      let parsed: Trace
+      do { parsed = try parseTrace(text) } catch { throw ValidationError("\(trace): \(error)") }
+      let rows = parsed.rows
       // Nothing paged in (eager maps everything up front): said, not drawn as an empty chart.
       if rows.isEmpty {
         print(
@@ -198,7 +265,7 @@ extension Elfload {
         )
         return
       }
-      let svg = heatmapSVG(rows, byTime: time, title: "elfload page trace: \(trace)")
+      let svg = heatmapSVG(parsed, byTime: time, title: "elfload page trace: \(trace)")
       try writeSVG(svg, to: output)
       print(
         "\(output): \(rows.count) pages in \(Set(rows.map { $0.image * 100_000 + $0.segment }).count) segments"

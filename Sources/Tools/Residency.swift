@@ -1,5 +1,6 @@
 // `elfload residency FILE -o FILE.svg`: which pages of each mapping were resident when the
-// program ended (elfload --residency FILE), one strip per mapping.
+// program ended (elfload --residency FILE, or a native run's: --native FILE -- PROGRAM), one
+// strip per mapping.
 import ArgumentParser
 import ElfloadCore
 
@@ -16,6 +17,7 @@ struct ResidencyRow {
 }
 
 enum ResidencyFormat {
+  /// The CSV's columns, as demand.c's watcher and NativeResidency write them.
   static let columns = ["start", "end", "perms", "resident_pages", "total_pages", "pages", "name"]
 }
 
@@ -110,17 +112,50 @@ func residencySVG(_ rows: [ResidencyRow], title: String) -> String {
 extension Elfload {
   public struct Residency: ParsableCommand {
     public static let configuration = CommandConfiguration(
-      abstract: "Draw a --residency CSV as SVG: for each mapping, which pages were resident when the program ended.")
+      abstract:
+        "Draw a --residency CSV as SVG: for each mapping, which pages were resident when the program ended; or (--native) write one of a native run.",
+      usage: """
+        elfload residency <residency> -o <file.svg>
+        elfload residency --native <file> -- <program> [<args> ...]
+        """)
 
-    @Argument(help: ArgumentHelp("A file written by elfload --residency.", valueName: "residency"))
-    public var residency: String
+    @Argument(help: ArgumentHelp("A file written by elfload --residency (or --native) to draw.", valueName: "residency"))
+    public var residency: String?
 
     @Option(name: [.short, .long], help: ArgumentHelp("Where to write the SVG.", valueName: "file.svg"))
-    public var output: String
+    public var output: String?
+
+    @Option(
+      name: .long,
+      help: ArgumentHelp(
+        "Run PROGRAM natively (execve, no elfload) and write the same CSV as --residency when it exits: ptrace stops it at its exit (PTRACE_O_TRACEEXIT) to read /proc/PID/maps and pagemap. Its output and exit status are its own.",
+        valueName: "file"))
+    public var native: String?
+
+    @Argument(
+      parsing: .postTerminator,
+      help: ArgumentHelp("With --native: the program and its arguments, after --.", valueName: "program"))
+    public var command: [String] = []
 
     public init() {}
 
+    public func validate() throws {
+      if native != nil {
+        guard !command.isEmpty else { throw ValidationError("--native FILE needs a program to run after --: elfload residency --native FILE -- PROGRAM ARGS") }
+        guard residency == nil, output == nil else {
+          throw ValidationError("--native records; draw the file afterwards: elfload residency FILE -o FILE.svg")
+        }
+      } else {
+        guard residency != nil, output != nil else {
+          throw ValidationError("give a residency file and -o FILE.svg to draw it, or --native FILE -- PROGRAM ARGS to record one")
+        }
+        guard command.isEmpty else { throw ValidationError("a program after -- is run only with --native FILE") }
+      }
+    }
+
     public func run() throws {
+      if let native { NativeResidency.run(command, output: native) }
+      guard let residency, let output else { return }
       let text = try readInput(residency)
       let rows: [ResidencyRow]
       do { rows = try parseResidency(text) } catch { throw ValidationError("\(residency): \(error)") }

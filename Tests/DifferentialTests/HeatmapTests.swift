@@ -1,6 +1,8 @@
 // `elfload heatmap` on hand-written traces: one time axis from the program's start shared by
 // every panel, a prefetched page on its fault's row, a mark no smaller than 4 pixels, panel
-// titles naming image and segment, and an empty trace said rather than drawn.
+// titles naming image and segment (with the segment table of a format 2 trace: its type,
+// permissions and size, and an x-axis spanning the whole segment), and an empty trace said
+// rather than drawn. And the segment table elfload --trace writes, against the ELF files.
 import Foundation
 import FoundationXML
 import Testing
@@ -53,8 +55,8 @@ struct HeatmapTests {
     let m = Self.marks(text)
     try #require(m.count == 3)
     let (at1, at4, at2) = (m[0].2, m[1].2, m[2].2)  // panels are drawn in order: header 2, then 3
-    let panelStep = 320.0  // panel height 260 + 60
-    let plotTop = 97.0
+    let panelStep = 334.0  // panel height 260 + 74 (title, path line, page labels)
+    let plotTop = 111.0
     // 0 ms is the top of each panel, 4 ms (the trace's last) its bottom, in both panels.
     #expect(abs((at1 - plotTop) / (at4 - plotTop) - 0.25) < 0.01, "\(m)")
     #expect(abs((at2 - panelStep - plotTop) / (at4 - plotTop) - 0.5) < 0.01, "\(m)")
@@ -100,10 +102,113 @@ struct HeatmapTests {
     #expect(outcome.ending == .exited(0), "\(outcome)")
     let text = try #require(svg)
     #expect(
-      text.contains(">image: program, segment: program header 2 — 1 pages mapped (1 faults, 0 prefetched)<"))
+      text.contains(">image: program, segment: program header 2 — 1 page mapped (1 fault, 0 prefetched)<"))
     #expect(
       text.contains(
-        ">image: interpreter, segment: program header 4 — 2 pages mapped (1 faults, 1 prefetched)<"))
+        ">image: interpreter, segment: program header 4 — 2 pages mapped (1 fault, 1 prefetched)<"))
+  }
+
+  /// A format 2 trace: its `# ` preamble, then the rows.
+  static func trace2(_ segments: [String], _ rows: [(Int, Int, Int, Double, String)]) -> String {
+    "# elfload trace, format 2\n# image,segment,type,flags,pages,start,end,path\n"
+      + segments.map { "# \($0)\n" }.joined() + trace(rows)
+  }
+
+  @Test("with the segment table, titles name image, type, permissions and size, and x spans the segment")
+  func segmentTableTitlesAndSpan() throws {
+    let (outcome, svg) = Self.draw(
+      "table",
+      Self.trace2(
+        [
+          "0,2,PT_LOAD,r-x,10,0x401000,0x40b000,/opt/a,b/prog",
+          "1,3,PT_LOAD,rw-,40,0x7f0000001000,0x7f0000029000,/lib64/ld-linux-x86-64.so.2",
+        ],
+        [(0, 2, 0, 1, "fault"), (0, 2, 4, 2, "fault"), (1, 3, 1, 3, "fault"), (1, 3, 2, 3.1, "prefetch")]))
+    #expect(outcome.ending == .exited(0), "\(outcome)")
+    let text = try #require(svg)
+    #expect(XMLParser(data: Data(text.utf8)).parse())
+    #expect(text.contains(">program PT_LOAD 2 r-x, 10 pages — 2 pages mapped (2 faults, 0 prefetched)<"), "\(text)")
+    #expect(text.contains(">/opt/a,b/prog, 0x401000-0x40b000<"))
+    #expect(
+      text.contains(">interpreter PT_LOAD 3 rw-, 40 pages — 2 pages mapped (1 fault, 1 prefetched)<"))
+    #expect(text.contains(">/lib64/ld-linux-x86-64.so.2, 0x7f0000001000-0x7f0000029000<"))
+    // x: the segment's first page to its last, not to the highest page mapped (4, 2).
+    #expect(text.contains(">page 9 (the segment's last)<") && text.contains(">page 39 (the segment's last)<"))
+    let m = Self.marks(text)
+    try #require(m.count == 4)
+    #expect(m[0].1 == 80 && m[0].3 == 80 && m[1].1 == 80 + 4 * 80, "\(m)")  // 800 pixels / 10 pages
+    #expect(m[2].1 == 80 + 20 && m[2].3 == 20, "\(m)")  // 800 / 40
+  }
+
+  /// PT_LOAD program headers as readelf reads the file: (index, flags as r-x, vaddr, memsz),
+  /// and the interpreter it requests.
+  static func loads(_ path: String) throws -> (loads: [(Int, String, UInt64, UInt64)], interpreter: String?) {
+    let out = run(["/usr/bin/readelf", "-lW", path])
+    try #require(out.ending == .exited(0), "\(out)")
+    let lines = out.stdout.split(separator: "\n").map(String.init)
+    let first = try #require(lines.firstIndex { $0.hasPrefix("  Type ") }) + 1
+    var loads: [(Int, String, UInt64, UInt64)] = []
+    var interpreter: String?
+    var index = 0
+    for line in lines[first...] {
+      if line.isEmpty || !line.hasPrefix("  ") { break }
+      if line.contains("[Requesting program interpreter: ") {
+        interpreter = String(line.split(separator: ": ")[1].dropLast())
+        continue
+      }
+      let f = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+      if f[0] == "LOAD" {
+        let flagText = f[6...].dropLast().joined()
+        let flags = (flagText.contains("R") ? "r" : "-") + (flagText.contains("W") ? "w" : "-") + (flagText.contains("E") ? "x" : "-")
+        loads.append((index, flags, UInt64(f[2].dropFirst(2), radix: 16)!, UInt64(f[5].dropFirst(2), radix: 16)!))
+      }
+      index += 1
+    }
+    return (loads, interpreter)
+  }
+
+  /// elfload --trace's segment table says what readelf says of the program and its interpreter:
+  /// a row per PT_LOAD with its index, permissions and extent (at the image's load bias, one per
+  /// image: 0 for ET_EXEC), and every traced page falls in its segment's row.
+  @Test("elfload --trace carries the segment table of the program and its interpreter", arguments: [Flavour.staticExec, .dynamic])
+  func traceCarriesSegmentTable(_ flavour: Flavour) throws {
+    let program = Paths.sample(flavour == .dynamic ? "hello" : "touch_pages", flavour)
+    let csv = "\(Self.scratch)/real-\(flavour.rawValue).csv"
+    let native = run([program])
+    let loaded = run([Paths.elfload, "--trace", csv, "--mode", "demand", program])
+    #expect(loaded == native, "\(loaded)")
+    let text = try String(contentsOfFile: csv, encoding: .utf8)
+    let lines = text.split(separator: "\n").map(String.init)
+    try #require(lines.count > 3 && lines[0] == "# elfload trace, format 2", "\(lines.prefix(3))")
+    #expect(lines[1] == "# image,segment,type,flags,pages,start,end,path")
+    let table = lines.dropFirst(2).prefix { $0.hasPrefix("# ") }.map { $0.dropFirst(2).split(separator: ",").map(String.init) }
+    let (programLoads, interpreterPath) = try Self.loads(program)
+    var images = [(0, program, programLoads)]
+    if let interpreterPath { images.append((1, interpreterPath, try Self.loads(interpreterPath).loads)) }
+    #expect((flavour == .dynamic) == (interpreterPath != nil))
+    for (image, path, loads) in images {
+      let rows = table.filter { $0[0] == "\(image)" }
+      try #require(rows.count == loads.count, "image \(image): \(rows) against readelf's \(loads)")
+      let bias = UInt64(rows[0][5].dropFirst(2), radix: 16)! &- (loads[0].2 & ~0xfff)
+      #expect(flavour == .dynamic || bias == 0)
+      for (row, (index, flags, vaddr, memsz)) in zip(rows, loads) {
+        let start = (vaddr &+ bias) & ~0xfff
+        let end = (vaddr &+ memsz &+ bias + 0xfff) & ~0xfff
+        #expect(
+          row == ["\(image)", "\(index)", "PT_LOAD", flags, "\((end - start) / 4096)", "0x" + String(start, radix: 16), "0x" + String(end, radix: 16), path],
+          "\(row)")
+      }
+    }
+    // Every page traced is inside its segment's row.
+    let body = lines.drop { $0.hasPrefix("#") }.dropFirst()
+    #expect(body.count > 20)
+    for line in body {
+      let f = line.split(separator: ",").map(String.init)
+      let row = try #require(table.first { $0[0] == f[3] && $0[1] == f[4] }, "\(line)")
+      let address = UInt64(f[2].dropFirst(2), radix: 16)!
+      #expect(address == UInt64(row[5].dropFirst(2), radix: 16)! + UInt64(f[5])! * 4096, "\(line)")
+      #expect(Int(f[5])! < Int(row[4])!, "\(line)")
+    }
   }
 
   @Test("an empty trace is said, not drawn")

@@ -59,8 +59,8 @@ struct PredictiveTests {
       #expect(stats["predictor_misses"] as? Int == expected.misses, "\(name): \(stats)")
       if pager == "signal" { #expect(stats["prefetched_unused"] as? Int == expected.unused, "\(name): \(stats)") }
       // The trace: the bss pages that faulted, in order, and no page twice.
-      let rows = try String(contentsOfFile: trace, encoding: .utf8).split(separator: "\n").dropFirst()
-        .map { $0.split(separator: ",").map(String.init) }
+      let rows = try String(contentsOfFile: trace, encoding: .utf8).split(separator: "\n").filter { !$0.hasPrefix("#") }
+        .dropFirst().map { $0.split(separator: ",").map(String.init) }
       let code = rows.first?[4]
       let bss = rows.filter { $0[4] != code }
       let firstPage = bss.compactMap { Int($0[5]) }.min() ?? 0

@@ -1,5 +1,6 @@
 // --residency: which pages of every mapping are resident when the program ends, under every
-// policy and pager, checked against programs whose page touches are known.
+// policy and pager, checked against programs whose page touches are known; and the same
+// picture of a native run (elfload residency --native FILE -- PROGRAM), checked the same way.
 import Foundation
 import FoundationXML
 import Testing
@@ -98,6 +99,62 @@ struct ResidencyTests {
     let native = run([program, "5"])
     let loaded = run([Paths.elfload, "--residency", "\(Self.scratch)/exit.csv", program, "5"])
     #expect(loaded == native, "\(loaded)")
+  }
+
+  /// A native run's residency (no elfload in the program's process), and its outcome.
+  static func nativeResidency(_ program: [String], _ name: String) -> (Outcome, String) {
+    let file = "\(scratch)/native-\(name).csv"
+    try? FileManager.default.removeItem(atPath: file)
+    return (run([Paths.elfload, "residency", "--native", file, "--"] + program), file)
+  }
+
+  @Test("--native: a native run's bss holds exactly the touched pages, as under elfload")
+  func nativeTouchedPages() throws {
+    let program = Paths.sample("touch_pages", .staticExec)
+    let (outcome, file) = Self.nativeResidency([program], "touch")
+    #expect(outcome == run([program]), "\(outcome)")
+    let rows = try Self.rows(file)
+    // The kernel's own mapping of the segments: the bss segment [0x402000, 0x4ca000), 100 of its 200 pages touched.
+    let bss = rows.filter { $0.start >= 0x402000 && $0.start < 0x4ca000 }
+    #expect(bss.reduce(0) { $0 + $1.total } == 200, "\(bss)")
+    #expect(bss.map(\.pages).joined() == String(repeating: "#", count: 100) + String(repeating: ".", count: 100))
+    #expect(rows.contains { $0.perms == "r-xp" && $0.start == 0x401000 && $0.resident == 1 && $0.name == program })
+    #expect(rows.contains { $0.name == "[stack]" && $0.resident > 0 })
+    #expect(!rows.contains { $0.name.hasPrefix("[elfload") }, "\(rows.map(\.name))")
+    for row in rows where !row.pages.isEmpty {
+      #expect(row.pages.count == row.total && row.pages.filter { $0 == "#" }.count == row.resident, "\(row)")
+    }
+    // The program's own mappings as elfload's eager policy leaves them.
+    let loaded = try Self.residency(.eager, [program], "touch-against-native")
+    func image(_ rows: [Row]) -> [String] {
+      rows.filter { $0.name == program }.map { "\($0.start) \($0.perms) \($0.resident)/\($0.total) \($0.pages)" }
+    }
+    #expect(image(rows) == image(loaded))
+  }
+
+  @Test("--native: the program's output and status are its own, a signal's death included")
+  func nativeUnchanged() throws {
+    for program in [[Paths.sample("exit_code", .staticExec), "5"], [Paths.sample("null", .dynamic)], ["/bin/echo", "a,b"]] {
+      let (outcome, file) = Self.nativeResidency(program, "unchanged")
+      #expect(outcome == run(program), "\(program): \(outcome)")
+      #expect(try Self.rows(file).contains { $0.name == "[stack]" }, "\(program)")
+    }
+    let missing = run([Paths.elfload, "residency", "--native", "\(Self.scratch)/missing.csv", "--", "/nonexistent/program"])
+    #expect(missing.ending == .exited(127), "\(missing)")
+    #expect(missing.stderr == "elfload: /nonexistent/program: no such file or directory\n", "\(missing)")
+  }
+
+  @Test("--native: a dynamic program's libraries, its interpreter and stack, drawn as the others")
+  func nativeLibraries() throws {
+    let (outcome, file) = Self.nativeResidency([Paths.sample("hello", .dynamic)], "hello")
+    #expect(outcome.ending == .exited(0) && outcome.stdout == "hello, world\n", "\(outcome)")
+    let rows = try Self.rows(file)
+    #expect(rows.contains { $0.name.hasSuffix("/libc.so.6") && $0.resident > 0 }, "\(rows.map(\.name))")
+    #expect(rows.contains { $0.name.hasSuffix("ld-linux-x86-64.so.2") && $0.resident > 0 }, "\(rows.map(\.name))")
+    let svg = "\(Self.scratch)/native-hello.svg"
+    let drawn = run([Paths.elfload, "residency", file, "-o", svg])
+    #expect(drawn.stdout == "\(svg): \(rows.count) mappings, \(rows.reduce(0) { $0 + $1.resident }) pages resident\n", "\(drawn)")
+    #expect(XMLParser(data: try Data(contentsOf: URL(fileURLWithPath: svg))).parse())
   }
 
   @Test("residency draws a strip per mapping as well-formed SVG")

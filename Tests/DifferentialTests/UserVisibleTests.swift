@@ -193,7 +193,7 @@ struct RaceCountTests {
       let mapped = try #require(stats["pages_mapped"] as? Int)
       let prefetched = try #require(stats["pages_prefetched"] as? Int)
       #expect(faults + prefetched == mapped, "\(stats)")
-      let rows = try String(contentsOfFile: trace, encoding: .utf8).split(separator: "\n").dropFirst()
+      let rows = try String(contentsOfFile: trace, encoding: .utf8).split(separator: "\n").filter { !$0.hasPrefix("#") }.dropFirst()
         .map { $0.split(separator: ",").map(String.init) }
       #expect(rows.count == mapped, "\(rows.count) trace rows, \(stats)")
       // image, segment, page: each page of each segment mapped once.

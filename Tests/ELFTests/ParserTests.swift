@@ -40,10 +40,9 @@ import Testing
   #expect(image.programHeaderAddress == 0x40)
 }
 
-/// A PIE's addresses are offsets, so vaddr 0 is fine even with a high
-/// minimum address: only fixed (ET_EXEC) segments are checked against it.
-@Test func positionIndependentIgnoresMinimumAddress() throws {
-  let image = try Image(parsing: ELFBuilder.positionIndependent().build(), minimumAddress: 0x10000)
+/// A PIE's addresses are offsets, so vaddr 0 is where a PIE starts.
+@Test func positionIndependentStartsAtZero() throws {
+  let image = try Image(parsing: ELFBuilder.positionIndependent().build())
   #expect(image.span.low == 0)
 }
 
@@ -77,7 +76,6 @@ func parsesRealSample(_ name: String) throws {
 struct Malformed: Sendable, CustomTestStringConvertible {
   var name: String
   var bytes: [UInt8]
-  var minimumAddress: UInt64 = pageSize
   var error: ELFError
   var mentions: [String]
   var testDescription: String { name }
@@ -86,14 +84,14 @@ struct Malformed: Sendable, CustomTestStringConvertible {
 /// `executable()` with one change applied; `error` is computed from the built
 /// bytes, so it can depend on the file size.
 func malformed(
-  _ name: String, mentions: [String], minimumAddress: UInt64 = pageSize,
+  _ name: String, mentions: [String],
   _ change: (inout ELFBuilder) -> Void, error: ([UInt8]) -> ELFError
 ) -> Malformed {
   var b = ELFBuilder.executable()
   change(&b)
   let bytes = b.build()
   return Malformed(
-    name: name, bytes: bytes, minimumAddress: minimumAddress, error: error(bytes), mentions: mentions)
+    name: name, bytes: bytes, error: error(bytes), mentions: mentions)
 }
 
 let valid = ELFBuilder.executable().build()
@@ -206,13 +204,6 @@ let segmentCases: [Malformed] = [
     }
   ) { _ in .segment(index: 1, .outsideUserSpace(start: 0x7fff_ffff_f000, end: 0x8000_0000_0000)) },
   malformed(
-    "ET_EXEC segment below vm.mmap_min_addr", mentions: ["p_vaddr", "mmap_min_addr"], minimumAddress: 0x1000,
-    {
-      $0.programHeaders[0].vaddr = 0
-      $0.entry = 0x100
-    }
-  ) { _ in .segment(index: 0, .belowMinimumAddress(vaddr: 0, minimum: 0x1000)) },
-  malformed(
     "a later non-executable PT_LOAD over the entry point's page", mentions: ["e_entry", "program header 1"],
     {
       // Overlapping segments are fine (the later one wins the pages), but not this.
@@ -289,7 +280,7 @@ func strangeTLSIsNotRefused(_ filesz: UInt64, _ memsz: UInt64, _ align: UInt64) 
 
 @Test(arguments: headerCases + segmentCases + interpreterCases)
 func rejectsMalformed(_ c: Malformed) {
-  #expect(throws: c.error) { try Image(parsing: c.bytes, minimumAddress: c.minimumAddress) }
+  #expect(throws: c.error) { try Image(parsing: c.bytes) }
   for word in c.mentions {
     #expect(c.error.description.contains(word), "\(c.error.description)")
   }
@@ -328,12 +319,15 @@ func rejectsMalformed(_ c: Malformed) {
   #expect(image.span.high == userSpaceEnd)
 }
 
-@Test func acceptsVaddrZeroWhenMinimumAddressIsZero() throws {
+/// An ET_EXEC segment at address 0, below vm.mmap_min_addr, is the kernel's
+/// mmap to judge when it is mapped (root may map page 0), not the parser's.
+@Test func acceptsFixedSegmentAtAddressZero() throws {
   var b = ELFBuilder.executable()
   b.programHeaders[0].vaddr = 0
   b.entry = 0x100
-  let image = try Image(parsing: b.build(), minimumAddress: 0)
+  let image = try Image(parsing: b.build())
   #expect(image.span.low == 0)
+  #expect(LoadPlan(image: image, bias: 0).extent.start == 0)
 }
 
 /// What load_elf_binary does not check, it does not refuse: a file that is
@@ -452,13 +446,13 @@ func gnuStackFlags(_ flags: SegmentFlags, _ executable: Bool) throws {
   #expect(try Image(parsing: b.build()).executableStack == false)
 }
 
-/// A zero-size PT_LOAD maps nothing, so vm.mmap_min_addr does not apply.
-@Test func zeroSizeLoadBelowMinimumAddressIsAccepted() throws {
+/// A zero-size PT_LOAD at address 0 maps nothing.
+@Test func zeroSizeLoadAtAddressZeroIsAccepted() throws {
   var b = ELFBuilder.executable()
   b.programHeaders.insert(
     ProgramHeader(type: .load, flags: [.read], offset: 0, vaddr: 0, filesz: 0, memsz: 0, align: 0x1000), at: 0
   )
-  let image = try Image(parsing: b.build(), minimumAddress: 0x10000)
+  let image = try Image(parsing: b.build())
   #expect(image.loadIndexes == [0, 1, 2])
   // span counts it anyway, as the kernel's total_mapping_size does.
   #expect(image.span.low == 0)
@@ -477,7 +471,7 @@ func randomMutationsNeverTrap(_ name: String) throws {
     let bytes = mutate(original, &rng)
     let image: Image
     do {
-      image = try Image(parsing: bytes, minimumAddress: [0, pageSize, 0x10000].randomElement(using: &rng)!)
+      image = try Image(parsing: bytes)
     } catch is ELFError {
       continue
     } catch {

@@ -27,7 +27,6 @@ public enum ELFError: Error, Sendable, CustomStringConvertible {
     case misaligned(vaddr: UInt64, offset: UInt64)
     case addressOverflow(vaddr: UInt64, memsz: UInt64)
     case outsideUserSpace(start: UInt64, end: UInt64)
-    case belowMinimumAddress(vaddr: UInt64, minimum: UInt64)
   }
 
   public enum InterpreterProblem: Equatable, Sendable {
@@ -93,8 +92,6 @@ extension ELFError.SegmentProblem: CustomStringConvertible {
     case .outsideUserSpace(let start, let end):
       return
         "p_vaddr..p_vaddr+p_memsz is \(hex(start))..\(hex(end)), outside user space (which ends at \(hex(userSpaceEnd)))"
-    case .belowMinimumAddress(let vaddr, let minimum):
-      return "p_vaddr \(hex(vaddr)) is below the lowest mappable address \(hex(minimum)) (vm.mmap_min_addr)"
     }
   }
 }

@@ -34,9 +34,10 @@ public struct Image: Sendable {
   public var loadSegments: [ProgramHeader] { loadIndexes.map { programHeaders[$0] } }
 
   /// Reads the header, the program headers and the interpreter path from
-  /// `source`, and validates them. `minimumAddress` is vm.mmap_min_addr: no
-  /// fixed-address segment may start below it.
-  public init(parsing source: some ByteSource, minimumAddress: UInt64 = pageSize) throws(ELFError) {
+  /// `source`, and validates them. A fixed (ET_EXEC) segment below
+  /// vm.mmap_min_addr is not refused here: the kernel's mmap judges it when
+  /// the segment is mapped (root may map page 0; see `Execve.elfMapFailed`).
+  public init(parsing source: some ByteSource) throws(ELFError) {
     let headerBytes = try source.bytes(
       at: 0, count: min(ELFHeader.size, Int(clamping: source.size)), for: "the ELF header")
     header = try ELFHeader(parsing: headerBytes)
@@ -58,9 +59,7 @@ public struct Image: Sendable {
     for (index, ph) in programHeaders.enumerated() {
       switch ph.type {
       case .load:
-        try Self.validate(
-          load: ph, index: index, fileSize: fileSize,
-          fixed: header.type == .executable, minimumAddress: minimumAddress)
+        try Self.validate(load: ph, index: index, fileSize: fileSize, fixed: header.type == .executable)
       case .interp:
         // load_elf_binary takes the first PT_INTERP and never looks at another.
         guard interpreterIndex == nil else { continue }
@@ -99,7 +98,7 @@ public struct Image: Sendable {
   /// The per-segment checks of `load_elf_binary` and `elf_map`, plus the ones
   /// the kernel leaves to a failed mmap or a crash after the point of no return.
   static func validate(
-    load ph: ProgramHeader, index: Int, fileSize: UInt64, fixed: Bool, minimumAddress: UInt64
+    load ph: ProgramHeader, index: Int, fileSize: UInt64, fixed: Bool
   ) throws(ELFError) {
     func fail(_ problem: ELFError.SegmentProblem) -> ELFError {
       .segment(index: index, problem)
@@ -122,11 +121,6 @@ public struct Image: Sendable {
     // span is checked, in validateLayout.
     if fixed {
       guard end <= userSpaceEnd else { throw fail(.outsideUserSpace(start: ph.vaddr, end: end)) }
-      if ph.memsz > 0 {
-        guard pageStart(ph.vaddr) >= minimumAddress else {
-          throw fail(.belowMinimumAddress(vaddr: ph.vaddr, minimum: minimumAddress))
-        }
-      }
     }
   }
 

@@ -41,7 +41,7 @@ public enum ExecutableFile: Sendable {
 }
 
 public enum OpenExec {
-  /// vm.mmap_min_addr: fixed mappings below it fail.
+  /// vm.mmap_min_addr: mappings below it fail without CAP_SYS_RAWIO.
   public static var minimumAddress: UInt64 {
     Kernel.readNumber(Array("/proc/sys/vm/mmap_min_addr".utf8)) ?? pageSize
   }
@@ -91,7 +91,7 @@ public enum OpenExec {
       throw .script(error)
     }
     do {
-      return .program(OpenedProgram(fd: fd, image: try Image(parsing: source, minimumAddress: minimumAddress)))
+      return .program(OpenedProgram(fd: fd, image: try Image(parsing: source)))
     } catch {
       if case .badMagic = error, looksLikeText(source.head) { throw .textWithoutInterpreter(error) }
       // The kernel opens the interpreter before it looks at the segments: a

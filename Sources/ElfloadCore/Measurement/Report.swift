@@ -220,7 +220,8 @@ public struct Report: Sendable {
   }
 #endif
 
-/// The --trace CSV: one row per page the pager makes accessible.
+/// The --trace CSV: one row per page the pager makes accessible, after a preamble of `# `
+/// lines (format 2): the format line, then the segment table, one row per PT_LOAD loaded.
 public enum TraceFormat {
   /// The header line's columns, in order.
   public static let columns = ["sequence", "time_ns", "address", "image", "segment", "page", "kind", "tid", "pager"]
@@ -228,4 +229,13 @@ public enum TraceFormat {
   /// The `kind` column's words.
   public static let fault = "fault"
   public static let prefetch = "prefetch"
+  /// Lines that start with this are the preamble (CSV readers skip them as comments).
+  public static let commentPrefix = "# "
+  /// The first line of a format 2 trace (format 1, before it, had no preamble).
+  public static let formatLine = "# elfload trace, format 2\n"
+  /// The segment table's columns: the image (0 program, 1 interpreter) and the program
+  /// header's index (the rows' `image` and `segment`), its type, permissions (`r-x`), the
+  /// pages it spans, [start, end) in memory, and the image's path (last; commas become `;`).
+  public static let segmentColumns = ["image", "segment", "type", "flags", "pages", "start", "end", "path"]
+  public static var segmentHeader: String { commentPrefix + segmentColumns.joined(separator: ",") + "\n" }
 }

@@ -191,6 +191,9 @@ public struct LoadPlan: Equatable, Sendable {
     let (low, high) = image.span
     let (start, o1) = low.addingReportingOverflow(bias)
     let (end, o2) = high.addingReportingOverflow(bias)
-    return !o1 && !o2 && start >= pageSize && end <= userSpaceEnd
+    // Page 0 is never chosen for a PIE; an ET_EXEC's own addresses are the
+    // kernel's mmap to judge (below vm.mmap_min_addr only CAP_SYS_RAWIO maps).
+    let lowest = image.isPositionIndependent ? pageSize : 0
+    return !o1 && !o2 && start >= lowest && end <= userSpaceEnd
   }
 }

@@ -1,0 +1,168 @@
+// `elfload residency --native FILE -- PROGRAM ARGS`: the residency picture of a native run. The
+// program is started by execve and traced (ptrace) only to be stopped as it exits, when
+// /proc/PID/maps and /proc/PID/pagemap are read into the same CSV that --residency writes.
+import ElfloadCore
+import Foundation
+
+enum NativeResidency {
+  // ptrace requests and events (include/uapi/linux/ptrace.h).
+  static let seize = 0x4206
+  static let listen = 0x4208
+  static let cont = 7
+  static let exitKill = 1 << 20
+  static let traceExec = 1 << 4
+  static let traceExit = 1 << 6
+  static let eventExec = 4
+  static let eventExit = 6
+  static let eventStop = 128
+  /// Pages up to which a mapping is pictured page by page (ELFLOAD_RESIDENCY_PAGES).
+  static let picturedPages = 4096
+
+  /// The child's pid, for the signal handlers that pass signals on.
+  nonisolated(unsafe) static var child: Int32 = 0
+
+  /// Runs `command` (argv; a name without a slash is looked up in PATH) natively; writes its
+  /// residency to `output` ("-": standard error) when it exits, and ends as it ended.
+  static func run(_ command: [String], output: String) -> Never {
+    let fd: FileDescriptor
+    do {
+      fd = output == "-" ? .standardError : try Kernel.createFile(Array(output.utf8))
+    } catch {
+      fail("--native \(output): cannot create it: \(error)", status: 73)
+    }
+    let path = OpenExec.resolve(Array(command[0].utf8), searchPath: ProcessInfo.processInfo.environment["PATH"].map { Array($0.utf8) })
+    // Everything the child uses is made before the fork: after it, it makes only system calls.
+    let argv = command.map { strdup($0) } + [nil]
+    let cPath = strdup(text(path))
+    // As elfload says it (exit 127 and 126, the shell's convention).
+    let noSuchFile = Array("elfload: \(command[0]): no such file or directory\n".utf8)
+    let cannotRun = Array("elfload: \(command[0]): cannot be run (execve failed)\n".utf8)
+    var pipe: [Int32] = [0, 0]
+    guard Glibc.pipe(&pipe) == 0 else { fail("pipe: \(String(cString: strerror(errno)))", status: 71) }
+    let pid = Kernel.syscall(.fork)
+    if pid < 0 { fail("fork: \(Errno(rawValue: Int32(-pid)))", status: 71) }
+    if pid == 0 {
+      // Wait until the parent is tracing (it closes its end), then become the program.
+      var byte: UInt8 = 0
+      _ = Kernel.syscall(.close, Int(pipe[1]))
+      _ = withUnsafeMutableBytes(of: &byte) { Kernel.syscall(.read, Int(pipe[0]), Int(bitPattern: $0.baseAddress), 1) }
+      _ = Kernel.syscall(.close, Int(pipe[0]))
+      let error = argv.withUnsafeBufferPointer {
+        Kernel.syscall(.execve, Int(bitPattern: cPath), Int(bitPattern: $0.baseAddress), Int(bitPattern: environ))
+      }
+      let missing = error == -Int(Errno.ENOENT.rawValue)
+      _ = (missing ? noSuchFile : cannotRun).withUnsafeBufferPointer {
+        Kernel.syscall(.write, 2, Int(bitPattern: $0.baseAddress), $0.count)
+      }
+      _ = Kernel.syscall(.exitGroup, missing ? 127 : 126)
+    }
+    child = Int32(pid)
+    let options = exitKill | traceExec | traceExit
+    if Kernel.syscall(.ptrace, seize, pid, 0, options) < 0 {
+      kill(child, SIGKILL)
+      fail("cannot trace the program (ptrace: \(String(cString: strerror(errno))))", status: 71)
+    }
+    passSignalsOn()
+    close(pipe[1])
+    close(pipe[0])
+    var recorded = false
+    var status: Int32 = 0
+    while true {
+      let r = withUnsafeMutablePointer(to: &status) { Kernel.syscall(.wait4, pid, Int(bitPattern: $0), 0x4000_0000, 0) }
+      if r == -Int(Errno.EINTR.rawValue) { continue }
+      if r < 0 { fail("wait4: \(Errno(rawValue: Int32(-r)))", status: 71) }
+      let low = status & 0x7f
+      if low != 0x7f { break }  // exited, or killed
+      let signal = (status >> 8) & 0xff
+      let event = Int(status >> 16)
+      switch event {
+      case eventExit:
+        // The last stop: the address space is whole until this thread goes on.
+        if !recorded, let picture = residency(of: child) { try? Kernel.writeAll(fd, Array(picture.utf8)) }
+        recorded = true
+        _ = Kernel.syscall(.ptrace, cont, pid, 0, 0)
+      case eventStop where [SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU].contains(signal):
+        // A group stop: stay stopped, as natively, until a SIGCONT.
+        _ = Kernel.syscall(.ptrace, listen, pid, 0, 0)
+      case eventExec, eventStop:
+        _ = Kernel.syscall(.ptrace, cont, pid, 0, 0)
+      default:
+        // A signal for the program: delivered as it would have been.
+        _ = Kernel.syscall(.ptrace, cont, pid, 0, Int(signal))
+      }
+    }
+    if !recorded {
+      // Killed without an exit stop (SIGKILL): no picture, said.
+      FileHandle.standardError.write(Data("elfload residency: the program was killed before its exit could be seen; \(output) has no rows\n".utf8))
+      try? Kernel.writeAll(fd, Array((ResidencyFormat.columns.joined(separator: ",") + "\n").utf8))
+    }
+    if fd != .standardError { Kernel.close(fd) }
+    exitLike(status)
+  }
+
+  /// The --residency CSV of process `pid` (stopped): every mapping of /proc/PID/maps, with how
+  /// many of its pages are present or swapped in /proc/PID/pagemap, as demand.c writes it.
+  static func residency(of pid: Int32) -> String? {
+    guard let maps = Kernel.readWholeFile(Array("/proc/\(pid)/maps".utf8)),
+      let pagemap = try? Kernel.open(Array("/proc/\(pid)/pagemap".utf8))
+    else { return nil }
+    defer { Kernel.close(pagemap) }
+    var out = ResidencyFormat.columns.joined(separator: ",") + "\n"
+    for line in maps.split(separator: 10) {
+      let fields = line.split(separator: 32, maxSplits: 5, omittingEmptySubsequences: true)
+      guard fields.count >= 5, let dash = fields[0].firstIndex(of: UInt8(ascii: "-")),
+        let start = UInt64(text(Array(fields[0][..<dash])), radix: 16),
+        let end = UInt64(text(Array(fields[0][(dash + 1)...])), radix: 16),
+        end > start, start < 1 << 47  // [vsyscall] is not in pagemap's range
+      else { continue }
+      let name = fields.count > 5 ? text(Array(fields[5].drop { $0 == 32 })) : ""
+      let pages = Int((end - start) / pageSize)
+      var picture = [UInt8]()
+      var resident = 0
+      var first = 0
+      while first < pages {
+        let n = min(pages - first, 512)
+        let entries = (try? Kernel.read(pagemap, count: n * 8, at: (start / pageSize + UInt64(first)) * 8)) ?? []
+        for i in 0..<n {
+          var entry: UInt64 = 0
+          if entries.count >= (i + 1) * 8 { for b in 0..<8 { entry |= UInt64(entries[i * 8 + b]) << (8 * b) } }
+          let present = entry >> 62 != 0
+          if present { resident += 1 }
+          if pages <= picturedPages { picture.append(present ? UInt8(ascii: "#") : UInt8(ascii: ".")) }
+        }
+        first += n
+      }
+      out += "0x\(String(start, radix: 16)),0x\(String(end, radix: 16)),\(text(Array(fields[1]))),\(resident),\(pages),"
+      out += "\(text(picture)),\(name.replacingOccurrences(of: ",", with: ";"))\n"
+    }
+    return out
+  }
+
+  /// Signals sent to elfload are the program's (as under --stats): passed on. The terminal's
+  /// Ctrl-C and Ctrl-\ reach the program directly; elfload only ignores them.
+  static func passSignalsOn() {
+    signal(SIGINT, SIG_IGN)
+    signal(SIGQUIT, SIG_IGN)
+    for s in [SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGALRM, SIGWINCH] {
+      signal(s) { kill(NativeResidency.child, $0) }
+    }
+  }
+
+  /// Exits with the program's status, or dies by the signal that killed it.
+  static func exitLike(_ status: Int32) -> Never {
+    let signal = status & 0x7f
+    if signal == 0 { exit((status >> 8) & 0xff) }
+    Glibc.signal(signal, SIG_DFL)
+    var set = sigset_t()
+    sigemptyset(&set)
+    sigaddset(&set, signal)
+    sigprocmask(SIG_UNBLOCK, &set, nil)
+    kill(getpid(), signal)
+    exit(128 + signal)
+  }
+
+  static func fail(_ message: String, status: Int32) -> Never {
+    FileHandle.standardError.write(Data("elfload residency: \(message)\n".utf8))
+    exit(status)
+  }
+}
