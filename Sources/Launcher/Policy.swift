@@ -231,7 +231,8 @@ enum Demand {
         start: range.start, end: range.end, first_state: firstState, staged_page: staged?.page ?? 0,
         staging: staged?.copy ?? 0, zero_from: staged?.zeroFrom ?? 0, protection: protection.rawValue,
         segment: Int32(segment.programHeaderIndex),
-        first_page_in_segment: (range.start - pageStart(segment.memory.start)) / pageSize, image: Int32(image))
+        first_page_in_segment: (range.start - pageStart(segment.memory.start)) / pageSize, image: Int32(image),
+        anonymous: range == segment.anonymousPages ? 1 : 0)
       guard elfload_demand_add_region(&region) == 0 else {
         throw .tooManySegments(limit: Int(ELFLOAD_DEMAND_MAX_REGIONS))
       }

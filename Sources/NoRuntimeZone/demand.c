@@ -389,7 +389,9 @@ uint64_t elfload_demand_preinstall(uint64_t start, uint64_t pages) {
     for (uint64_t p = first; p < page; p += page_size)
       atomic_store_explicit(state_of(r, p), ret == 0 ? page_faulted : page_reserved, memory_order_release);
     if (ret != 0) continue;
-    sys(__NR_madvise, (long)first, (long)(page - first), MADV_POPULATE_READ, 0, 0);
+    // The bss written at once (a write to the zero page a read maps would fault again).
+    sys(__NR_madvise, (long)first, (long)(page - first),
+        r->anonymous && (r->protection & PROT_WRITE) ? MADV_POPULATE_WRITE : MADV_POPULATE_READ, 0, 0);
     installed += (page - first) / page_size;
     if (__atomic_add_fetch(&demand.splits, splits, __ATOMIC_RELAXED) > demand.split_budget)
       __atomic_store_n(&demand.spread, 1, __ATOMIC_RELAXED);

@@ -44,7 +44,7 @@ private func region(
 ) -> elfload_demand_region {
   elfload_demand_region(
     start: start, end: start + UInt64(pages * page), first_state: firstState, staged_page: 0, staging: 0,
-    zero_from: 0, protection: protection, segment: 0, first_page_in_segment: 0, image: 0)
+    zero_from: 0, protection: protection, segment: 0, first_page_in_segment: 0, image: 0, anonymous: 0)
 }
 
 @Suite("The fault handler", .serialized)

@@ -59,6 +59,7 @@ struct elfload_demand_region {
   int32_t segment;         ///< the PT_LOAD's index, for messages and traces
   uint64_t first_page_in_segment;  ///< `start`'s page index within its segment, for traces
   int32_t image;           ///< 0: the program, 1: its interpreter
+  int32_t anonymous;       ///< 1: the bss (anonymous memory), 0: file pages
 };
 
 /// Kept by the handler; counted with relaxed atomics, read after the fact.
