@@ -106,6 +106,9 @@ static struct {
   } remaps[max_remaps];
   uint32_t remap_count;
   char *buffer;  // (1 + the most pages a fault installs) pages
+  unsigned cpu;      // where the program's first thread runs: the server's first CPU
+  unsigned cpu_now;  // the CPU the server is bound to now
+  uint64_t served;   // faults served, for follow_interval
 } server;
 
 static void count(uint64_t *counter, uint64_t n) { __atomic_fetch_add(counter, n, __ATOMIC_RELAXED); }
@@ -301,6 +304,54 @@ static void serve(uint32_t u, uint64_t address, uint32_t tid) {
   if (pager.measured) wake(fd, page);
 }
 
+// The server runs on one CPU: the one the faulting threads ran on last. A
+// fault then hands that CPU from the parked thread to the server and back,
+// where a server on another CPU costs a cross-CPU wake-up each way
+// (Benchmarks/uffdcost.c on this VM one day: 181 us a fault across CPUs,
+// 14 us on one). The program's own affinity is untouched; the scheduler may
+// move it, so every `follow_interval` faults the server looks where the
+// faulting thread last ran (/proc/TID/stat's 39th field) and moves there.
+enum { follow_interval = 64 };
+
+static void follow_cpu(unsigned cpu) {
+  if (cpu >= 1024 || cpu == server.cpu_now) return;
+  uint64_t mask[16];
+  for (unsigned i = 0; i < 16; i++) mask[i] = 0;
+  mask[cpu / 64] = 1ULL << (cpu % 64);
+  if (sys(__NR_sched_setaffinity, 0, sizeof mask, (long)mask, 0, 0) == 0) server.cpu_now = cpu;
+}
+
+// The CPU thread `tid` last ran on, or ~0.
+static unsigned last_cpu(uint32_t tid) {
+  char path[32] = "/proc/";
+  unsigned n = 6;
+  char digits[12];
+  unsigned d = 0;
+  do {
+    digits[d++] = (char)('0' + tid % 10);
+    tid /= 10;
+  } while (tid > 0);
+  while (d > 0) path[n++] = digits[--d];
+  static const char stat[] = "/stat";
+  for (unsigned i = 0; i < sizeof stat; i++) path[n++] = stat[i];
+  long fd = sys(__NR_openat, -100, (long)path, O_RDONLY | O_CLOEXEC, 0, 0);
+  if (fd < 0) return ~0U;
+  char text[512];
+  long got = sys(__NR_read, fd, (long)text, sizeof text - 1, 0, 0);
+  sys(__NR_close, fd, 0, 0, 0, 0);
+  if (got <= 0) return ~0U;
+  // Fields after the command name (which may hold spaces) in parentheses: from the last ')'.
+  long i = got - 1;
+  while (i > 0 && text[i] != ')') i--;
+  unsigned field = 2;
+  for (; i < got && field < 39; i++)
+    if (text[i] == ' ') field++;
+  unsigned cpu = 0;
+  if (i >= got || text[i] < '0' || text[i] > '9') return ~0U;
+  for (; i < got && text[i] >= '0' && text[i] <= '9'; i++) cpu = cpu * 10 + (unsigned)(text[i] - '0');
+  return cpu;
+}
+
 // Adds a userfaultfd (the program's, or a forked child's).
 static void add(int fd) {
   if (server.count == max_uffds) {
@@ -330,6 +381,7 @@ static int alive(uint32_t u) {
 static void handle(uint32_t u, const struct uffd_msg *m) {
   switch (m->event) {
   case UFFD_EVENT_PAGEFAULT:
+    if (++server.served % follow_interval == 0) follow_cpu(last_cpu(m->arg.pagefault.feat.ptid));
     serve(u, m->arg.pagefault.address, m->arg.pagefault.feat.ptid);
     break;
   case UFFD_EVENT_FORK:
@@ -403,6 +455,7 @@ __attribute__((noreturn)) static void become_server(int uffd) {
     lowest = next + 1;
   }
   sys(__NR_close_range, lowest, ~0U, 0, 0, 0);
+  follow_cpu(server.cpu);
   uint64_t most = pager.predict ? predictor_max_window : pager.prefetch;
   long buffer = elfload_syscall6(__NR_mmap, 0, (long)(1 + most) * page_size,
                                  PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -413,6 +466,9 @@ __attribute__((noreturn)) static void become_server(int uffd) {
 }
 
 long elfload_uffd_start_server(int uffd) {
+  server.cpu = ~0U;
+  server.cpu_now = ~0U;
+  sys(__NR_getcpu, (long)&server.cpu, 0, 0, 0, 0);
   // Double fork: the middle process exits at once, so the server is
   // nobody's child here (init, or a subreaper, adopts it).
   // The middle process has no exit signal: no SIGCHLD is left pending for

@@ -47,7 +47,7 @@ struct Options {
           wrote of the workload first) with each pager, and ulexecve when installed), N times each after warm-up
           runs, in fresh processes; then a prefetch-depth sweep on the 64 MiB bss pass.
           Writes DIR/results.csv, DIR/results.md and the charts DIR/time.svg,
-          DIR/memory.svg, DIR/prefetch.svg and DIR/startup.svg.
+          DIR/memory.svg, DIR/faults.svg, DIR/prefetch.svg and DIR/startup.svg.
 
             --quick      5 runs, fewer workloads and prefetch depths (about a minute)
             --runs N     runs per cell (default 21)
@@ -179,6 +179,15 @@ func drawCharts(
       }
     ),
     (
+      "faults.svg",
+      Charts.panels(
+        title: "Faults elfload's pager served per workload (native and eager: none; the kernel's own not counted)",
+        unit: "faults", note: note, cells: cells.filter { $0.loaderFaults != nil }
+      ) {
+        (Double($0.loaderFaults ?? 0), nil, nil)
+      }
+    ),
+    (
       "prefetch.svg",
       Charts.prefetch(sweep: sweep, reference: cells.filter { $0.workload == "bench3 bss" }, note: note)
     ),
@@ -220,7 +229,7 @@ if let dir = options.redraw {
     separator: "/")
   let note = recorded.map(String.init) ?? "\(runs) runs per cell; machine not recorded."
   drawCharts(cells: cells, sweep: sweep, startup: startup, note: note, into: dir)
-  print("redrew \(dir)/time.svg, memory.svg, prefetch.svg, startup.svg")
+  print("redrew \(dir)/time.svg, memory.svg, faults.svg, prefetch.svg, startup.svg")
   exit(0)
 }
 guard fm.isExecutableFile(atPath: options.elfload) else {
@@ -439,5 +448,5 @@ for path in profiles.values { try? fm.removeItem(atPath: path) }
 write("results.md", md)
 drawCharts(cells: cells, sweep: sweep, startup: startup, note: note, into: options.out)
 FileHandle.standardError.write(
-  Data("wrote \(options.out)/results.csv, results.md, time.svg, memory.svg, prefetch.svg, startup.svg\n".utf8)
+  Data("wrote \(options.out)/results.csv, results.md, time.svg, memory.svg, faults.svg, prefetch.svg, startup.svg\n".utf8)
 )

@@ -26,8 +26,8 @@ struct ChartTests {
       "section,workload,loader,runs,median_ms,p10_ms,p90_ms,max_rss_kb,minor_faults,loader_faults,pages_prefetched,ok\n"
     for (workload, scale) in [("hello", 1.0), ("bench3 bss", 40.0)] {
       for (loader, ratio) in [
-        ("native", 1.0), ("eager", 2.0), ("demand", 2.5), ("hybrid16", 3.0), ("demand-uffd", 2.4),
-        ("hybrid16-uffd", 2.9),
+        ("native", 1.0), ("eager", 2.0), ("demand", 2.5), ("hybrid16", 3.0), ("auto", 2.2), ("replay", 2.1),
+        ("demand-uffd", 2.4), ("hybrid16-uffd", 2.9),
       ] {
         let m = scale * ratio
         csv +=
@@ -63,7 +63,10 @@ struct ChartTests {
   func chartsStandAlone() throws {
     let (outcome, dir) = Self.redraw("full", withMarkdown: true)
     #expect(outcome.ending == .exited(0), "\(outcome)")
-    for name in ["time", "memory", "prefetch", "startup"] {
+    // --prefetch auto lands among the fixed depths as a reference line of its own; the others are not drawn there.
+    let prefetch = try String(contentsOfFile: "\(dir)/prefetch.svg", encoding: .utf8)
+    #expect(prefetch.contains(">auto ") && !prefetch.contains(">replay ") && !prefetch.contains(">hybrid16 "))
+    for name in ["time", "memory", "faults", "prefetch", "startup"] {
       let svg = try String(contentsOfFile: "\(dir)/\(name).svg", encoding: .utf8)
       #expect(XMLParser(data: Data(svg.utf8)).parse(), "\(name).svg is not well-formed")
       #expect(svg.contains(">\(Self.note)<"), "\(name).svg does not say the runs and machine")
@@ -78,7 +81,7 @@ struct ChartTests {
     let fills = legend.matches(in: time, range: NSRange(time.startIndex..., in: time)).map {
       String(time[Range($0.range(at: 1), in: time)!])
     }
-    #expect(fills.count == 6 && Set(fills).count == 6, "legend colours: \(fills)")
+    #expect(fills.count == 8 && Set(fills).count == 8, "legend colours: \(fills)")
     let memory = try String(contentsOfFile: "\(dir)/memory.svg", encoding: .utf8)
     #expect(memory.contains(">3 MiB<"))
     let startup = try String(contentsOfFile: "\(dir)/startup.svg", encoding: .utf8)
