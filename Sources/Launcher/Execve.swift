@@ -83,7 +83,7 @@ enum Execve {
     let memoryMap = setProcessState(request: request, plan: plan, stack: stack, brk: brk)
     try startThread(
       faults: faults, program: program.fd, entry: interpreterPlan?.entry ?? plan.entry, stack: stack,
-      memoryMap: memoryMap, stackLimit: stackLimit, shared: request.shared, policy: request.policy, log: log)
+      memoryMap: memoryMap, stackLimit: stackLimit, shared: request.shared, policy: policy, log: log)
   }
 
   /// What a failed mapping of the program becomes. execve maps segments after its point of

@@ -68,10 +68,11 @@ enum Charts {
 
   static func legend(_ loaders: [String], x: Double, y: Double) -> String {
     var s = ""
-    for (i, loader) in loaders.enumerated() {
-      let lx = x + Double(i) * 95
+    var lx = x
+    for loader in loaders {
       s += "<rect x=\"\(f(lx))\" y=\"\(f(y - 9))\" width=\"10\" height=\"10\" fill=\"\(color(loader))\"/>"
       s += "<text x=\"\(f(lx + 14))\" y=\"\(f(y))\">\(esc(loader))</text>\n"
+      lx += 26 + 6.5 * Double(loader.count)  // each item as wide as its name
     }
     return s
   }
@@ -93,9 +94,13 @@ enum Charts {
 
   /// One panel per workload; bars per loader; each panel scaled to its own maximum,
   /// with its own y-axis in `unit`.
+  /// `counts`: the values are whole numbers, and the ticks carry no unit (the
+  /// panel titles do): "16000 faults" does not fit left of the axis.
   static func panels(
-    title: String, unit: String, note: String, cells: [Cell], value: (Cell) -> (Double, Double?, Double?)
+    title: String, unit: String, note: String, cells: [Cell], counts: Bool = false,
+    value: (Cell) -> (Double, Double?, Double?)
   ) -> String {
+    func valueLabel(_ v: Double) -> String { counts ? String(Int(v.rounded())) : label(v) }
     let workloads = inOrder(cells.map(\.workload))
     let loaders = inOrder(cells.map(\.loader))
     let columns = 3
@@ -123,7 +128,7 @@ enum Charts {
         "<text x=\"\(f(axisX))\" y=\"\(f(py + 14))\" font-size=\"12\">\(esc(workload)) (\(unit))</text>\n"
       s += yAxis(
         x: axisX, base: base, right: right,
-        ticks: ticks(top).map { (base - $0 * scale, "\(tickLabel($0)) \(unit)") })
+        ticks: ticks(top).map { (base - $0 * scale, counts ? tickLabel($0) : "\(tickLabel($0)) \(unit)") })
       s +=
         "<line x1=\"\(f(axisX))\" y1=\"\(f(base))\" x2=\"\(f(right))\" y2=\"\(f(base))\" stroke=\"#666\"/>\n"
       for (i, c) in group.enumerated() {
@@ -142,7 +147,7 @@ enum Charts {
         }
         if clipped { s += breakMark(x: x, width: barWidth - 6, y: base - h + 12) }
         s +=
-          "<text x=\"\(f(x + (barWidth - 6) / 2))\" y=\"\(f(base - max(h, (high ?? 0) * scale) - 4))\" text-anchor=\"middle\" font-size=\"10\">\(c.ok ? label(v) : "failed \(label(v))")</text>\n"
+          "<text x=\"\(f(x + (barWidth - 6) / 2))\" y=\"\(f(base - max(h, (high ?? 0) * scale) - 4))\" text-anchor=\"middle\" font-size=\"10\">\(c.ok ? valueLabel(v) : "failed \(valueLabel(v))")</text>\n"
       }
     }
     return s + "</svg>\n"
@@ -245,7 +250,8 @@ enum Charts {
     // The scale is set by elfload's loaders; a far taller baseline is cut.
     let ours = zip(cells, ratios).filter { $0.0.loader != "ulexecve" }.map(\.1)
     let top = (ratios.max() ?? 1) > 3 * (ours.max() ?? 1) ? (ours.max() ?? 1) * 1.5 : (ratios.max() ?? 1)
-    let scale = 165 / top
+    // (Room above the tallest bar for its label, upright when the bars are narrow.)
+    let scale = (loaders.count > 6 ? 140 : 165) / top
     s += yAxis(
       x: left, base: base, right: right, ticks: ticks(top).map { (base - $0 * scale, "\(tickLabel($0))×") })
     s += "<line x1=\"\(f(left))\" y1=\"\(f(base))\" x2=\"\(f(right))\" y2=\"\(f(base))\" stroke=\"#666\"/>\n"
@@ -264,7 +270,10 @@ enum Charts {
           "<rect class=\"bar\" x=\"\(f(x))\" y=\"\(f(base - shown * scale))\" width=\"\(f(barWidth - 4))\" height=\"\(f(shown * scale))\" fill=\"\(color(loader))\"/>"
         if r > top { s += breakMark(x: x, width: barWidth - 4, y: base - shown * scale + 12) }
         s +=
-          "<text x=\"\(f(x + (barWidth - 4) / 2))\" y=\"\(f(base - shown * scale - 4))\" text-anchor=\"middle\" font-size=\"10\">\(String(format: "%.1f×", r))</text>\n"
+          // Narrow bars (many loaders): the label turned upright, so that neighbours' do not run together.
+          (barWidth < 34
+            ? "<text transform=\"translate(\(f(x + (barWidth - 4) / 2 + 3)),\(f(base - shown * scale - 4))) rotate(-90)\" font-size=\"10\">\(String(format: "%.1f×", r))</text>\n"
+            : "<text x=\"\(f(x + (barWidth - 4) / 2))\" y=\"\(f(base - shown * scale - 4))\" text-anchor=\"middle\" font-size=\"10\">\(String(format: "%.1f×", r))</text>\n")
       }
       let native = cells.first { $0.workload == program && $0.loader == "native" }
       s +=

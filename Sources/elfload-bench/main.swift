@@ -182,7 +182,7 @@ func drawCharts(
       "faults.svg",
       Charts.panels(
         title: "Faults elfload's pager served per workload (native and eager: none; the kernel's own not counted)",
-        unit: "faults", note: note, cells: cells.filter { $0.loaderFaults != nil }
+        unit: "faults", note: note, cells: cells.filter { $0.loaderFaults != nil }, counts: true
       ) {
         (Double($0.loaderFaults ?? 0), nil, nil)
       }
