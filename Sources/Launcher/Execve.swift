@@ -43,19 +43,21 @@ enum Execve {
     }
     let randomize = randomization()
     var random = Randomness()
-    let plan = try planProgram(program.image, hasInterpreter: interpreter != nil, randomize: randomize, &random)
+    // Each image's range is held from its placement until it is mapped (Eager.hold says why).
+    let (plan, programHeld) = try planProgram(
+      program.image, hasInterpreter: interpreter != nil, randomize: randomize, &random)
+    var held = (programHeld ?? Eager.hold(plan)).map { [$0] } ?? []
     log("\(kind(program.image, interpreter != nil)), base \(hex(plan.extent.start)), entry \(hex(plan.entry))")
     var loads = [ImageLoad(plan: plan, fd: program.fd)]
-    // Each image's range held from now until it is mapped (Eager.hold says why).
-    var held = Eager.hold(plan).map { [$0] } ?? []
     var interpreterPlan: LoadPlan?
     // The point of no return: from here on the program's pages are mapped (see elfMapFailed).
     if let interpreter {
       let planned: LoadPlan
+      let interpreterHeld: AddressRange?
       do {
-        planned = try loadElfInterp(interpreter.image, besides: plan, programHeld: !held.isEmpty)
+        (planned, interpreterHeld) = try loadElfInterp(interpreter.image, besides: plan, programHeld: !held.isEmpty)
       } catch { throw elfMapFailed(error, plan, log: log) }
-      if let range = Eager.hold(planned) { held.append(range) }
+      if let range = interpreterHeld { held.append(range) }
       log("interpreter \(text(program.image.interpreter ?? [])), base \(hex(planned.extent.start)), entry \(hex(planned.entry))")
       loads.append(ImageLoad(plan: planned, fd: interpreter.fd))
       interpreterPlan = planned
@@ -130,38 +132,42 @@ enum Execve {
   /// interpreter at ELF_ET_DYN_BASE plus a random offset; a static PIE where
   /// mmap puts it (load_elf_binary's load_bias choices).
   static func planProgram(_ image: Image, hasInterpreter: Bool, randomize: Int, _ random: inout Randomness)
-    throws(LoadError) -> LoadPlan
+    throws(LoadError) -> (LoadPlan, held: AddressRange?)
   {
-    let bias =
+    let (bias, held) =
       image.isPositionIndependent && hasInterpreter
-      ? dynamicProgramBias(for: image, randomize: randomize, &random) : try chooseBias(for: image)
+      ? (dynamicProgramBias(for: image, randomize: randomize, &random), nil) : try chooseBias(for: image)
     guard LoadPlan.fits(image, bias: bias) else {
       throw .noRoom(
         size: image.span.high - image.span.low, alignment: image.maximumAlignment,
         SystemCallError("mmap", errno: .ENOMEM))
     }
-    return LoadPlan(image: image, bias: bias)
+    return (LoadPlan(image: image, bias: bias), held)
   }
 
   /// load_elf_interp: the interpreter goes where mmap puts it, after the
   /// program (whose range is held meanwhile, so that mmap cannot choose it).
-  static func loadElfInterp(_ image: Image, besides program: LoadPlan, programHeld: Bool) throws(LoadError) -> LoadPlan {
-    if programHeld { return LoadPlan(image: image, bias: try chooseBias(for: image)) }
-    try Eager.reserve(program)
-    defer { Eager.release([program.extent]) }
-    return LoadPlan(image: image, bias: try chooseBias(for: image))
+  /// Returns the interpreter's plan and its range, held (chooseBias).
+  static func loadElfInterp(_ image: Image, besides program: LoadPlan, programHeld: Bool) throws(LoadError)
+    -> (LoadPlan, held: AddressRange?)
+  {
+    if !programHeld { try Eager.reserve(program) }
+    defer { if !programHeld { Eager.release([program.extent]) } }
+    let (bias, held) = try chooseBias(for: image)
+    return (LoadPlan(image: image, bias: bias), held)
   }
 
   /// The load bias: 0 for ET_EXEC; for ET_DYN, a hole the kernel's mmap
   /// picks (randomised like the kernel's own choice for a static PIE),
   /// aligned to the largest p_align.
-  static func chooseBias(for image: Image) throws(LoadError) -> UInt64 {
-    guard image.isPositionIndependent else { return 0 }
+  static func chooseBias(for image: Image) throws(LoadError) -> (bias: UInt64, held: AddressRange?) {
+    guard image.isPositionIndependent else { return (0, nil) }
     let (low, high) = image.span
     let alignment = image.maximumAlignment
     let size = high - low
-    // Reserve size + alignment, keep an aligned window, give it all back: the
-    // segments are then mapped into that hole with MAP_FIXED_NOREPLACE.
+    // Reserve size + alignment and keep the aligned window in it as the
+    // image's placeholder (Eager.hold), the rest given back: the segments are
+    // mapped into that window with MAP_FIXED_NOREPLACE once it is released.
     let (length, overflow) = size.addingReportingOverflow(alignment - pageSize)
     guard !overflow else { throw .noRoom(size: size, alignment: alignment, SystemCallError("mmap", errno: .ENOMEM)) }
     let reservation: UInt64
@@ -170,9 +176,10 @@ enum Execve {
     } catch {
       throw .noRoom(size: size, alignment: alignment, error)
     }
-    Kernel.unmap(reservation, length)
     let start = (reservation + alignment - 1) & ~(alignment - 1)
-    return start &- low
+    if start > reservation { Kernel.unmap(reservation, start - reservation) }
+    if reservation + length > start + size { Kernel.unmap(start + size, reservation + length - (start + size)) }
+    return (start &- low, AddressRange(start, start + size))
   }
 
   /// The load bias of a PIE that has an interpreter, as load_elf_binary

@@ -113,11 +113,12 @@ enum Eager {
   }
 
   /// Holds an image's range with an inaccessible placeholder from the moment
-  /// its place is chosen until its segments are mapped, as the kernel, which
-  /// maps at once, needs no placeholder: elfload allocates meanwhile, and
-  /// its heap grows by mmap into the first hole it finds -- the very hole
-  /// mmap chose for the interpreter. nil when the range cannot be held
-  /// (something is there: the mapping itself will say what).
+  /// its place is chosen until its segments are mapped (the kernel, which
+  /// maps at once, needs none): elfload allocates meanwhile, and its heap
+  /// grows by mmap into the first hole it finds -- the very hole mmap chose
+  /// for the interpreter or a static PIE (Execve.chooseBias keeps that one
+  /// held from the start). nil when the range cannot be held (something is
+  /// there: the mapping itself will say what).
   static func hold(_ plan: LoadPlan) -> AddressRange? {
     (try? reserve(plan)).map { plan.extent }
   }
