@@ -80,6 +80,9 @@ struct PredictiveTests {
     [Paths.sample("race", .staticPIE)],
     [Paths.sample("hello", .dynamic)],
     [Paths.sample("bench1_args", .dynamic), "one", "two"],
+    // Children forked after the replay: they inherit its pages (and, under userfaultfd, the server).
+    [Paths.sample("forks", .dynamic), "/bin/true"],
+    [Paths.sample("stress", .staticPIE), "forks", "20"],
     ["/bin/true"],
   ] + [["/usr/bin/busybox", "sh", "-c", "echo hi; exit 3"], ["/usr/bin/gcc", "-dumpversion"], ["/usr/bin/python3", "-c", "print(6*7)"]]
     .filter { FileManager.default.isExecutableFile(atPath: $0[0]) }
