@@ -138,6 +138,27 @@ struct ProtectionChangeTests {
   }
 }
 
+/// mremap of pages nobody has touched yet: the userfaultfd server follows the
+/// move (UFFD_EVENT_REMAP) and serves them from their file offset at the new
+/// address; the signal pager cannot (README, its known limit 5).
+@Suite("mremap of untouched pages")
+struct RemapTests {
+  @Test("moved .data pages read the file's bytes at their new address", arguments: Configuration.all)
+  func moved(_ configuration: Configuration) {
+    let (native, loaded) = compare(
+      Paths.sample("remap", configuration.flavour), [], options: configuration.policy.options, timeout: 5)
+    #expect(native.stdout == "moved pages 8-39: first bytes 9 10 40, sum 784\nkept pages: 1 41\n", "\(native)")
+    if configuration.policy.signalPaged {
+      // The limit: SIGSEGV at the first read of a moved page -- unless a prefetch had made
+      // the pages accessible before the move (hybrid 64 does, from the first .data fault).
+      let died = loaded.ending == .signaled(SIGSEGV) && loaded.stdout.isEmpty
+      #expect(died || (configuration.policy != .demand && loaded == native), "\(loaded)")
+    } else {
+      #expect(loaded == native, "native:\n\(native)\nunder elfload:\n\(loaded)")
+    }
+  }
+}
+
 /// Per-page protection changes split a mapping; the pager must not run the
 /// process out of vm.max_map_count where the program runs natively.
 @Suite("Demand paging and the map count")
