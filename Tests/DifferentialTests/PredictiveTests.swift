@@ -112,6 +112,31 @@ struct PredictiveTests {
     }
   }
 
+  /// As a user without a userfaultfd (nobody, when the tests run as root): record and replay
+  /// take the signal pager, and --cold cannot know what stayed cached of a file it does not own.
+  @Test("record, replay and --cold as an unprivileged user")
+  func unprivileged() throws {
+    let asNobody = getuid() == 0 ? ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] : []
+    let dir = "\(Self.scratch)/nobody"
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    try FileManager.default.setAttributes([.posixPermissions: 0o777], ofItemAtPath: dir)
+    let profile = "\(dir)/bin-true.profile"
+    let native = run(asNobody + ["/bin/ls", "/"])
+    let recorded = run(asNobody + [Paths.elfload, "record", "--profile", profile, "/bin/ls", "/"])
+    #expect(recorded == native, "native:\n\(native)\nrecorded:\n\(recorded)")
+    let json = "\(dir)/replay.json"
+    let replayed = run(asNobody + [Paths.elfload, "--mode", "replay", "--profile", profile, "--stats-json", json, "/bin/ls", "/"])
+    #expect(replayed == native, "native:\n\(native)\nreplayed:\n\(replayed)")
+    let stats = try String(contentsOfFile: json, encoding: .utf8)
+    if getuid() == 0 { #expect(stats.contains("\"pager\": \"signal\""), "\(stats)") }
+    #expect(!stats.contains("\"pages_replayed\": 0,"), "\(stats)")
+    if getuid() == 0 {
+      let cold = run(asNobody + [Paths.elfload, "--cold", "--verbose", "/bin/true"])
+      #expect(cold.ending == .exited(0) && cold.stderr.contains("what stayed cannot be known"), "\(cold)")
+      #expect(!cold.stderr.contains("stay in the page cache"), "\(cold)")
+    }
+  }
+
   @Test("a profile recorded for another file is ignored with one line, and the run is demand", arguments: pagers)
   func staleProfile(_ pager: String) throws {
     // A copy of a program, recorded; then the copy changes (its mtime): the
