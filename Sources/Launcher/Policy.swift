@@ -85,16 +85,20 @@ enum Eager {
           tail.initializeMemory(as: UInt8.self, repeating: 0, count: Int(segment.zeroFill.count))
         }
       }
-      if !segment.anonymousPages.isEmpty {
-        do {
-          try elfMap(segment, segment.anonymousPages, segment.anonymousProtection, flags: [.private, .anonymous])
-        } catch {
-          if case .mapping(let index, let range, let e) = error {
-            throw .bss(segment: index, memsz: segment.memory.count, range: range, e)
-          }
-          throw error
-        }
+      if !segment.anonymousPages.isEmpty { try mapBss(segment) }
+    }
+  }
+
+  /// The anonymous pages after the file pages (vm_brk_flags's part): a
+  /// failure names the bss and its p_memsz.
+  static func mapBss(_ segment: SegmentMapping) throws(LoadError) {
+    do {
+      try elfMap(segment, segment.anonymousPages, segment.anonymousProtection, flags: [.private, .anonymous])
+    } catch {
+      if case .mapping(let index, let range, let e) = error {
+        throw .bss(segment: index, memsz: segment.memory.count, range: range, e)
       }
+      throw error
     }
   }
 
@@ -313,16 +317,7 @@ enum Userfault {
         if !segment.filePages.isEmpty {
           try Eager.elfMap(segment, segment.filePages, segment.protection, flags: [.private, .anonymous])
         }
-        if !segment.anonymousPages.isEmpty {
-          do {
-            try Eager.elfMap(segment, segment.anonymousPages, segment.anonymousProtection, flags: [.private, .anonymous])
-          } catch {
-            if case .mapping(let index, let range, let e) = error {
-              throw .bss(segment: index, memsz: segment.memory.count, range: range, e)
-            }
-            throw error
-          }
-        }
+        if !segment.anonymousPages.isEmpty { try Eager.mapBss(segment) }
       }
     }
     var regions: [(segment: SegmentMapping, range: AddressRange)] = []
