@@ -38,3 +38,26 @@ struct DocumentationTests {
     #expect(FileManager.default.fileExists(atPath: dir + "/t.svg"))
   }
 }
+
+/// scripts/sweep, whose table the README quotes: it must compare every policy with native (it once
+/// compared nothing, its policy list never reaching the shell that ran each program).
+@Suite("The sweep script")
+struct SweepScriptTests {
+  @Test("a sweep of one program compares it under every policy and pager")
+  func comparesEveryPolicy() throws {
+    let program = Paths.sample("hello", .staticExec)
+    let swept = run(
+      ["/usr/bin/env", "ELFLOAD=\(Paths.elfload)", Paths.root.appendingPathComponent("scripts/sweep").path, program],
+      timeout: 120)
+    #expect(swept.ending == .exited(0), "\(swept)")
+    let rows = swept.stdout.split(separator: "\n").filter { $0.hasPrefix("| ") && !$0.hasPrefix("| policy") }
+    #expect(rows.count == 6, "\(swept.stdout)")
+    let uffd = Policy.uffdAvailable
+    for row in rows {
+      let cells = row.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+      // (hello prints "hello, world" for --version too: the same, natively and under elfload.)
+      let same = !cells[0].contains("uffd") || uffd ? "1" : "0"
+      #expect(cells.count == 5 && cells[1] == same, "\(row)")
+    }
+  }
+}
