@@ -176,7 +176,7 @@ public struct Report: Sendable {
       StatsField(name: "policy", meaning: "the paging policy as options: \"eager\", \"demand\", \"hybrid --prefetch 16\""),
       StatsField(name: "mode", meaning: "the --mode: eager, demand, hybrid or replay"),
       StatsField(name: "prefetch", meaning: "pages mapped after each faulting one (hybrid), \"auto\" (hybrid --prefetch auto); 0 otherwise"),
-      StatsField(name: "pager", meaning: "how faults were served under demand and hybrid: \"uffd\" or \"signal\"; null under eager"),
+      StatsField(name: "pager", meaning: "how faults were served under demand, hybrid and replay: \"uffd\" or \"signal\"; null under eager"),
       StatsField(name: "wall_ms", meaning: "wall time from the fork to the program's end (elfload's loading included)"),
       StatsField(name: "startup_ms", meaning: "of wall_ms, the time from the fork to the jump into the program: elfload's loading"),
       StatsField(
@@ -195,7 +195,7 @@ public struct Report: Sendable {
       StatsField(
         name: "segment_pages",
         meaning: "pages of the PT_LOAD segments elfload set up, program and interpreter: the same under every policy"),
-      StatsField(name: "loader_faults", meaning: "faults elfload's pager served (demand, hybrid; 0 under eager)"),
+      StatsField(name: "loader_faults", meaning: "faults elfload's pager served (demand, hybrid, replay; 0 under eager)"),
       StatsField(
         name: "pages_mapped",
         meaning: "pages elfload's pager made accessible while the program ran, prefetched ones included (0 under eager, which maps every segment page at the start)"),
