@@ -219,7 +219,8 @@ enum Charts {
         points.append("\(f(x(d))),\(f(y(v)))")
         s += "<circle cx=\"\(f(x(d)))\" cy=\"\(f(y(v)))\" r=\"3\" fill=\"#ef8a62\"/>"
         s +=
-          "<text x=\"\(f(x(d)))\" y=\"\(f(y(v) - 7))\" text-anchor=\"middle\" font-size=\"9\">\(logScale ? String(Int(v)) : label(v))</text>\n"
+          // (A white halo: a reference line passing behind a value leaves it legible.)
+          "<text x=\"\(f(x(d)))\" y=\"\(f(y(v) - 7))\" text-anchor=\"middle\" font-size=\"9\" stroke=\"white\" stroke-width=\"3\" paint-order=\"stroke\">\(logScale ? String(Int(v)) : label(v))</text>\n"
         s += "<text x=\"\(f(x(d)))\" y=\"\(f(py + h + 14))\" text-anchor=\"middle\">\(entry.depth)</text>\n"
       }
       s +=
