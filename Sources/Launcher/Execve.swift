@@ -63,7 +63,7 @@ enum Execve {
       interpreterPlan = planned
     }
     let faults = try FaultPath.choose(policy, asked: request.pager, log: log)
-    let replayed: UInt64
+    let replayed: Replayed
     do {
       replayed = try policy.install(loads, held: held, faults: faults, shared: request.shared, replay: replay, log: log)
     } catch { throw elfMapFailed(error, plan, log: log) }

@@ -45,25 +45,40 @@ enum FaultPath {
   }
 }
 
+/// What --mode replay installed before the jump, and how long that took.
+struct Replayed {
+  var pages: UInt64 = 0
+  var nanoseconds: UInt64 = 0
+
+  /// Installs `runs` with `installRun`, timed.
+  static func timing(_ runs: [AddressRange], _ installRun: ([AddressRange]) -> UInt64) -> Replayed {
+    let started = Kernel.monotonicNanoseconds()
+    let pages = installRun(runs)
+    return Replayed(pages: pages, nanoseconds: Kernel.monotonicNanoseconds() - started)
+  }
+}
+
 extension PagingPolicy {
   /// Maps (eager) or reserves (demand, hybrid, replay) every image's pages,
-  /// and installs `replay`'s pages. Returns how many of those it installed.
+  /// and installs `replay`'s pages: what it installed.
   /// `held`: the placeholders over the images' ranges (Eager.hold), given
   /// back just before the segments are mapped into them.
   func install(
     _ loads: [ImageLoad], held: [AddressRange], faults: FaultPath, shared: SharedMeasurement?, replay: Replay?, log: Log
-  ) throws(LoadError) -> UInt64 {
+  ) throws(LoadError) -> Replayed {
     let predict = self == .predictive
     switch faults {
     case .none:
       Eager.release(held)
       for load in loads { try Eager.install(load) }
       for load in loads { Eager.describe(load, log: log) }
-      return 0
+      return Replayed()
     case .signal:
       try Demand.install(loads, held: held, prefetch: prefetch, predict: predict, log: log)
-      guard let replay else { return 0 }
-      return try replay.runs(loads, log: log).reduce(0) { $0 + elfload_demand_preinstall($1.start, $1.pageCount) }
+      guard let replay else { return Replayed() }
+      return Replayed.timing(try replay.runs(loads, log: log)) { runs in
+        runs.reduce(0) { $0 + elfload_demand_preinstall($1.start, $1.pageCount) }
+      }
     case .uffd(let fd):
       return try Userfault.install(
         loads, held: held, prefetch: prefetch, predict: predict, uffd: fd, shared: shared, replay: replay, log: log)
@@ -309,7 +324,7 @@ enum Userfault {
   static func install(
     _ loads: [ImageLoad], held: [AddressRange], prefetch: Int, predict: Bool, uffd: FileDescriptor,
     shared: SharedMeasurement?, replay: Replay?, log: Log
-  ) throws(LoadError) -> UInt64 {
+  ) throws(LoadError) -> Replayed {
     // Every segment mapped first, allocating nothing (see Eager.hold).
     Eager.release(held)
     for load in loads {
@@ -352,8 +367,12 @@ enum Userfault {
       }
     }
     // Replay's pages, while this process still holds the userfaultfd.
-    let runs = try replay?.runs(loads, log: log) ?? []
-    let replayed = runs.reduce(UInt64(0)) { $0 + elfload_uffd_preinstall(uffd.rawValue, $1.start, $1.pageCount) }
+    let replayed = Replayed.timing(try replay?.runs(loads, log: log) ?? []) { runs in
+      var pairs: [UInt64] = []
+      pairs.reserveCapacity(2 * runs.count)
+      for run in runs { pairs += [run.start, run.pageCount] }
+      return pairs.withUnsafeBufferPointer { elfload_uffd_preinstall(uffd.rawValue, $0.baseAddress, UInt64(runs.count)) }
+    }
     // The server holds its own copy; the program must not see one.
     Kernel.close(uffd)
     log(

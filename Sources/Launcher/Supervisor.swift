@@ -70,9 +70,10 @@ struct SharedMeasurement {
   /// Records the pager, points the signal pager's counters (and trace) here --
   /// the userfaultfd server was given them when it started -- and counts the
   /// segments' pages (the same under every policy and pager).
-  func attach(_ faults: FaultPath, _ policy: PagingPolicy, _ loads: [ImageLoad], paths: [[UInt8]], replayed: UInt64, log: Log) {
+  func attach(_ faults: FaultPath, _ policy: PagingPolicy, _ loads: [ImageLoad], paths: [[UInt8]], replayed: Replayed, log: Log) {
     counters.pointee.pager = faults.kind
-    counters.pointee.pages_replayed = replayed
+    counters.pointee.pages_replayed = replayed.pages
+    counters.pointee.replay_ns = replayed.nanoseconds
     recorded?.store(loads.map { load in (try? Kernel.status(load.fd)).map { FileIdentity($0) } ?? FileIdentity(device: 0, inode: 0, size: 0, modifiedSeconds: 0, modifiedNanoseconds: 0) }, paths)
     jump.pointee.segmentPages = loads.reduce(0) { sum, load in
       load.plan.segments.reduce(sum) { $0 + $1.filePages.pageCount + $1.anonymousPages.pageCount }

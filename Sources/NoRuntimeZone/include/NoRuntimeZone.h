@@ -75,6 +75,14 @@ struct elfload_demand_counters {
   uint64_t predictor_hits;    ///< --prefetch auto: faults where the predicted pattern went on (predictor.h)
   uint64_t predictor_misses;  ///< --prefetch auto: faults that broke an open window's pattern
   uint64_t pages_replayed;    ///< --mode replay: pages installed from the profile before the jump
+  uint64_t replay_ns;         ///< --mode replay: the time installing them took
+  // The userfaultfd server (uffd_server.c) and the supervisor:
+  uint64_t in_flight;         ///< faults being served: counted and traced once this is back to 0
+  uint64_t server_pid;        ///< the server process, whose CPU time the supervisor reads
+  uint64_t server_cpu_ns;     ///< the server's CPU time, written as it ends
+  uint64_t server_ended;      ///< 1 once server_cpu_ns is written (the pid may be gone)
+  uint64_t served_by_watcher; ///< faults served by the normal-priority thread (the CPUs were busy)
+  uint64_t takeovers;         ///< times a fault waited a tick for a worker and the watcher took over
 };
 enum { ELFLOAD_PAGER_NONE = 0, ELFLOAD_PAGER_SIGNAL = 1, ELFLOAD_PAGER_UFFD = 2 };
 
@@ -191,14 +199,23 @@ int elfload_uffd_add_region(const struct elfload_uffd_region *region);
 /// --prefetch auto's rule says), and where to count (and trace).
 void elfload_uffd_configure(uint32_t prefetch, int predict, struct elfload_demand_counters *counters,
                             struct elfload_trace *trace);
+/// Where the server serves a fault (uffd_server.c says why).
+enum {
+  /// On the faulting thread's CPU, by a worker at SCHED_IDLE (the default).
+  ELFLOAD_UFFD_PLACEMENT_LOCAL = 0,
+  /// Anywhere, by one thread at normal priority.
+  ELFLOAD_UFFD_PLACEMENT_ANY = 1,
+};
+/// Before the server starts: ELFLOAD_UFFD_PLACEMENT_*.
+void elfload_uffd_set_placement(int placement);
 /// Starts the server in a process of its own (a double fork: it is not this
 /// process's child, and survives its exec), holding `uffd` and the regions'
 /// files and nothing else. Returns 0 or -errno.
 long elfload_uffd_start_server(int uffd);
-/// --mode replay: installs the recorded pages of [start, start + pages
-/// pages) through `uffd`, after registering and before the jump (see uffd.c).
-/// Returns the pages installed.
-uint64_t elfload_uffd_preinstall(int uffd, uint64_t start, uint64_t pages);
+/// --mode replay: installs the recorded pages of `run_count` runs, (start,
+/// pages) pairs, through `uffd`, after registering and before the jump (see
+/// uffd.c). Returns the pages installed.
+uint64_t elfload_uffd_preinstall(int uffd, const uint64_t *runs, uint64_t run_count);
 /// UFFDIO_REGISTER of [start, start + length) for missing pages. 0 or -errno.
 long elfload_uffd_register(int uffd, uint64_t start, uint64_t length);
 #endif
