@@ -67,6 +67,9 @@ extension PagingPolicy {
     _ loads: [ImageLoad], held: [AddressRange], faults: FaultPath, shared: SharedMeasurement?, replay: Replay?, log: Log
   ) throws(LoadError) -> Replayed {
     let predict = self == .predictive
+    // (From Eager.release on, nothing here allocates until every segment is
+    // mapped -- an option-set literal is an array in a debug build: a new heap
+    // chunk could land in the hole just released. MapFlags.union, not [.a, .b].)
     switch faults {
     case .none:
       Eager.release(held)
@@ -108,7 +111,7 @@ enum Eager {
   /// failure names the bss and its p_memsz.
   static func mapBss(_ segment: SegmentMapping) throws(LoadError) {
     do {
-      try elfMap(segment, segment.anonymousPages, segment.anonymousProtection, flags: [.private, .anonymous])
+      try elfMap(segment, segment.anonymousPages, segment.anonymousProtection, flags: MapFlags.private.union(.anonymous))
     } catch {
       if case .mapping(let index, let range, let e) = error {
         throw .bss(segment: index, memsz: segment.memory.count, range: range, e)
@@ -218,7 +221,7 @@ enum Demand {
       let segment = entry.segment
       let range = segment.anonymousPages
       do {
-        let probe = try Kernel.map(0, range.count, segment.anonymousProtection, flags: [.private, .anonymous])
+        let probe = try Kernel.map(0, range.count, segment.anonymousProtection, flags: MapFlags.private.union(.anonymous))
         Kernel.unmap(probe, range.count)
       } catch {
         throw .bss(segment: segment.programHeaderIndex, memsz: segment.memory.count, range: range, error)
@@ -231,11 +234,11 @@ enum Demand {
       let segment = entry.segment
       if !segment.filePages.isEmpty {
         try Eager.elfMap(
-          segment, segment.filePages, readableUpFront(segment) ? segment.protection : [], flags: .private,
+          segment, segment.filePages, readableUpFront(segment) ? segment.protection : Protection(), flags: .private,
           fd: entry.fd, offset: segment.fileOffset)
       }
       if !segment.anonymousPages.isEmpty {
-        try Eager.elfMap(segment, segment.anonymousPages, [], flags: [.private, .anonymous])
+        try Eager.elfMap(segment, segment.anonymousPages, Protection(), flags: MapFlags.private.union(.anonymous))
       }
     }
     // One state byte per page, zero (reserved) until the handler maps the page.
@@ -306,7 +309,7 @@ enum Demand {
   /// fault killed the program.) Its pages are paged in by the kernel, so
   /// the handler neither sees nor counts them.
   static func readableUpFront(_ segment: SegmentMapping) -> Bool {
-    segment.protection == [.read] && segment.zeroFill.isEmpty
+    segment.protection == .read && segment.zeroFill.isEmpty
   }
 
   /// Installs the SIGSEGV handler: the last step before the jump.
@@ -330,7 +333,7 @@ enum Userfault {
     for load in loads {
       for segment in load.plan.segments {
         if !segment.filePages.isEmpty {
-          try Eager.elfMap(segment, segment.filePages, segment.protection, flags: [.private, .anonymous])
+          try Eager.elfMap(segment, segment.filePages, segment.protection, flags: MapFlags.private.union(.anonymous))
         }
         if !segment.anonymousPages.isEmpty { try Eager.mapBss(segment) }
       }
@@ -367,11 +370,14 @@ enum Userfault {
       }
     }
     // Replay's pages, while this process still holds the userfaultfd.
-    let replayed = Replayed.timing(try replay?.runs(loads, log: log) ?? []) { runs in
-      var pairs: [UInt64] = []
-      pairs.reserveCapacity(2 * runs.count)
-      for run in runs { pairs += [run.start, run.pageCount] }
-      return pairs.withUnsafeBufferPointer { elfload_uffd_preinstall(uffd.rawValue, $0.baseAddress, UInt64(runs.count)) }
+    var replayed = Replayed()
+    if let replay {
+      replayed = Replayed.timing(try replay.runs(loads, log: log)) { runs in
+        var pairs: [UInt64] = []
+        pairs.reserveCapacity(2 * runs.count)
+        for run in runs { pairs += [run.start, run.pageCount] }
+        return pairs.withUnsafeBufferPointer { elfload_uffd_preinstall(uffd.rawValue, $0.baseAddress, UInt64(runs.count)) }
+      }
     }
     // The server holds its own copy; the program must not see one.
     Kernel.close(uffd)

@@ -206,6 +206,15 @@ enum Supervisor {
     if let residency, jump.pointee.reached != 0 {
       for _ in 0..<10000 where residency.pointee.done == 0 { sleepOneMillisecond() }
     }
+    // The userfaultfd server counts (and traces) a fault after waking its
+    // thread: wait for what it is still counting, then read its CPU time.
+    var serverCPU: UInt64?
+    if counters.pointee.pager == UInt64(ELFLOAD_PAGER_UFFD) {
+      for _ in 0..<20000 where counters.pointee.in_flight != 0 { sleepOneMillisecond(fraction: 20) }
+      serverCPU = Kernel.processCPUNanoseconds(Int32(truncatingIfNeeded: counters.pointee.server_pid))
+      // Once it has ended, its pid may be another process's: what it wrote as it ended.
+      if counters.pointee.server_ended != 0 { serverCPU = counters.pointee.server_cpu_ns }
+    }
     let c = counters.pointee
     var pager = PagerCounters()
     pager.faults = c.faults
@@ -216,6 +225,9 @@ enum Supervisor {
     pager.predictorHits = c.predictor_hits
     pager.predictorMisses = c.predictor_misses
     pager.pagesReplayed = c.pages_replayed
+    pager.replayNanoseconds = c.replay_ns
+    pager.serverCPUNanoseconds = serverCPU
+    pager.servedByWatcher = c.served_by_watcher
     // The program's own share: the child's, less what elfload cost it before
     // the jump (all of it, if it never got there).
     let j = jump.pointee
@@ -402,8 +414,9 @@ enum Supervisor {
     }
   }
 
-  static func sleepOneMillisecond() {
-    var ts = elfload_timespec(seconds: 0, nanoseconds: 1_000_000)
+  /// Sleeps a millisecond, or 1/`fraction` of one.
+  static func sleepOneMillisecond(fraction: Int64 = 1) {
+    var ts = elfload_timespec(seconds: 0, nanoseconds: 1_000_000 / fraction)
     _ = withUnsafeBytes(of: &ts) { Kernel.syscall(.nanosleep, Int(bitPattern: $0.baseAddress), 0) }
   }
 

@@ -307,6 +307,15 @@ public enum Kernel {
     _ = withUnsafeMutableBytes(of: &ts) { syscall(.clockGettime, 1, Int(bitPattern: $0.baseAddress)) }
     return UInt64(ts.seconds) &* 1_000_000_000 &+ UInt64(ts.nanoseconds)
   }
+
+  /// The CPU time of process `pid`, all its threads (`clock_gettime` of its
+  /// process CPU clock, `clock_getcpuclockid`), in nanoseconds; nil if it is gone.
+  public static func processCPUNanoseconds(_ pid: Int32) -> UInt64? {
+    var ts = elfload_timespec()
+    let clock = (~Int(pid)) << 3 | 2  // MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)
+    let r = withUnsafeMutableBytes(of: &ts) { syscall(.clockGettime, clock, Int(bitPattern: $0.baseAddress)) }
+    return r == 0 ? UInt64(ts.seconds) &* 1_000_000_000 &+ UInt64(ts.nanoseconds) : nil
+  }
 }
 
 /// Random bytes for one exec, asked of the kernel once (getrandom) and handed

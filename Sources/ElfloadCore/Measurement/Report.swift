@@ -12,8 +12,13 @@ public struct PagerCounters: Equatable, Sendable {
   /// --prefetch auto: faults where the predicted pattern went on, and faults that broke it.
   public var predictorHits: UInt64 = 0
   public var predictorMisses: UInt64 = 0
-  /// --mode replay: pages installed from the profile before the jump.
+  /// --mode replay: pages installed from the profile before the jump, and the time that took.
   public var pagesReplayed: UInt64 = 0
+  public var replayNanoseconds: UInt64 = 0
+  /// The userfaultfd server's CPU time up to the program's end (nil: no server ran).
+  public var serverCPUNanoseconds: UInt64?
+  /// Faults the server's normal-priority watcher served because no worker got to them (busy CPUs).
+  public var servedByWatcher: UInt64 = 0
   public init() {}
 }
 
@@ -41,8 +46,8 @@ public struct Report: Sendable {
   /// The JSON's version: 2 added schema, cpu_ms, startup_*, segment_pages,
   /// and pages_mapped became the pager's alone (0 under eager); 3 added
   /// predictor_hits, predictor_misses, pages_replayed, the mode replay and
-  /// the prefetch "auto".
-  public static let schema = 3
+  /// the prefetch "auto"; 4 added server_cpu_ms, server_watcher_faults and replay_ms.
+  public static let schema = 4
   public var program: String
   public var policy: PagingPolicy
   /// "uffd" or "signal" under demand and hybrid; nil under eager.
@@ -106,8 +111,17 @@ public struct Report: Sendable {
         program: cpu \(cpu) ms (user \(user), sys \(system): split by timer-tick sampling); peak RSS \(usage.maxRSSKiB) KiB; page faults \(usage.minorFaults) minor, \(usage.majorFaults) major
         elfload: cpu \(startupCPU) ms; page faults \(startup.usage.minorFaults) minor, \(startup.usage.majorFaults) major (before the jump)
         pager:   \(segmentPages) segment pages; \(counters.faults) faults handled, \(counters.pagesMapped) pages mapped on demand, \(counters.pagesPrefetched) of them prefetched (\(unused)), \(counters.waits) waits
-      \(policyLine)
+      \(serverLine)\(policyLine)
       """
+  }
+
+  /// What the userfaultfd server cost, beside the program: its own process's CPU.
+  var serverLine: String {
+    guard let ns = counters.serverCPUNanoseconds else {
+      return pager?.utf8.elementsEqual("signal".utf8) == true ? "  server:  none (faults are served in the program, by its SIGSEGV handler: their cost is in the program's cpu)\n" : ""
+    }
+    return
+      "  server:  cpu \(Self.milliseconds(ns, perMillisecond: 1_000_000)) ms (the userfaultfd server's, beside the program's); \(counters.servedByWatcher) faults served by its normal-priority watcher (no worker got to them: busy CPUs)\n"
   }
 
   /// The predictor's or the replay's own line, when the policy has one.
@@ -116,7 +130,7 @@ public struct Report: Sendable {
     case .predictive:
       return "  predictor: \(counters.predictorHits) hits (the pattern went on: window doubled), \(counters.predictorMisses) misses (it broke: window closed)\n"
     case .replay:
-      return "  replay:  \(counters.pagesReplayed) pages installed from the profile before the jump\n"
+      return "  replay:  \(counters.pagesReplayed) pages installed from the profile before the jump, in \(Self.milliseconds(counters.replayNanoseconds, perMillisecond: 1_000_000)) ms (of elfload's loading)\n"
     default:
       return ""
     }
@@ -139,7 +153,9 @@ public struct Report: Sendable {
       "segment_pages": \(segmentPages), "loader_faults": \(counters.faults), "pages_mapped": \(counters.pagesMapped), \
       "pages_prefetched": \(counters.pagesPrefetched), "prefetched_unused": \(unused), \
       "waits": \(counters.waits), "predictor_hits": \(counters.predictorHits), "predictor_misses": \(counters.predictorMisses), \
-      "pages_replayed": \(counters.pagesReplayed), \
+      "pages_replayed": \(counters.pagesReplayed), "replay_ms": \(Self.milliseconds(counters.replayNanoseconds, perMillisecond: 1_000_000)), \
+      "server_cpu_ms": \(counters.serverCPUNanoseconds.map { Self.milliseconds($0, perMillisecond: 1_000_000) } ?? "null"), \
+      "server_watcher_faults": \(counters.servedByWatcher), \
       "trace_records": \(traced), "trace_dropped": \(dropped), \(end)}
 
       """
@@ -171,7 +187,7 @@ public struct Report: Sendable {
 
   extension Report {
     public static let fields: [StatsField] = [
-      StatsField(name: "schema", meaning: "this format's version: 3"),
+      StatsField(name: "schema", meaning: "this format's version: 4"),
       StatsField(name: "program", meaning: "PROGRAM as given"),
       StatsField(name: "policy", meaning: "the paging policy as options: \"eager\", \"demand\", \"hybrid --prefetch 16\""),
       StatsField(name: "mode", meaning: "the --mode: eager, demand, hybrid or replay"),
@@ -212,6 +228,18 @@ public struct Report: Sendable {
       StatsField(
         name: "pages_replayed",
         meaning: "--mode replay: pages installed from the profile before the jump (not in pages_mapped or loader_faults)"),
+      StatsField(
+        name: "replay_ms", meaning: "--mode replay: of startup_ms, the time installing pages_replayed took; 0 otherwise"),
+      StatsField(
+        name: "server_cpu_ms",
+        meaning:
+          "the userfaultfd server's CPU time (all its threads) up to the program's end: what paging cost beside cpu_ms; null when no server ran (eager, the signal pager)"
+      ),
+      StatsField(
+        name: "server_watcher_faults",
+        meaning:
+          "faults the server's normal-priority watcher served because no worker on the faulting thread's CPU got to them within a tick (busy CPUs)"
+      ),
       StatsField(name: "trace_records", meaning: "rows written to --trace"),
       StatsField(name: "trace_dropped", meaning: "rows that did not fit in the trace buffer (2^21)"),
       StatsField(name: "exit_status", meaning: "the program's exit status, or null if a signal killed it"),
