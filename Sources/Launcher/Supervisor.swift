@@ -228,6 +228,9 @@ enum Supervisor {
     pager.replayNanoseconds = c.replay_ns
     pager.serverCPUNanoseconds = serverCPU
     pager.servedByWatcher = c.served_by_watcher
+    pager.serverWorkers = c.workers
+    pager.serverCPUChecks = c.cpu_checks
+    pager.serverTakeovers = c.takeovers
     // The program's own share: the child's, less what elfload cost it before
     // the jump (all of it, if it never got there).
     let j = jump.pointee

@@ -178,24 +178,37 @@ static void drop_the_dead(char *buffer) {
 
 // ---- reading and handling messages ----
 
-// The CPU thread `tid` last ran on (/proc/TID/stat's 39th field), or -1.
-static int32_t last_cpu(uint32_t tid) {
-  char path[32] = "/proc/";
-  unsigned n = 6;
-  char digits[12];
-  unsigned d = 0;
-  do {
-    digits[d++] = (char)('0' + tid % 10);
-    tid /= 10;
-  } while (tid > 0);
-  while (d > 0) path[n++] = digits[--d];
-  static const char stat[] = "/stat";
-  for (unsigned i = 0; i < sizeof stat; i++) path[n++] = stat[i];
-  long fd = sys(__NR_openat, -100, (long)path, O_RDONLY | O_CLOEXEC, 0, 0);
-  if (fd < 0) return -1;
+// Where a thread runs: /proc/TID/stat's 39th field. The file of the last
+// thread looked at stays open (a pread regenerates it: half the cost of an
+// open, read and close).
+struct thread_stat {
+  uint32_t tid;
+  int32_t fd;  // -1: none open
+};
+
+// The CPU thread `tid` last ran on, or -1.
+static int32_t last_cpu(struct thread_stat *open_stat, uint32_t tid) {
+  if (open_stat->fd < 0 || open_stat->tid != tid) {
+    if (open_stat->fd >= 0) sys(__NR_close, open_stat->fd, 0, 0, 0, 0);
+    char path[32] = "/proc/";
+    unsigned n = 6;
+    char digits[12];
+    unsigned d = 0;
+    uint32_t t = tid;
+    do {
+      digits[d++] = (char)('0' + t % 10);
+      t /= 10;
+    } while (t > 0);
+    while (d > 0) path[n++] = digits[--d];
+    static const char stat[] = "/stat";
+    for (unsigned i = 0; i < sizeof stat; i++) path[n++] = stat[i];
+    long fd = sys(__NR_openat, -100, (long)path, O_RDONLY | O_CLOEXEC, 0, 0);
+    open_stat->fd = fd >= 0 ? (int32_t)fd : -1;
+    open_stat->tid = tid;
+    if (fd < 0) return -1;
+  }
   char text[512];
-  long got = sys(__NR_read, fd, (long)text, sizeof text - 1, 0, 0);
-  sys(__NR_close, fd, 0, 0, 0, 0);
+  long got = sys(__NR_pread64, open_stat->fd, (long)text, sizeof text - 1, 0, 0);
   if (got <= 0) return -1;
   // Fields after the command name (which may hold spaces) in parentheses: from the last ')'.
   long i = got - 1;
@@ -209,7 +222,8 @@ static int32_t last_cpu(uint32_t tid) {
   return cpu;
 }
 
-static void arm(int32_t cpu);
+static int arm(int32_t cpu);
+static void disarm(struct worker *w);
 
 // Who is reading: a worker (which checks where a fault's thread runs when told
 // to), or the watcher (which serves wherever it is).
@@ -217,6 +231,7 @@ struct reader {
   struct worker *worker;  // NULL: the watcher
   char *buffer;
   int check_cpu;          // the next fault's thread may be on another CPU: look
+  struct thread_stat stat;
 };
 
 // Reads and handles what is waiting on uffd number `u`. Returns the messages handled.
@@ -248,8 +263,12 @@ static long drain_one(struct reader *reader, uint32_t u) {
     uint32_t tid = m->arg.pagefault.feat.ptid;
     if (reader->check_cpu && reader->worker != NULL) {
       reader->check_cpu = 0;
-      int32_t cpu = last_cpu(tid);
-      if (cpu >= 0 && cpu != reader->worker->cpu) arm(cpu);
+      int32_t cpu = last_cpu(&reader->stat, tid);
+      __atomic_fetch_add(&server.counters->cpu_checks, 1, __ATOMIC_RELAXED);
+      // The thread runs elsewhere: that CPU's worker serves it from now on,
+      // and this one steps back (a thread of its own CPU that faults brings
+      // it back the same way).
+      if (cpu >= 0 && cpu != reader->worker->cpu && arm(cpu)) disarm(reader->worker);
     }
     if (reader->worker == NULL) __atomic_fetch_add(&server.counters->served_by_watcher, 1, __ATOMIC_RELAXED);
     uffd_serve(fd, u, m->arg.pagefault.address, tid, (m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0,
@@ -312,7 +331,7 @@ __attribute__((noreturn)) static void work(void *argument) {
   pin(w->cpu);
   int priority = 0;  // struct sched_param
   sys(__NR_sched_setscheduler, 0, SCHED_IDLE, (long)&priority, 0, 0);
-  struct reader reader = {.worker = w, .buffer = w->buffer, .check_cpu = 0};
+  struct reader reader = {.worker = w, .buffer = w->buffer, .check_cpu = 0, .stat = {0, -1}};
   for (;;) {
     // Back to back: a thread that faults again while the worker serves finds
     // it ready, with no wait and no look at /proc.
@@ -335,14 +354,8 @@ __attribute__((noreturn)) static void work(void *argument) {
     // The fault that woke the worker may come from a thread on another CPU.
     reader.check_cpu = 1;
     if (ready > (polled[0].revents != 0) && drain(&reader) == 0 && ++w->wasted >= wasted_wakes_to_disarm) {
-      // Another worker served the faults this one was woken for: leave them
-      // to it (keeping one armed, always).
-      lock(&server.events);
-      if (server.armed_count > 1 && w->armed) {
-        __atomic_store_n(&w->armed, 0, __ATOMIC_RELEASE);
-        server.armed_count--;
-      }
-      unlock(&server.events);
+      // Another worker served the faults this one was woken for: leave them to it.
+      disarm(w);
       w->wasted = 0;
     }
   }
@@ -379,9 +392,19 @@ static char *allocate(uint64_t bytes) {
   return at < 0 && at > -4096 ? NULL : (char *)at;
 }
 
-// Arms the worker on `cpu`, starting it if there is none yet.
-static void arm(int32_t cpu) {
-  if (cpu < 0 || cpu >= max_workers) return;
+// Stops `w` polling, unless it is the last worker that does.
+static void disarm(struct worker *w) {
+  lock(&server.events);
+  if (server.armed_count > 1 && w->armed) {
+    __atomic_store_n(&w->armed, 0, __ATOMIC_RELEASE);
+    server.armed_count--;
+  }
+  unlock(&server.events);
+}
+
+// Arms the worker on `cpu`, starting it if there is none yet. Returns 1 when it is armed.
+static int arm(int32_t cpu) {
+  if (cpu < 0 || cpu >= max_workers) return 0;
   lock(&server.events);
   struct worker *w = NULL;
   for (uint32_t i = 0; i < server.worker_count; i++)
@@ -398,6 +421,7 @@ static void arm(int32_t cpu) {
       w->armed = 0;
       if (spawn(work, w, stack, worker_stack) > 0) {
         __atomic_store_n(&server.worker_count, server.worker_count + 1, __ATOMIC_RELEASE);
+        __atomic_fetch_add(&server.counters->workers, 1, __ATOMIC_RELAXED);
       } else {
         w = NULL;
       }
@@ -409,6 +433,7 @@ static void arm(int32_t cpu) {
   }
   unlock(&server.events);
   if (w != NULL) ring(w);
+  return w != NULL;
 }
 
 // ---- the watcher: the server's first thread, at normal priority ----
@@ -438,7 +463,7 @@ static void take_over(struct reader *reader, uint64_t ns) {
 }
 
 __attribute__((noreturn)) static void watch(void) {
-  struct reader reader = {.worker = NULL, .buffer = server.watcher_buffer, .check_cpu = 0};
+  struct reader reader = {.worker = NULL, .buffer = server.watcher_buffer, .check_cpu = 0, .stat = {0, -1}};
   if (server.placement == ELFLOAD_UFFD_PLACEMENT_ANY || server.worker_count == 0) {
     for (;;) take_over(&reader, ~0ULL >> 1);  // no workers: a server at normal priority, anywhere
   }

@@ -19,6 +19,10 @@ public struct PagerCounters: Equatable, Sendable {
   public var serverCPUNanoseconds: UInt64?
   /// Faults the server's normal-priority watcher served because no worker got to them (busy CPUs).
   public var servedByWatcher: UInt64 = 0
+  /// The server's workers (CPUs served), its looks at where a faulting thread runs, its watcher's takeovers.
+  public var serverWorkers: UInt64 = 0
+  public var serverCPUChecks: UInt64 = 0
+  public var serverTakeovers: UInt64 = 0
   public init() {}
 }
 
@@ -121,7 +125,7 @@ public struct Report: Sendable {
       return pager?.utf8.elementsEqual("signal".utf8) == true ? "  server:  none (faults are served in the program, by its SIGSEGV handler: their cost is in the program's cpu)\n" : ""
     }
     return
-      "  server:  cpu \(Self.milliseconds(ns, perMillisecond: 1_000_000)) ms (the userfaultfd server's, beside the program's); \(counters.servedByWatcher) faults served by its normal-priority watcher (no worker got to them: busy CPUs)\n"
+      "  server:  cpu \(Self.milliseconds(ns, perMillisecond: 1_000_000)) ms (the userfaultfd server's, beside the program's); \(counters.serverWorkers) workers (one per CPU faulted on), \(counters.serverCPUChecks) looks at a thread's CPU; \(counters.servedByWatcher) faults served by its normal-priority watcher in \(counters.serverTakeovers) takeovers (no worker got to them within a tick: busy CPUs)\n"
   }
 
   /// The predictor's or the replay's own line, when the policy has one.

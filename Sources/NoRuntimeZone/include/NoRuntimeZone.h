@@ -83,6 +83,8 @@ struct elfload_demand_counters {
   uint64_t server_ended;      ///< 1 once server_cpu_ns is written (the pid may be gone)
   uint64_t served_by_watcher; ///< faults served by the normal-priority thread (the CPUs were busy)
   uint64_t takeovers;         ///< times a fault waited a tick for a worker and the watcher took over
+  uint64_t workers;           ///< worker threads started (one per CPU the program faulted on)
+  uint64_t cpu_checks;        ///< times a worker read where a faulting thread runs (/proc/TID/stat)
 };
 enum { ELFLOAD_PAGER_NONE = 0, ELFLOAD_PAGER_SIGNAL = 1, ELFLOAD_PAGER_UFFD = 2 };
 
