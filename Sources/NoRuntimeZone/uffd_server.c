@@ -361,8 +361,11 @@ __attribute__((noreturn)) static void work(void *argument) {
   }
 }
 
-// Starts a thread of this process running `run(argument)` on its own stack.
-static long spawn(void (*run)(void *), void *argument, char *stack, uint64_t size) {
+enum { thread_flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM };
+
+// clone(flags) running `run(argument)` on a stack of its own: a thread of
+// this process (thread_flags), or a process that shares this one's memory.
+static long spawn(long flags, void (*run)(void *), void *argument, char *stack, uint64_t size) {
   uint64_t *top = (uint64_t *)(stack + size);
   *--top = (uint64_t)argument;
   *--top = (uint64_t)run;
@@ -380,9 +383,7 @@ static long spawn(void (*run)(void *), void *argument, char *stack, uint64_t siz
       "ud2\n"
       "1:"
       : "=a"(ret)
-      : "a"(__NR_clone),
-        "D"(CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM),
-        "S"(top), "d"(0), "r"(r10), "r"(r8)
+      : "a"(__NR_clone), "D"(flags), "S"(top), "d"(0), "r"(r10), "r"(r8)
       : "rcx", "r11", "memory");
   return ret;
 }
@@ -402,6 +403,23 @@ static void disarm(struct worker *w) {
   unlock(&server.events);
 }
 
+// Under the lock: a new worker for `cpu` (not running yet), or NULL.
+static struct worker *new_worker(int32_t cpu) {
+  if (server.worker_count == max_workers) return NULL;
+  char *buffer = allocate(uffd_buffer_pages() * uffd_page_size);
+  long doorbell = sys(__NR_eventfd2, 0, EFD_NONBLOCK | EFD_CLOEXEC, 0, 0, 0);
+  if (buffer == NULL || doorbell < 0) return NULL;
+  struct worker *w = &server.workers[server.worker_count];
+  w->cpu = cpu;
+  w->doorbell = (int32_t)doorbell;
+  w->buffer = buffer;
+  w->armed = 1;
+  server.armed_count++;
+  __atomic_store_n(&server.worker_count, server.worker_count + 1, __ATOMIC_RELEASE);
+  __atomic_fetch_add(&server.counters->workers, 1, __ATOMIC_RELAXED);
+  return w;
+}
+
 // Arms the worker on `cpu`, starting it if there is none yet. Returns 1 when it is armed.
 static int arm(int32_t cpu) {
   if (cpu < 0 || cpu >= max_workers) return 0;
@@ -409,25 +427,16 @@ static int arm(int32_t cpu) {
   struct worker *w = NULL;
   for (uint32_t i = 0; i < server.worker_count; i++)
     if (server.workers[i].cpu == cpu) w = &server.workers[i];
-  if (w == NULL && server.worker_count < max_workers) {
+  if (w == NULL) {
     char *stack = allocate(worker_stack);
-    char *buffer = allocate(uffd_buffer_pages() * uffd_page_size);
-    long doorbell = sys(__NR_eventfd2, 0, EFD_NONBLOCK | EFD_CLOEXEC, 0, 0, 0);
-    if (stack != NULL && buffer != NULL && doorbell >= 0) {
-      w = &server.workers[server.worker_count];
-      w->cpu = cpu;
-      w->doorbell = (int32_t)doorbell;
-      w->buffer = buffer;
+    w = stack != NULL ? new_worker(cpu) : NULL;
+    if (w != NULL && spawn(thread_flags, work, w, stack, worker_stack) < 0) {
+      // No thread: the slot stays, disarmed, and this CPU's faults go to the others.
       w->armed = 0;
-      if (spawn(work, w, stack, worker_stack) > 0) {
-        __atomic_store_n(&server.worker_count, server.worker_count + 1, __ATOMIC_RELEASE);
-        __atomic_fetch_add(&server.counters->workers, 1, __ATOMIC_RELAXED);
-      } else {
-        w = NULL;
-      }
+      server.armed_count--;
+      w = NULL;
     }
-  }
-  if (w != NULL && !w->armed) {
+  } else if (!w->armed) {
     __atomic_store_n(&w->armed, 1, __ATOMIC_RELEASE);
     server.armed_count++;
   }
@@ -436,7 +445,7 @@ static int arm(int32_t cpu) {
   return w != NULL;
 }
 
-// ---- the watcher: the server's first thread, at normal priority ----
+// ---- the watcher: a thread at normal priority ----
 
 static void sleep_ns(uint64_t ns) {
   struct elfload_timespec t = {(int64_t)(ns / 1000000000u), (int64_t)(ns % 1000000000u)};
@@ -462,9 +471,18 @@ static void take_over(struct reader *reader, uint64_t ns) {
   }
 }
 
-__attribute__((noreturn)) static void watch(void) {
+// The CPUs the program may run on (elfload's own affinity before the server's
+// creation pinned it): the watcher's.
+static struct {
+  uint64_t mask[16];
+  long bytes;  // as sched_getaffinity returned it; <= 0: unknown
+} program_cpus;
+
+__attribute__((noreturn)) static void watch(void *unused) {
+  (void)unused;
+  if (program_cpus.bytes > 0) sys(__NR_sched_setaffinity, 0, program_cpus.bytes, (long)program_cpus.mask, 0, 0);
   struct reader reader = {.worker = NULL, .buffer = server.watcher_buffer, .check_cpu = 0, .stat = {0, -1}};
-  if (server.placement == ELFLOAD_UFFD_PLACEMENT_ANY || server.worker_count == 0) {
+  if (server.worker_count == 0) {
     for (;;) take_over(&reader, ~0ULL >> 1);  // no workers: a server at normal priority, anywhere
   }
   uint64_t now = uffd_now_ns(), last_progress = now, last_probe = now;
@@ -539,8 +557,8 @@ static void close_all_but(struct kept *kept) {
 }
 
 // The server process: its own session (no terminal's signals), every signal
-// blocked, no descriptor but the userfaultfd and the files; a worker on the
-// program's CPU, then watch.
+// blocked, no descriptor but the userfaultfd and the files; the watcher
+// started, then this thread serves as the worker on the program's CPU.
 __attribute__((noreturn)) static void become_server(int uffd) {
   sys(__NR_setsid, 0, 0, 0, 0, 0);
   uint64_t all = ~(uint64_t)0;
@@ -554,28 +572,50 @@ __attribute__((noreturn)) static void become_server(int uffd) {
   uffd_each_file(keep_fd, &kept);
   close_all_but(&kept);
   uffd_map_sources();
-  server.watcher_buffer = allocate(uffd_buffer_pages() * uffd_page_size);
-  if (server.watcher_buffer == NULL) sys(__NR_exit_group, 1, 0, 0, 0, 0);
   add(uffd);
-  if (server.placement != ELFLOAD_UFFD_PLACEMENT_ANY) arm(server.start_cpu);
-  watch();
+  server.watcher_buffer = allocate(uffd_buffer_pages() * uffd_page_size);
+  char *watcher_stack = allocate(worker_stack);
+  if (server.watcher_buffer == NULL || watcher_stack == NULL) sys(__NR_exit_group, 1, 0, 0, 0, 0);
+  struct worker *first = NULL;
+  if (server.placement != ELFLOAD_UFFD_PLACEMENT_ANY) {
+    lock(&server.events);
+    first = new_worker(server.start_cpu);
+    unlock(&server.events);
+  }
+  if (first == NULL) watch(NULL);  // no workers: a server at normal priority, anywhere
+  // (Before this thread becomes SCHED_IDLE: a thread it started would inherit
+  // that, and could not go back to normal priority unprivileged.)
+  if (spawn(thread_flags, watch, NULL, watcher_stack, worker_stack) < 0) sys(__NR_exit_group, 1, 0, 0, 0, 0);
+  work(first);
+}
+
+// The middle process of the double fork: it shares elfload's memory (no copy
+// of its page tables: clone(CLONE_VM | CLONE_VFORK), elfload waits meanwhile),
+// forks the server -- a copy of elfload, on a copy of this stack -- and ends.
+__attribute__((noreturn)) static void fork_server(void *uffd) {
+  long server_pid = sys(__NR_clone, SIGCHLD, 0, 0, 0, 0);
+  if (server_pid == 0) become_server((int)(long)uffd);
+  sys(__NR_exit_group, server_pid < 0 ? 1 : 0, 0, 0, 0, 0);
+  __builtin_unreachable();
 }
 
 long elfload_uffd_start_server(int uffd) {
   uint32_t cpu = 0;
   sys(__NR_getcpu, (long)&cpu, 0, 0, 0, 0);
   server.start_cpu = (int32_t)cpu;
+  // The processes made here start on this CPU: one started on the other, idle,
+  // CPU is a halted CPU to wake (up to a millisecond here, measured). elfload's
+  // own affinity is the program's: it is put back at once.
+  program_cpus.bytes = sys(__NR_sched_getaffinity, 0, sizeof program_cpus.mask, (long)program_cpus.mask, 0, 0);
+  if (program_cpus.bytes > 0) pin(server.start_cpu);
   // Double fork: the middle process exits at once, so the server is
   // nobody's child here (init, or a subreaper, adopts it).
   // The middle process has no exit signal: no SIGCHLD is left pending for
   // the program (whose mask may block it), and wait4 takes it with __WALL.
-  long middle = sys(__NR_clone, 0, 0, 0, 0, 0);
+  static char middle_stack[16 << 10] __attribute__((aligned(16)));
+  long middle = spawn(CLONE_VM | CLONE_VFORK, fork_server, (void *)(long)uffd, middle_stack, sizeof middle_stack);
+  if (program_cpus.bytes > 0) sys(__NR_sched_setaffinity, 0, program_cpus.bytes, (long)program_cpus.mask, 0, 0);
   if (middle < 0) return middle;
-  if (middle == 0) {
-    long server_pid = sys(__NR_clone, SIGCHLD, 0, 0, 0, 0);
-    if (server_pid == 0) become_server(uffd);
-    sys(__NR_exit_group, server_pid < 0 ? 1 : 0, 0, 0, 0, 0);
-  }
   int status = 0;
   long ret;
   do ret = sys(__NR_wait4, middle, (long)&status, __WALL, 0, 0);
