@@ -253,6 +253,8 @@ extension Elfload {
 
     public init() {}
 
+    public func validate() throws { try checkSVGName(output, subcommand: "heatmap") }
+
     public func run() throws {
       let text = try readInput(trace)
       let parsed: Trace

@@ -150,6 +150,7 @@ extension Elfload {
           throw ValidationError("give a residency file and -o FILE.svg to draw it, or --native FILE -- PROGRAM ARGS to record one")
         }
         guard command.isEmpty else { throw ValidationError("a program after -- is run only with --native FILE") }
+        if let output { try checkSVGName(output, subcommand: "residency") }
       }
     }
 

@@ -220,3 +220,52 @@ struct HeatmapTests {
     #expect(outcome.stdout.contains("nothing written"), "\(outcome)")
   }
 }
+
+/// The drawing subcommands write SVG only: a file named for another format is refused before
+/// anything is written, and their usage errors -- found while parsing or while running -- show
+/// the subcommand's usage, not the launcher's.
+@Suite("Drawing subcommands: output format and usage errors")
+struct DrawingUsageTests {
+  static let scratch = scratchDirectory("drawing-usage")
+
+  /// The first line of stderr, and the usage lines that follow "Usage:".
+  static func refusal(_ outcome: Outcome) -> (first: String, usage: String) {
+    let lines = outcome.stderr.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+    let usage = lines.drop { !$0.hasPrefix("Usage: ") }.prefix { !$0.hasPrefix("  See ") }.joined(separator: "\n")
+    return (lines.first ?? "", usage)
+  }
+
+  @Test("-o FILE.png is refused in one line with the subcommand's usage, and no file is written", arguments: ["heatmap", "residency"])
+  func pngRefused(_ subcommand: String) throws {
+    let input = "\(Self.scratch)/\(subcommand).csv"
+    let header = subcommand == "heatmap" ? HeatmapTests.header + "1,5,0x400000,0,2,0,fault,7,signal\n" : "start,end,perms,resident_pages,total_pages,pages,name\n0x400000,0x401000,r--p,1,1,#,/prog\n"
+    FileManager.default.createFile(atPath: input, contents: Data(header.utf8))
+    for name in ["out.png", "out.PDF", "out.svg.tmp"] {
+      let output = "\(Self.scratch)/\(name)"
+      let outcome = run([Paths.elfload, subcommand, input, "-o", output])
+      #expect(outcome.ending == .exited(64), "\(outcome)")
+      let (first, usage) = Self.refusal(outcome)
+      #expect(first == "Error: \(output): elfload \(subcommand) writes SVG only: name the file .svg (rsvg-convert FILE.svg -o FILE.png converts it)", "\(outcome)")
+      #expect(usage.hasPrefix("Usage: elfload \(subcommand) "), "\(outcome)")
+      #expect(outcome.stdout == "")
+      #expect(!FileManager.default.fileExists(atPath: output))
+    }
+    // An .svg (any case) or a name without an extension is written.
+    for name in ["out.svg", "out.SVG", "out"] {
+      let outcome = run([Paths.elfload, subcommand, input, "-o", "\(Self.scratch)/\(name)"])
+      #expect(outcome.ending == .exited(0), "\(name): \(outcome)")
+    }
+  }
+
+  @Test("an input that cannot be read is a usage error of the subcommand, not of the launcher", arguments: ["heatmap", "residency"])
+  func unreadableInput(_ subcommand: String) {
+    let missing = "\(Self.scratch)/no-such-file.csv"
+    let outcome = run([Paths.elfload, subcommand, missing, "-o", "\(Self.scratch)/x.svg"])
+    #expect(outcome.ending == .exited(64), "\(outcome)")
+    let (first, usage) = Self.refusal(outcome)
+    #expect(first == "Error: \(missing): cannot read it", "\(outcome)")
+    #expect(usage.hasPrefix("Usage: elfload \(subcommand) "), "\(outcome)")
+    #expect(!usage.contains("--mode"), "the launcher's usage: \(outcome)")
+    #expect(outcome.stderr.contains("  See 'elfload \(subcommand) --help' for more information.\n"), "\(outcome)")
+  }
+}
