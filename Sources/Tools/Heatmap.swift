@@ -53,30 +53,46 @@ enum TraceError: Error, CustomStringConvertible {
   }
 }
 
-/// Parses a --trace CSV: format 2 (a `# ` preamble with the segment table, then the rows) or
-/// format 1 (the rows alone).
-func parseTrace(_ text: [UInt8]) throws(TraceError) -> Trace {
-  var lines = text.split(separator: 10, omittingEmptySubsequences: true).map {
-    String(decoding: $0, as: UTF8.self)
-  }
+/// A row of a preamble's segment table that cannot be read: its line number and text.
+struct BadSegmentRow: Error {
+  var line: Int
+  var text: String
+}
+
+/// The segment table in the `# ` preamble of a trace or a residency file (format 2): the rows
+/// after the table's header; the format line and other comments are let be.
+func parseSegmentTable(_ preamble: ArraySlice<String>) -> Result<[TraceSegment], BadSegmentRow> {
   var segments: [TraceSegment] = []
-  var preamble = 0
-  while preamble < lines.count, lines[preamble].hasPrefix("#") { preamble += 1 }
-  // The rows after the table's header are the table; the format line and other comments are let be.
   var inTable = false
-  for (index, line) in lines[..<preamble].enumerated() {
+  for (index, line) in preamble.enumerated() {
     let content = line.dropFirst(TraceFormat.commentPrefix.count)
     if content == TraceFormat.segmentColumns.joined(separator: ",") { inTable = true }
     guard inTable, content.first?.isNumber == true else { continue }
     let f = content.split(separator: ",", maxSplits: TraceFormat.segmentColumns.count - 1, omittingEmptySubsequences: false)
     guard f.count == TraceFormat.segmentColumns.count, let image = Int(f[0]), let segment = Int(f[1]),
       let pages = Int(f[4]), let start = UInt64(f[5].dropFirst(2), radix: 16),
-      let end = UInt64(f[6].dropFirst(2), radix: 16)
-    else { throw .badSegment(line: index + 1, line) }
+      let end = UInt64(f[6].dropFirst(2), radix: 16), start <= end
+    else { return .failure(BadSegmentRow(line: index + 1, text: line)) }
     segments.append(
       TraceSegment(
         image: image, segment: segment, type: String(f[2]), flags: String(f[3]), pages: pages, start: start, end: end,
         path: String(f[7])))
+  }
+  return .success(segments)
+}
+
+/// Parses a --trace CSV: format 2 (a `# ` preamble with the segment table, then the rows) or
+/// format 1 (the rows alone).
+func parseTrace(_ text: [UInt8]) throws(TraceError) -> Trace {
+  var lines = text.split(separator: 10, omittingEmptySubsequences: true).map {
+    String(decoding: $0, as: UTF8.self)
+  }
+  var preamble = 0
+  while preamble < lines.count, lines[preamble].hasPrefix("#") { preamble += 1 }
+  let segments: [TraceSegment]
+  switch parseSegmentTable(lines[..<preamble]) {
+  case .success(let table): segments = table
+  case .failure(let bad): throw .badSegment(line: bad.line, bad.text)
   }
   lines.removeFirst(preamble)
   guard let header = lines.first, header == TraceFormat.columns.joined(separator: ",") else {
