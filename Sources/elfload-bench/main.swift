@@ -44,7 +44,8 @@ struct Options {
 
           Runs every workload natively and under each loader (elfload eager, demand and
           hybrid --prefetch 16, hybrid --prefetch auto and replay (of a profile elfload record
-          wrote of the workload first) with each pager, and ulexecve when installed), N times each after warm-up
+          wrote of the workload first) with each pager, named with it (demand-signal, demand-uffd, ...),
+          and ulexecve when installed), N times each after warm-up
           runs, in fresh processes; then a prefetch-depth sweep on the 64 MiB bss pass.
           Writes DIR/results.csv, DIR/results.md and the charts DIR/time.svg,
           DIR/memory.svg, DIR/faults.svg, DIR/prefetch.svg and DIR/startup.svg.
@@ -213,12 +214,13 @@ if let dir = options.redraw {
       let p90 = Double(f[6]), let rss = Double(f[7]), let faults = Double(f[8])
     else { fail("\(dir)/results.csv: not a results line: \(line)") }
     let ok = f[11] == "true"
+    // (A run before the loaders named their pager: its "demand", "hybrid16", ... were the signal pager's.)
     let cell = Cell(
-      workload: f[1], loader: f[2], runs: runs, median: median, p10: p10, p90: p90, rss: rss, faults: faults,
+      workload: f[1], loader: Charts.pagerNamed(f[2]), runs: runs, median: median, p10: p10, p90: p90, rss: rss, faults: faults,
       status: ok ? 0 : 1, expectedStatus: 0, loaderFaults: Int(f[9]), prefetched: Int(f[10]))
     switch f[0] {
     case "workloads": cells.append(cell)
-    case "prefetch": sweep.append((Int(f[2].dropFirst("hybrid".count)) ?? 0, cell))
+    case "prefetch": sweep.append((Int(cell.loader.dropFirst("hybrid".count).prefix { $0.isNumber }) ?? 0, cell))
     default: startup.append(cell)
     }
   }
@@ -264,13 +266,13 @@ var loaders = [
   Loader(name: "native", prefix: [], elfloadOptions: nil),
   Loader(name: "eager", prefix: [options.elfload, "--mode", "eager"], elfloadOptions: ["--mode", "eager"]),
   Loader(
-    name: "demand", prefix: [options.elfload, "--mode", "demand", "--pager", "signal"],
+    name: "demand-signal", prefix: [options.elfload, "--mode", "demand", "--pager", "signal"],
     elfloadOptions: ["--mode", "demand", "--pager", "signal"]),
   Loader(
-    name: "hybrid16", prefix: [options.elfload, "--mode", "hybrid", "--prefetch", "16", "--pager", "signal"],
+    name: "hybrid16-signal", prefix: [options.elfload, "--mode", "hybrid", "--prefetch", "16", "--pager", "signal"],
     elfloadOptions: ["--mode", "hybrid", "--prefetch", "16", "--pager", "signal"]),
-  elfloadLoader("auto", ["--mode", "hybrid", "--prefetch", "auto", "--pager", "signal"]),
-  Loader(name: "replay", prefix: [], elfloadOptions: nil, replayPager: "signal"),
+  elfloadLoader("auto-signal", ["--mode", "hybrid", "--prefetch", "auto", "--pager", "signal"]),
+  Loader(name: "replay-signal", prefix: [], elfloadOptions: nil, replayPager: "signal"),
 ]
 // The userfaultfd pager, where the kernel grants it (root, or vm.unprivileged_userfaultfd=1).
 ensureRunbench()
@@ -383,7 +385,7 @@ let bss = Workload(name: "bench3 bss", argv: [sample("static", "bench3_bss")])
 var sweep: [(depth: Int, cell: Cell)] = []
 for depth in depths {
   let loader = Loader(
-    name: "hybrid\(depth)", prefix: [options.elfload, "--mode", "hybrid", "--prefetch", "\(depth)", "--pager", "signal"],
+    name: "hybrid\(depth)-signal", prefix: [options.elfload, "--mode", "hybrid", "--prefetch", "\(depth)", "--pager", "signal"],
     elfloadOptions: ["--mode", "hybrid", "--prefetch", "\(depth)", "--pager", "signal"])
   let cell = measure(loader, bss, runs: options.runs)
   sweep.append((depth, cell))
