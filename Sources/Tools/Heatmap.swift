@@ -81,20 +81,23 @@ func parseSegmentTable(_ preamble: ArraySlice<String>) -> Result<[TraceSegment],
   return .success(segments)
 }
 
+/// A trace's or residency file's lines after its `# ` preamble (format 2), the preamble's
+/// segment table, and how many lines the preamble took.
+func splitPreamble(_ text: [UInt8]) -> Result<([String], [TraceSegment], Int), BadSegmentRow> {
+  let lines = text.split(separator: 10, omittingEmptySubsequences: true).map { String(decoding: $0, as: UTF8.self) }
+  var preamble = 0
+  while preamble < lines.count, lines[preamble].hasPrefix("#") { preamble += 1 }
+  return parseSegmentTable(lines[..<preamble]).map { (Array(lines[preamble...]), $0, preamble) }
+}
+
 /// Parses a --trace CSV: format 2 (a `# ` preamble with the segment table, then the rows) or
 /// format 1 (the rows alone).
 func parseTrace(_ text: [UInt8]) throws(TraceError) -> Trace {
-  var lines = text.split(separator: 10, omittingEmptySubsequences: true).map {
-    String(decoding: $0, as: UTF8.self)
-  }
-  var preamble = 0
-  while preamble < lines.count, lines[preamble].hasPrefix("#") { preamble += 1 }
-  let segments: [TraceSegment]
-  switch parseSegmentTable(lines[..<preamble]) {
-  case .success(let table): segments = table
+  let (lines, segments, preamble): ([String], [TraceSegment], Int)
+  switch splitPreamble(text) {
+  case .success(let split): (lines, segments, preamble) = split
   case .failure(let bad): throw .badSegment(line: bad.line, bad.text)
   }
-  lines.removeFirst(preamble)
   guard let header = lines.first, header == TraceFormat.columns.joined(separator: ",") else {
     throw .badHeader(lines.first ?? "")
   }

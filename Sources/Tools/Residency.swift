@@ -42,15 +42,11 @@ enum ResidencyError: Error, CustomStringConvertible {
 /// Parses a --residency CSV: format 2 (a `# ` preamble with the segment table, then the rows)
 /// or format 1 (the rows alone).
 func parseResidency(_ text: [UInt8]) throws(ResidencyError) -> ResidencyFile {
-  var lines = text.split(separator: 10, omittingEmptySubsequences: true).map { String(decoding: $0, as: UTF8.self) }
-  var preamble = 0
-  while preamble < lines.count, lines[preamble].hasPrefix("#") { preamble += 1 }
-  let segments: [TraceSegment]
-  switch parseSegmentTable(lines[..<preamble]) {
-  case .success(let table): segments = table
+  let (lines, segments, preamble): ([String], [TraceSegment], Int)
+  switch splitPreamble(text) {
+  case .success(let split): (lines, segments, preamble) = split
   case .failure(let bad): throw .badSegment(line: bad.line, bad.text)
   }
-  lines.removeFirst(preamble)
   guard let header = lines.first, header == ResidencyFormat.columns.joined(separator: ",") else {
     throw .badHeader(lines.first ?? "")
   }

@@ -157,7 +157,12 @@ func machineDescription() -> String {
 /// What each chart says under its title: runs per cell and the machine (the
 /// sentence results.md opens with).
 func runNote(runs: Int, warmup: Int, machine: String) -> String {
-  "\(runs) runs per cell after \(warmup) warm-up runs, fresh processes; \(machine)."
+  "\(runs) runs per cell after \(warmup) warm-up runs, fresh processes; \(machine).\(quickLook(runs))"
+}
+
+/// What a chart of fewer than 11 runs a cell says of itself.
+func quickLook(_ runs: Int) -> String {
+  runs < 11 ? " A quick look: from so few runs a cell moves by tens of percent between runs." : ""
 }
 
 /// The four charts of a run.
@@ -229,7 +234,8 @@ if let dir = options.redraw {
     .split(separator: "\n").first { $0.contains(" runs per cell after ") }
   let runs = Set((cells + startup + sweep.map(\.cell)).map(\.runs)).sorted().map(String.init).joined(
     separator: "/")
-  let note = recorded.map(String.init) ?? "\(runs) runs per cell; machine not recorded."
+  let fewest = (cells + startup + sweep.map(\.cell)).map(\.runs).min() ?? 0
+  let note = recorded.map(String.init) ?? "\(runs) runs per cell; machine not recorded.\(quickLook(fewest))"
   drawCharts(cells: cells, sweep: sweep, startup: startup, note: note, into: dir)
   print("redrew \(dir)/time.svg, memory.svg, faults.svg, prefetch.svg, startup.svg")
   exit(0)
