@@ -72,6 +72,7 @@ enum Execve {
     if let interpreter, let interpreterPlan {
       TraceSegments.record(1, interpreter.image, bias: interpreterPlan.bias, path: program.image.interpreter ?? [])
     }
+    TraceSegments.release()
     request.shared?.attach(
       faults, policy, loads, paths: [programPath] + (program.image.interpreter.map { [$0] } ?? []), replayed: replayed, log: log)
     // The program's descriptor stays open until the jump, for /proc/self/exe.

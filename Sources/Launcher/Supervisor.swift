@@ -124,8 +124,8 @@ enum Supervisor {
     // not after the program has run.
     let json = try settings.statsJSON.map { path throws(LoadError) in try create(path, "--stats-json") }
     let traceFile = try settings.trace.map { path throws(LoadError) in try create(path, "--trace") }
-    if traceFile != nil { TraceSegments.share() }
     let residencyFile = try settings.residency.map { path throws(LoadError) in try create(path, "--residency") }
+    if traceFile != nil || residencyFile != nil { TraceSegments.share() }
     let profileFile = try settings.record.map { path throws(LoadError) in try create(path, "--profile") }
     let tracing = traceFile != nil || profileFile != nil
 
@@ -353,7 +353,7 @@ enum Supervisor {
     let ticks = Double(end.stamp &- start.stamp)
     let perTick = ticks > 0 ? Double(end.nanoseconds - start.nanoseconds) / ticks : 0
     var out = CSVBuffer()
-    out.bytes += TraceSegments.preamble()
+    out.bytes += TraceSegments.preamble(TraceFormat.formatLine)
     out.text(TraceFormat.header)
     for i in 0..<Int(count) {
       let r = records[i]
@@ -401,13 +401,17 @@ enum Supervisor {
     try Kernel.writeAll(fd, Profile(images: images, pages: pages).bytes)
   }
 
-  /// The residency CSV as the watcher wrote it (nothing if it never ran: the program did not start).
+  /// The residency CSV: the segment table, then the rows as the watcher wrote them (nothing if
+  /// it never ran: the program did not start).
   static func writeResidency(_ fd: FileDescriptor, _ residency: UnsafeMutablePointer<elfload_residency>) throws(SystemCallError) {
     let r = residency.pointee
     if r.done == 0 { Kernel.writeError("elfload: --residency: the watcher did not finish in 10 s; what it wrote follows\n") }
     if r.truncated != 0 { Kernel.writeError("elfload: --residency: too many mappings, the last rows are left out\n") }
     let text = UnsafeRawPointer(residency).advanced(by: MemoryLayout<elfload_residency>.stride)
       .assumingMemoryBound(to: UInt8.self)
+    // The segment table first: what the program's and interpreter's mappings are (the
+    // userfaultfd pager's have no file name).
+    try Kernel.writeAll(fd, TraceSegments.preamble(ResidencyFormat.formatLine))
     let length = Int(min(r.length, r.capacity))
     var offset = 0
     while offset < length {

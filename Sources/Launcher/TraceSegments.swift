@@ -1,8 +1,9 @@
 // --trace's segment table: what each traced page's segment is. The child writes a row per
-// PT_LOAD as it plans each image; the parent puts the table in the trace's preamble.
+// PT_LOAD as it plans each image; the parent puts the table in the preamble of the trace and of
+// the --residency file.
 
 enum TraceSegments {
-  /// Shared with the child (a length word, then the rows' bytes); nil unless tracing.
+  /// Shared with the child (a length word, then the rows' bytes); nil without --trace and --residency.
   nonisolated(unsafe) static var shared: UnsafeMutablePointer<UInt64>?
   /// Bytes of rows that fit (shared memory costs only what is written).
   static let capacity: UInt64 = 1 << 20
@@ -20,8 +21,7 @@ enum TraceSegments {
     var out = CSVBuffer()
     for index in image.loadIndexes {
       let ph = image.programHeaders[index]
-      let start = pageStart(ph.vaddr &+ bias)
-      let end = pageAlign(ph.vaddr &+ ph.memsz &+ bias) ?? start
+      let (start, end) = ph.pagesInMemory(bias: bias)
       out.text(TraceFormat.commentPrefix)
       out.decimal(number)
       out.byte(44)
@@ -49,9 +49,17 @@ enum TraceSegments {
     shared.pointee = used + UInt64(out.bytes.count)
   }
 
+  /// In the child, once the table is written: its mapping goes, so that the program's address
+  /// space does not hold it (the parent's mapping of the same memory stays).
+  static func release() {
+    guard let shared else { return }
+    Kernel.unmap(UInt64(UInt(bitPattern: shared)), capacity + 8)
+    Self.shared = nil
+  }
+
   /// In the parent, once the program has ended: the format line, the table's header and rows.
-  static func preamble() -> [UInt8] {
-    var bytes = Array(TraceFormat.formatLine.utf8) + Array(TraceFormat.segmentHeader.utf8)
+  static func preamble(_ formatLine: String) -> [UInt8] {
+    var bytes = Array(formatLine.utf8) + Array(TraceFormat.segmentHeader.utf8)
     if let shared {
       let rows = UnsafeRawPointer(shared + 1).assumingMemoryBound(to: UInt8.self)
       bytes += Array(UnsafeBufferPointer(start: rows, count: Int(min(shared.pointee, capacity))))

@@ -483,6 +483,7 @@ static long watched_pid;
 static int watch_unused;                      // count prefetched_unused (hybrid, signal pager)
 static struct elfload_residency *residency;   // write the residency picture here, or NULL
 static uint64_t watcher_stack;                // its own stack: left out of the picture
+uint64_t elfload_trampoline_page;
 enum { watcher_stack_size = 64 << 10 };
 
 static void count_unused(long pagemap) {
@@ -593,6 +594,8 @@ static void write_residency(long pagemap) {
     // elfload's own memory that stays after the jump has no name: give it one.
     static const char kept[] = "[elfload: handler and watcher]";
     static const char shared[] = "[elfload: shared with the supervisor]";
+    static const char trampoline[] = "[elfload: trampoline]";
+    static const char page_states[] = "[elfload: the signal pager's page states]";
     // (Its three sections: found by something of each -- code, constants, state.)
     if (name == eol) {
       // (Not an array of the three: an initialised one would be copied from
@@ -606,6 +609,15 @@ static void write_residency(long pagemap) {
     if ((uint64_t)residency >= start && (uint64_t)residency < stop) {
       name = shared;
       eol = shared + sizeof shared - 1;
+    }
+    if (elfload_trampoline_page >= start && elfload_trampoline_page < stop && name == eol) {
+      name = trampoline;
+      eol = trampoline + sizeof trampoline - 1;
+    }
+    uint64_t states = (uint64_t)demand.page_state;
+    if (states != 0 && states >= start && states < stop && name == eol) {
+      name = page_states;
+      eol = page_states + sizeof page_states - 1;
     }
     if (stop <= start || start >= (1ULL << 47)) continue;  // [vsyscall]: not in pagemap's range
     if (start == (uint64_t)scratch || start == watcher_stack) continue;  // the watcher's own

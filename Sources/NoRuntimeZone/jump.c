@@ -235,6 +235,7 @@ long elfload_enter(const struct elfload_entry *e) {
   long block = elfload_syscall6(__NR_mmap, 0, (long)block_length, PROT_READ | PROT_WRITE, anonymous, -1, 0);
   if (failed(block)) return block;
 
+  elfload_trampoline_page = (uint64_t)code;  // before the handler's state is copied below
   copy((void *)code, elfload_trampoline, code_length);
   *(uint64_t *)(code + (elfload_trampoline_entry - elfload_trampoline)) = e->entry;
   long ret = elfload_syscall6(__NR_mprotect, code, 4096, PROT_READ | PROT_EXEC, 0, 0, 0);

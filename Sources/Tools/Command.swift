@@ -149,9 +149,22 @@ struct Elfload: ParsableCommand {
       // Asked to run a program: that is the launcher's job.
       Run.execLauncher(Array(CommandLine.arguments.dropFirst()))
     case .tool:
+      var command: any ParsableCommand
       do {
-        var command = try parseAsRoot(toolArguments(Array(CommandLine.arguments.dropFirst())))
+        command = try parseAsRoot(toolArguments(Array(CommandLine.arguments.dropFirst())))
+      } catch {
+        exit(withError: error)
+      }
+      do {
         try command.run()
+      } catch let error as ValidationError {
+        // A usage error found while running (an input that cannot be read): the subcommand's
+        // usage, as ArgumentParser shows for one found while parsing.
+        let name = type(of: command)._commandName
+        let usage = usageString(for: type(of: command)).split(separator: "\n").joined(separator: "\n       ")
+        FileHandle.standardError.write(
+          Data("Error: \(error.message)\nUsage: \(usage)\n  See 'elfload \(name) --help' for more information.\n".utf8))
+        Foundation.exit(ExitCode.validationFailure.rawValue)
       } catch {
         exit(withError: error)
       }

@@ -107,7 +107,8 @@ enum NativeResidency {
       let pagemap = try? Kernel.open(Array("/proc/\(pid)/pagemap".utf8))
     else { return nil }
     defer { Kernel.close(pagemap) }
-    var out = ResidencyFormat.columns.joined(separator: ",") + "\n"
+    var out = ResidencyFormat.formatLine + TraceFormat.segmentHeader + segmentTable(of: pid)
+    out += ResidencyFormat.columns.joined(separator: ",") + "\n"
     for line in maps.split(separator: 10) {
       let fields = line.split(separator: 32, maxSplits: 5, omittingEmptySubsequences: true)
       guard fields.count >= 5, let dash = fields[0].firstIndex(of: UInt8(ascii: "-")),
@@ -136,6 +137,47 @@ enum NativeResidency {
       out += "\(text(picture)),\(name.replacingOccurrences(of: ",", with: ";"))\n"
     }
     return out
+  }
+
+  /// The segment table elfload writes in its preamble, of process `pid` (stopped): the PT_LOADs of
+  /// its executable (/proc/PID/exe) and of its interpreter, at the load biases the kernel chose,
+  /// known from its auxiliary vector (AT_PHDR, AT_BASE). Empty if any of it cannot be read.
+  static func segmentTable(of pid: Int32) -> String {
+    guard let auxv = Kernel.readWholeFile(Array("/proc/\(pid)/auxv".utf8)) else { return "" }
+    var entries: [UInt64: UInt64] = [:]
+    for pair in stride(from: 0, to: auxv.count - 15, by: 16) {
+      func word(_ at: Int) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(auxv[at + $1]) << (8 * $1) } }
+      entries[word(pair)] = word(pair + 8)
+    }
+    let atPHDR: UInt64 = 3
+    let atBase: UInt64 = 7
+    let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")) ?? ""
+    guard let phdr = entries[atPHDR], let program = image(exe), let linked = program.programHeaderAddress else { return "" }
+    var table = rows(0, program, bias: phdr &- linked, path: exe)
+    if let interpreter = program.interpreter.map({ text($0) }), let base = entries[atBase], base != 0,
+      let image = image(interpreter)
+    {
+      table += rows(1, image, bias: base, path: interpreter)
+    }
+    return table
+  }
+
+  static func image(_ path: String) -> Image? {
+    guard let bytes = Kernel.readWholeFile(Array(path.utf8)) else { return nil }
+    return try? Image(parsing: bytes)
+  }
+
+  /// The table's rows of one image, as elfload's TraceSegments writes them.
+  static func rows(_ number: Int, _ image: Image, bias: UInt64, path: String) -> String {
+    image.loadIndexes.map { index in
+      let ph = image.programHeaders[index]
+      let (start, end) = ph.pagesInMemory(bias: bias)
+      let fields = [
+        "\(number)", "\(index)", "PT_LOAD", ph.flags.description, "\((end - start) / pageSize)", "0x" + String(start, radix: 16),
+        "0x" + String(end, radix: 16), path.replacingOccurrences(of: ",", with: ";"),
+      ]
+      return TraceFormat.commentPrefix + fields.joined(separator: ",") + "\n"
+    }.joined()
   }
 
   /// Signals sent to elfload are the program's (as under --stats): passed on. The terminal's

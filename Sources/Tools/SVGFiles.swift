@@ -15,6 +15,16 @@ func readInput(_ path: String) throws -> [UInt8] {
   return bytes
 }
 
+/// A usage error unless `path` names an SVG file: its extension is .svg, or it has none
+/// (/dev/stdout). Drawing SVG into a file named .png would leave a file no viewer opens as one.
+func checkSVGName(_ path: String, subcommand: String) throws {
+  let name = path.split(separator: "/").last.map(String.init) ?? path
+  guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return }
+  guard name[name.index(after: dot)...].lowercased() != "svg" else { return }
+  throw ValidationError(
+    "\(path): elfload \(subcommand) writes SVG only: name the file .svg (rsvg-convert FILE.svg -o FILE.png converts it)")
+}
+
 /// Writes `svg` to `path`, or a usage error naming the file.
 func writeSVG(_ svg: String, to path: String) throws {
   do {

@@ -4,11 +4,19 @@ import Foundation
 
 enum Charts {
   static let colors: [String: String] = [
-    "native": "#4d4d4d", "eager": "#2166ac", "demand": "#b2182b", "hybrid16": "#ef8a62",
+    "native": "#4d4d4d", "eager": "#2166ac", "demand-signal": "#b2182b", "hybrid16-signal": "#ef8a62",
     "ulexecve": "#7b3294", "demand-uffd": "#1b7837", "hybrid16-uffd": "#7fbf7b",
-    "auto": "#e7298a", "auto-uffd": "#c994c7", "replay": "#8c510a", "replay-uffd": "#dfc27d",
+    "auto-signal": "#e7298a", "auto-uffd": "#c994c7", "replay-signal": "#8c510a", "replay-uffd": "#dfc27d",
   ]
   static func color(_ loader: String) -> String { colors[loader] ?? "#999999" }
+
+  /// A loader's name with its pager. A run from before the names said it had "demand",
+  /// "hybrid16", "auto", "replay" (and "hybridN" in the sweep) for the signal pager's.
+  static func pagerNamed(_ name: String) -> String {
+    if name.hasSuffix("-signal") || name.hasSuffix("-uffd") { return name }
+    let paged = ["demand", "auto", "replay"].contains(name) || (name.hasPrefix("hybrid") && Int(name.dropFirst(6)) != nil)
+    return paged ? name + "-signal" : name
+  }
 
   static func f(_ v: Double) -> String { String(format: "%.1f", v) }
   static func label(_ v: Double) -> String {
@@ -66,15 +74,23 @@ enum Charts {
     return s
   }
 
-  static func legend(_ loaders: [String], x: Double, y: Double) -> String {
+  /// A colour key per loader, from `x` to `right`, on as many lines of 16 pixels as it takes;
+  /// the number of lines with it.
+  static func legend(_ loaders: [String], x: Double, y: Double, right: Double) -> (String, Int) {
     var s = ""
     var lx = x
+    var ly = y
+    var lines = 1
     for loader in loaders {
-      s += "<rect x=\"\(f(lx))\" y=\"\(f(y - 9))\" width=\"10\" height=\"10\" fill=\"\(color(loader))\"/>"
-      s += "<text x=\"\(f(lx + 14))\" y=\"\(f(y))\">\(esc(loader))</text>\n"
-      lx += 26 + 6.5 * Double(loader.count)  // each item as wide as its name
+      let itemWidth = 26 + 6.5 * Double(loader.count)  // each item as wide as its name
+      if lx + itemWidth - 12 > right, lx > x {
+        (lx, ly, lines) = (x, ly + 16, lines + 1)
+      }
+      s += "<rect x=\"\(f(lx))\" y=\"\(f(ly - 9))\" width=\"10\" height=\"10\" fill=\"\(color(loader))\"/>"
+      s += "<text x=\"\(f(lx + 14))\" y=\"\(f(ly))\">\(esc(loader))</text>\n"
+      lx += itemWidth
     }
-    return s
+    return (s, lines)
   }
 
   /// The top of a panel's scale: the largest value, unless one bar is far
@@ -93,9 +109,10 @@ enum Charts {
   }
 
   /// One panel per workload; bars per loader; each panel scaled to its own maximum,
-  /// with its own y-axis in `unit`.
+  /// with its own y-axis in `unit`. Each bar's value is written under it, below the axis, where
+  /// it cannot be read as its whisker's.
   /// `counts`: the values are whole numbers, and the ticks carry no unit (the
-  /// panel titles do): "16000 faults" does not fit left of the axis.
+  /// chart's title does): "16000 faults" does not fit left of the axis.
   static func panels(
     title: String, unit: String, note: String, cells: [Cell], counts: Bool = false,
     value: (Cell) -> (Double, Double?, Double?)
@@ -105,27 +122,33 @@ enum Charts {
     let loaders = inOrder(cells.map(\.loader))
     let columns = 3
     let panelWidth = 300.0
-    let panelHeight = 200.0
+    let panelHeight = 230.0
     let rows = (workloads.count + columns - 1) / columns
     let width = Int(panelWidth) * columns + 20
-    let height = 75 + rows * Int(panelHeight + 40)
-    var s = header(width, height, title, note: note) + legend(loaders, x: 12, y: 58)
+    let (key, keyLines) = legend(loaders, x: 12, y: 58, right: Double(width) - 12)
+    let extra = Double(keyLines - 1) * 16
+    let height = 90 + Int(extra) + rows * Int(panelHeight + 20)
+    var s = header(width, height, title, note: note) + key
+    s +=
+      "<text x=\"12\" y=\"\(f(76 + extra))\" fill=\"#555\">under each bar, below its panel's axis: its value\(counts ? "" : " in \(unit)")\(cells.first.map { value($0).1 != nil } == true ? " (the median; the whisker spans p10 to p90)" : "")</text>\n"
     for (index, workload) in workloads.enumerated() {
       let px = 10 + Double(index % columns) * panelWidth
-      let py = 75 + Double(index / columns) * (panelHeight + 40)
+      let py = 90 + extra + Double(index / columns) * (panelHeight + 20)
       let group = loaders.compactMap { l in cells.first { $0.workload == workload && $0.loader == l } }
       let top = clippedTop(
         group.map { c -> Double in
           let v = value(c)
           return max(v.0, v.2 ?? 0)
         })
-      let scale = (panelHeight - 50) / max(top, 1e-9)
-      let base = py + panelHeight - 20
+      // Room under the axis for the values, written upright.
+      let labelRoom = 46.0
+      let base = py + panelHeight - labelRoom
+      let scale = (base - py - 30) / max(top, 1e-9)
       let axisX = px + 44
       let right = px + panelWidth - 12
       let barWidth = (right - axisX - 6) / Double(max(group.count, 1))
       s +=
-        "<text x=\"\(f(axisX))\" y=\"\(f(py + 14))\" font-size=\"12\">\(esc(workload)) (\(unit))</text>\n"
+        "<text class=\"panel-title\" x=\"\(f(axisX))\" y=\"\(f(py + 14))\" font-size=\"12\">\(esc(workload))</text>\n"
       s += yAxis(
         x: axisX, base: base, right: right,
         ticks: ticks(top).map { (base - $0 * scale, counts ? tickLabel($0) : "\(tickLabel($0)) \(unit)") })
@@ -138,16 +161,16 @@ enum Charts {
         let high = highValue.map { min($0, top) }
         let x = axisX + 6 + Double(i) * barWidth
         let h = min(v, top) * scale
+        let cx = x + (barWidth - 6) / 2
         s +=
           "<rect class=\"bar\" x=\"\(f(x))\" y=\"\(f(base - h))\" width=\"\(f(barWidth - 6))\" height=\"\(f(h))\" fill=\"\(color(c.loader))\"\(c.ok ? "" : " fill-opacity=\"0.3\"")/>\n"
         if let low, let high {
-          let cx = x + (barWidth - 6) / 2
           s +=
-            "<line x1=\"\(f(cx))\" y1=\"\(f(base - low * scale))\" x2=\"\(f(cx))\" y2=\"\(f(base - high * scale))\" stroke=\"black\"/>\n"
+            "<line class=\"whisker\" x1=\"\(f(cx))\" y1=\"\(f(base - low * scale))\" x2=\"\(f(cx))\" y2=\"\(f(base - high * scale))\" stroke=\"black\"/>\n"
         }
         if clipped { s += breakMark(x: x, width: barWidth - 6, y: base - h + 12) }
         s +=
-          "<text x=\"\(f(x + (barWidth - 6) / 2))\" y=\"\(f(base - max(h, (high ?? 0) * scale) - 4))\" text-anchor=\"middle\" font-size=\"10\">\(c.ok ? valueLabel(v) : "failed \(valueLabel(v))")</text>\n"
+          "<text class=\"value\" transform=\"translate(\(f(cx + 3)),\(f(base + 5))) rotate(-90)\" text-anchor=\"end\" font-size=\"9\" fill=\"\(c.ok ? "#222" : "#b2182b")\">\(c.ok ? valueLabel(v) : "failed \(valueLabel(v))")</text>\n"
       }
     }
     return s + "</svg>\n"
@@ -156,11 +179,20 @@ enum Charts {
   /// Prefetch depth (log2 axis) against wall time and against faults, with
   /// native, eager, demand and auto (--prefetch auto: where the predictor
   /// lands against every fixed N) as reference lines, all with the sweep's
-  /// pager (signal).
+  /// pager (signal). The sweep's --prefetch 16 is the same command as the time chart's
+  /// hybrid16-signal, measured in runs of its own: where the two differ, the chart says by how much.
   static func prefetch(sweep: [(depth: Int, cell: Cell)], reference: [Cell], note: String) -> String {
     let width = 900
-    let height = 380
-    var s = header(width, height, "hybrid --prefetch N on the 64 MiB bss pass (bench3_bss)", note: note)
+    let height = 400
+    var s = header(width, height, "hybrid --prefetch N --pager signal on the 64 MiB bss pass (bench3_bss)", note: note)
+    let sweep16 = sweep.first { $0.depth == 16 }?.cell
+    let other16 = reference.first { $0.loader == "hybrid16-signal" }
+    if let sweep16, let other16 {
+      s +=
+        "<text class=\"same-command\" x=\"60\" y=\"374\" fill=\"#555\">○ at 16: the time chart's hybrid16-signal, the same command measured in runs of its own: \(label(other16.median)) ms (p10–p90 \(label(other16.p10))–\(label(other16.p90)))</text>\n"
+      s +=
+        "<text x=\"60\" y=\"390\" fill=\"#555\">against this sweep's \(label(sweep16.median)) ms (\(label(sweep16.p10))–\(label(sweep16.p90))): how far one cell moves between runs on this machine</text>\n"
+    }
     let panels: [(String, (Cell) -> Double?, Bool)] = [
       ("wall time, ms (median)", { $0.median }, false),
       ("faults handled by elfload (log scale)", { $0.loaderFaults.map(Double.init) }, true),
@@ -173,9 +205,12 @@ enum Charts {
       let w = 370.0
       let h = 220.0
       var values = sweep.compactMap { metric($0.cell) }
-      let refs = reference.filter { ["native", "eager", "demand", "auto"].contains($0.loader) }
+      let refs = reference.filter { ["native", "eager", "demand-signal", "auto-signal"].contains($0.loader) }
         .compactMap { c in metric(c).map { (c.loader, $0) } }
       values += refs.map(\.1)
+      // The time chart's run of the sweep's --prefetch 16, on the time panel: on its scale too.
+      let sameCommand = p == 0 && sweep16.flatMap(metric) != nil ? other16.flatMap(metric) : nil
+      values += sameCommand.map { [$0] } ?? []
       let positive = values.filter { $0 > 0 }
       let yMax = values.max() ?? 1
       let yMin = logScale ? (positive.min() ?? 1) / 2 : 0
@@ -213,6 +248,10 @@ enum Charts {
           "<text x=\"\(f(keyX + 17))\" y=\"\(f(keyY + 3))\" fill=\"\(color(loader))\" font-size=\"9\">\(esc(name))</text>\n"
         keyX += itemWidth
       }
+      if let v = sameCommand {
+        s +=
+          "<circle class=\"same-command\" cx=\"\(f(x(4)))\" cy=\"\(f(y(v)))\" r=\"4\" fill=\"white\" stroke=\"#ef8a62\" stroke-width=\"1.5\"/>\n"
+      }
       var points: [String] = []
       for (d, entry) in zip(depths, sweep) {
         guard let v = metric(entry.cell) else { continue }
@@ -231,30 +270,35 @@ enum Charts {
     return s + "</svg>\n"
   }
 
-  /// Start-up: each loader's median over native's, per program, on a y-axis in
-  /// multiples of native; the native = 1× line is named in the right margin, clear of the bars.
+  /// Start-up: each loader's median over native's, per program, on a logarithmic axis in
+  /// multiples of native (a 20× bar does not flatten the 1.2× ones), each bar drawn from the
+  /// native = 1× line, named in the right margin, clear of the bars.
   static func startup(_ cells: [Cell], note: String) -> String {
     let programs = inOrder(cells.map(\.workload))
     let loaders = inOrder(cells.map(\.loader))
     let width = 900
-    let height = 315
+    let (key, keyLines) = legend(loaders, x: 12, y: 58, right: Double(width) - 12)
+    let extra = Double(keyLines - 1) * 16
+    let height = 330 + Int(extra)
     var s = header(
-      width, height, "Start-up: time to run a tiny program, relative to running it natively", note: note)
-    s += legend(loaders, x: 12, y: 58)
-    let base = 260.0
+      width, height, "Start-up: time to run a tiny program, relative to running it natively (log scale)", note: note)
+    s += key
+    let base = 275.0 + extra
+    let plotTop = 85.0 + extra
     let left = 60.0
     let right = 810.0
     let ratios = cells.map { c -> Double in
       let native = cells.first { $0.workload == c.workload && $0.loader == "native" }?.median ?? 1
-      return c.median / max(native, 1e-9)
+      return max(c.median, 1e-9) / max(native, 1e-9)
     }
-    // The scale is set by elfload's loaders; a far taller baseline is cut.
-    let ours = zip(cells, ratios).filter { $0.0.loader != "ulexecve" }.map(\.1)
-    let top = (ratios.max() ?? 1) > 3 * (ours.max() ?? 1) ? (ours.max() ?? 1) * 1.5 : (ratios.max() ?? 1)
-    // (Room above the tallest bar for its label, upright when the bars are narrow.)
-    let scale = (loaders.count > 6 ? 140 : 165) / top
-    s += yAxis(
-      x: left, base: base, right: right, ticks: ticks(top).map { (base - $0 * scale, "\(tickLabel($0))×") })
+    // From a little under the smallest ratio (1× at most) to a little over the largest; the
+    // room above the tallest bar is for its label.
+    let low = min(ratios.min() ?? 1, 1) / 1.25
+    let high = max(ratios.max() ?? 1, 2) * 1.6
+    let perDecade = (base - plotTop) / (log10(high) - log10(low))
+    func y(_ r: Double) -> Double { base - (log10(r) - log10(low)) * perDecade }
+    let tickValues = logTicks(low, high)
+    s += yAxis(x: left, base: base, right: right, ticks: tickValues.map { (y($0), "\(tickLabel($0))×") })
     s += "<line x1=\"\(f(left))\" y1=\"\(f(base))\" x2=\"\(f(right))\" y2=\"\(f(base))\" stroke=\"#666\"/>\n"
     let groupWidth = (right - left) / Double(max(programs.count, 1))
     let barWidth = (groupWidth - 20) / Double(max(loaders.count, 1))
@@ -265,16 +309,17 @@ enum Charts {
           continue
         }
         let r = ratios[index]
-        let shown = min(r, top)
         let x = gx + Double(i) * barWidth
+        // From the 1× line up (slower than native) or down (faster).
+        let (barTop, barBottom) = (min(y(r), y(1)), max(y(r), y(1)))
         s +=
-          "<rect class=\"bar\" x=\"\(f(x))\" y=\"\(f(base - shown * scale))\" width=\"\(f(barWidth - 4))\" height=\"\(f(shown * scale))\" fill=\"\(color(loader))\"/>"
-        if r > top { s += breakMark(x: x, width: barWidth - 4, y: base - shown * scale + 12) }
+          "<rect class=\"bar\" x=\"\(f(x))\" y=\"\(f(barTop))\" width=\"\(f(barWidth - 4))\" height=\"\(f(barBottom - barTop))\" fill=\"\(color(loader))\"/>"
+        let labelY = r >= 1 ? barTop - 4 : barBottom + 4
         s +=
           // Narrow bars (many loaders): the label turned upright, so that neighbours' do not run together.
           (barWidth < 34
-            ? "<text transform=\"translate(\(f(x + (barWidth - 4) / 2 + 3)),\(f(base - shown * scale - 4))) rotate(-90)\" font-size=\"10\">\(String(format: "%.1f×", r))</text>\n"
-            : "<text x=\"\(f(x + (barWidth - 4) / 2))\" y=\"\(f(base - shown * scale - 4))\" text-anchor=\"middle\" font-size=\"10\">\(String(format: "%.1f×", r))</text>\n")
+            ? "<text class=\"ratio\" transform=\"translate(\(f(x + (barWidth - 4) / 2 + 3)),\(f(labelY))) rotate(-90)\"\(r >= 1 ? "" : " text-anchor=\"end\"") font-size=\"10\">\(String(format: "%.1f×", r))</text>\n"
+            : "<text class=\"ratio\" x=\"\(f(x + (barWidth - 4) / 2))\" y=\"\(f(r >= 1 ? labelY : labelY + 8))\" text-anchor=\"middle\" font-size=\"10\">\(String(format: "%.1f×", r))</text>\n")
       }
       let native = cells.first { $0.workload == program && $0.loader == "native" }
       s +=
@@ -285,9 +330,20 @@ enum Charts {
       }
     }
     s +=
-      "<line x1=\"\(f(left))\" y1=\"\(f(base - scale))\" x2=\"\(f(right))\" y2=\"\(f(base - scale))\" stroke=\"#4d4d4d\" stroke-dasharray=\"3,3\"/>"
+      "<line x1=\"\(f(left))\" y1=\"\(f(y(1)))\" x2=\"\(f(right))\" y2=\"\(f(y(1)))\" stroke=\"#4d4d4d\" stroke-dasharray=\"3,3\"/>"
     s +=
-      "<text class=\"native-label\" x=\"\(f(right + 6))\" y=\"\(f(base - scale + 4))\" fill=\"#4d4d4d\">native = 1×</text>\n"
+      "<text class=\"native-label\" x=\"\(f(right + 6))\" y=\"\(f(y(1) + 4))\" fill=\"#4d4d4d\">native = 1×</text>\n"
     return s + "</svg>\n"
+  }
+
+  /// Ticks of a logarithmic axis between `low` and `high`: 1, 2 and 5 times the powers of ten.
+  static func logTicks(_ low: Double, _ high: Double) -> [Double] {
+    var values: [Double] = []
+    var power = pow(10, floor(log10(low)))
+    while power <= high {
+      for m in [1.0, 2, 5] where m * power >= low && m * power <= high { values.append(m * power) }
+      power *= 10
+    }
+    return values
   }
 }

@@ -44,7 +44,8 @@ struct Options {
 
           Runs every workload natively and under each loader (elfload eager, demand and
           hybrid --prefetch 16, hybrid --prefetch auto and replay (of a profile elfload record
-          wrote of the workload first) with each pager, and ulexecve when installed), N times each after warm-up
+          wrote of the workload first) with each pager, named with it (demand-signal, demand-uffd, ...),
+          and ulexecve when installed), N times each after warm-up
           runs, in fresh processes; then a prefetch-depth sweep on the 64 MiB bss pass.
           Writes DIR/results.csv, DIR/results.md and the charts DIR/time.svg,
           DIR/memory.svg, DIR/faults.svg, DIR/prefetch.svg and DIR/startup.svg.
@@ -156,7 +157,12 @@ func machineDescription() -> String {
 /// What each chart says under its title: runs per cell and the machine (the
 /// sentence results.md opens with).
 func runNote(runs: Int, warmup: Int, machine: String) -> String {
-  "\(runs) runs per cell after \(warmup) warm-up runs, fresh processes; \(machine)."
+  "\(runs) runs per cell after \(warmup) warm-up runs, fresh processes; \(machine).\(quickLook(runs))"
+}
+
+/// What a chart of fewer than 11 runs a cell says of itself.
+func quickLook(_ runs: Int) -> String {
+  runs < 11 ? " A quick look: from so few runs a cell moves by tens of percent between runs." : ""
 }
 
 /// The four charts of a run.
@@ -213,12 +219,13 @@ if let dir = options.redraw {
       let p90 = Double(f[6]), let rss = Double(f[7]), let faults = Double(f[8])
     else { fail("\(dir)/results.csv: not a results line: \(line)") }
     let ok = f[11] == "true"
+    // (A run before the loaders named their pager: its "demand", "hybrid16", ... were the signal pager's.)
     let cell = Cell(
-      workload: f[1], loader: f[2], runs: runs, median: median, p10: p10, p90: p90, rss: rss, faults: faults,
+      workload: f[1], loader: Charts.pagerNamed(f[2]), runs: runs, median: median, p10: p10, p90: p90, rss: rss, faults: faults,
       status: ok ? 0 : 1, expectedStatus: 0, loaderFaults: Int(f[9]), prefetched: Int(f[10]))
     switch f[0] {
     case "workloads": cells.append(cell)
-    case "prefetch": sweep.append((Int(f[2].dropFirst("hybrid".count)) ?? 0, cell))
+    case "prefetch": sweep.append((Int(cell.loader.dropFirst("hybrid".count).prefix { $0.isNumber }) ?? 0, cell))
     default: startup.append(cell)
     }
   }
@@ -227,7 +234,8 @@ if let dir = options.redraw {
     .split(separator: "\n").first { $0.contains(" runs per cell after ") }
   let runs = Set((cells + startup + sweep.map(\.cell)).map(\.runs)).sorted().map(String.init).joined(
     separator: "/")
-  let note = recorded.map(String.init) ?? "\(runs) runs per cell; machine not recorded."
+  let fewest = (cells + startup + sweep.map(\.cell)).map(\.runs).min() ?? 0
+  let note = recorded.map(String.init) ?? "\(runs) runs per cell; machine not recorded.\(quickLook(fewest))"
   drawCharts(cells: cells, sweep: sweep, startup: startup, note: note, into: dir)
   print("redrew \(dir)/time.svg, memory.svg, faults.svg, prefetch.svg, startup.svg")
   exit(0)
@@ -264,13 +272,13 @@ var loaders = [
   Loader(name: "native", prefix: [], elfloadOptions: nil),
   Loader(name: "eager", prefix: [options.elfload, "--mode", "eager"], elfloadOptions: ["--mode", "eager"]),
   Loader(
-    name: "demand", prefix: [options.elfload, "--mode", "demand", "--pager", "signal"],
+    name: "demand-signal", prefix: [options.elfload, "--mode", "demand", "--pager", "signal"],
     elfloadOptions: ["--mode", "demand", "--pager", "signal"]),
   Loader(
-    name: "hybrid16", prefix: [options.elfload, "--mode", "hybrid", "--prefetch", "16", "--pager", "signal"],
+    name: "hybrid16-signal", prefix: [options.elfload, "--mode", "hybrid", "--prefetch", "16", "--pager", "signal"],
     elfloadOptions: ["--mode", "hybrid", "--prefetch", "16", "--pager", "signal"]),
-  elfloadLoader("auto", ["--mode", "hybrid", "--prefetch", "auto", "--pager", "signal"]),
-  Loader(name: "replay", prefix: [], elfloadOptions: nil, replayPager: "signal"),
+  elfloadLoader("auto-signal", ["--mode", "hybrid", "--prefetch", "auto", "--pager", "signal"]),
+  Loader(name: "replay-signal", prefix: [], elfloadOptions: nil, replayPager: "signal"),
 ]
 // The userfaultfd pager, where the kernel grants it (root, or vm.unprivileged_userfaultfd=1).
 ensureRunbench()
@@ -383,7 +391,7 @@ let bss = Workload(name: "bench3 bss", argv: [sample("static", "bench3_bss")])
 var sweep: [(depth: Int, cell: Cell)] = []
 for depth in depths {
   let loader = Loader(
-    name: "hybrid\(depth)", prefix: [options.elfload, "--mode", "hybrid", "--prefetch", "\(depth)", "--pager", "signal"],
+    name: "hybrid\(depth)-signal", prefix: [options.elfload, "--mode", "hybrid", "--prefetch", "\(depth)", "--pager", "signal"],
     elfloadOptions: ["--mode", "hybrid", "--prefetch", "\(depth)", "--pager", "signal"])
   let cell = measure(loader, bss, runs: options.runs)
   sweep.append((depth, cell))

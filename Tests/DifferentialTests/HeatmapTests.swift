@@ -1,8 +1,9 @@
 // `elfload heatmap` on hand-written traces: one time axis from the program's start shared by
-// every panel, a prefetched page on its fault's row, a mark no smaller than 4 pixels, panel
+// every band, a prefetched page in its fault's column, a mark no smaller than 4 pixels, band
 // titles naming image and segment (with the segment table of a format 2 trace: its type,
-// permissions and size, and an x-axis spanning the whole segment), and an empty trace said
-// rather than drawn. And the segment table elfload --trace writes, against the ELF files.
+// permissions and size, and a page axis spanning the whole segment), bands as tall as their
+// segments with ticks on their page axes, and an empty trace said rather than drawn. And the
+// segment table elfload --trace writes, against the ELF files.
 import Foundation
 import FoundationXML
 import Testing
@@ -44,7 +45,20 @@ struct HeatmapTests {
     }
   }
 
-  @Test("with --time every panel shares one axis from the program's start")
+  /// The plot's left and right edges, where the shared axis begins and ends.
+  static let plotLeft = 80.0
+  static let plotRight = 940.0
+
+  /// (y, height) of every band's area, in order.
+  static func bands(_ svg: String) -> [(Double, Double)] {
+    let regex = try! NSRegularExpression(
+      pattern: "<rect class=\"band-area\" x=\"[0-9.]+\" y=\"([0-9.]+)\" width=\"[0-9.]+\" height=\"([0-9.]+)\"")
+    return regex.matches(in: svg, range: NSRange(svg.startIndex..., in: svg)).map { m in
+      (Double(svg[Range(m.range(at: 1), in: svg)!])!, Double(svg[Range(m.range(at: 2), in: svg)!])!)
+    }
+  }
+
+  @Test("with --time every band shares one axis from the program's start")
   func sharedTimeAxis() throws {
     // Program header 2: pages at 1 ms and 4 ms; program header 3: one page at 2 ms.
     let (outcome, svg) = Self.draw(
@@ -54,17 +68,17 @@ struct HeatmapTests {
     #expect(XMLParser(data: Data(text.utf8)).parse())
     let m = Self.marks(text)
     try #require(m.count == 3)
-    let (at1, at4, at2) = (m[0].2, m[1].2, m[2].2)  // panels are drawn in order: header 2, then 3
-    let panelStep = 334.0  // panel height 260 + 74 (title, path line, page labels)
-    let plotTop = 111.0
-    // 0 ms is the top of each panel, 4 ms (the trace's last) its bottom, in both panels.
-    #expect(abs((at1 - plotTop) / (at4 - plotTop) - 0.25) < 0.01, "\(m)")
-    #expect(abs((at2 - panelStep - plotTop) / (at4 - plotTop) - 0.5) < 0.01, "\(m)")
+    let (at1, at4, at2) = (m[0].1, m[1].1, m[2].1)  // bands are drawn in order: header 2, then 3
+    // 0 ms is the plot's left edge, 4 ms (the trace's last) its right, less a mark's width, in both bands.
+    #expect(at4 + m[1].3 == Self.plotRight, "\(m)")
+    #expect(abs((at1 - Self.plotLeft) / (at4 - Self.plotLeft) - 0.25) < 0.01, "\(m)")
+    #expect(abs((at2 - Self.plotLeft) / (at4 - Self.plotLeft) - 0.5) < 0.01, "\(m)")
+    // The axis labelled above the first band and under the last.
     #expect(text.components(separatedBy: ">0 ms<").count - 1 == 2)
     #expect(text.components(separatedBy: ">4 ms<").count - 1 == 2)
   }
 
-  @Test("in order of faults, a prefetched page is on its fault's row, not a staircase")
+  @Test("in order of faults, a prefetched page is in its fault's column, not a staircase")
   func prefetchOnItsFaultsRow() throws {
     let (outcome, svg) = Self.draw(
       "order",
@@ -76,36 +90,27 @@ struct HeatmapTests {
     #expect(outcome.ending == .exited(0), "\(outcome)")
     let m = Self.marks(try #require(svg))
     try #require(m.count == 5)
-    #expect(m[1].2 == m[0].2 && m[2].2 == m[0].2, "\(m)")
-    #expect(m[4].2 == m[3].2 && m[3].2 > m[0].2, "\(m)")
+    #expect(m[1].1 == m[0].1 && m[2].1 == m[0].1, "\(m)")
+    #expect(m[4].1 == m[3].1 && m[3].1 > m[0].1, "\(m)")
+    // Downwards, the page: page 9 below page 0 by 9 pages' height.
+    #expect(m[1].2 > m[0].2 && abs((m[3].2 - m[0].2) - 9 * (m[1].2 - m[0].2)) < 0.2, "\(m)")
   }
 
   @Test("a page of a large segment is still a mark of at least 4 by 4 pixels")
   func minimumMarkSize() throws {
-    // 3000 pages wide, 400 faults deep: 0.3 by 0.65 pixels a page, unless held to the minimum.
+    // 3000 pages tall, 400 faults wide: 0.2 by 2 pixels a page, unless held to the minimum.
     let rows = (0..<400).map { (0, 1, $0 * 7, Double($0) / 100, "fault") }
     let (outcome, svg) = Self.draw("large", Self.trace(rows + [(0, 1, 2999, 5, "fault")]))
     #expect(outcome.ending == .exited(0), "\(outcome)")
-    let m = Self.marks(try #require(svg))
+    let text = try #require(svg)
+    let m = Self.marks(text)
     #expect(m.count == 401)
     #expect(
       m.allSatisfy { $0.3 >= 4 && $0.4 >= 4 }, "smallest: \(m.map(\.3).min() ?? 0) x \(m.map(\.4).min() ?? 0)"
     )
-    // The last page's mark stays inside the plot (80 + 800).
-    #expect(m.allSatisfy { $0.1 + $0.3 <= 880.01 })
-  }
-
-  @Test("panel titles name the image and the segment")
-  func panelTitles() throws {
-    let (outcome, svg) = Self.draw(
-      "titles", Self.trace([(0, 2, 0, 1, "fault"), (1, 4, 3, 2, "fault"), (1, 4, 4, 2.1, "prefetch")]))
-    #expect(outcome.ending == .exited(0), "\(outcome)")
-    let text = try #require(svg)
-    #expect(
-      text.contains(">image: program, segment: program header 2 — 1 page mapped (1 fault, 0 prefetched)<"))
-    #expect(
-      text.contains(
-        ">image: interpreter, segment: program header 4 — 2 pages mapped (1 fault, 1 prefetched)<"))
+    // The last page's and the last fault's marks stay inside the band.
+    let band = try #require(Self.bands(text).first)
+    #expect(m.allSatisfy { $0.1 + $0.3 <= Self.plotRight + 0.01 && $0.2 + $0.4 <= band.0 + band.1 + 0.01 })
   }
 
   /// A format 2 trace: its `# ` preamble, then the rows.
@@ -114,7 +119,7 @@ struct HeatmapTests {
       + segments.map { "# \($0)\n" }.joined() + trace(rows)
   }
 
-  @Test("with the segment table, titles name image, type, permissions and size, and x spans the segment")
+  @Test("with the segment table, titles name image, type, permissions and size, and a band spans the segment")
   func segmentTableTitlesAndSpan() throws {
     let (outcome, svg) = Self.draw(
       "table",
@@ -128,16 +133,76 @@ struct HeatmapTests {
     let text = try #require(svg)
     #expect(XMLParser(data: Data(text.utf8)).parse())
     #expect(text.contains(">program PT_LOAD 2 r-x, 10 pages — 2 pages mapped (2 faults, 0 prefetched)<"), "\(text)")
-    #expect(text.contains(">/opt/a,b/prog, 0x401000-0x40b000<"))
+    #expect(text.contains("<title>/opt/a,b/prog</title>") && text.contains(">prog, 0x401000-0x40b000<"))
     #expect(
       text.contains(">interpreter PT_LOAD 3 rw-, 40 pages — 2 pages mapped (1 fault, 1 prefetched)<"))
-    #expect(text.contains(">/lib64/ld-linux-x86-64.so.2, 0x7f0000001000-0x7f0000029000<"))
-    // x: the segment's first page to its last, not to the highest page mapped (4, 2).
-    #expect(text.contains(">page 9 (the segment's last)<") && text.contains(">page 39 (the segment's last)<"))
+    #expect(text.contains(">ld-linux-x86-64.so.2, 0x7f0000001000-0x7f0000029000<"))
+    // Down a band: the segment's first page to its last, not to the highest page mapped (4, 2):
+    // 50 pages in all, 4 pixels each (the largest a page is drawn), so 40 and 160 pixels.
+    let bands = Self.bands(text)
+    try #require(bands.count == 2)
+    #expect(bands[0].1 == 40 && bands[1].1 == 160, "\(bands)")
+    #expect(text.contains(">9</text>") && text.contains(">39</text>"))
     let m = Self.marks(text)
     try #require(m.count == 4)
-    #expect(m[0].1 == 80 && m[0].3 == 80 && m[1].1 == 80 + 4 * 80, "\(m)")  // 800 pixels / 10 pages
-    #expect(m[2].1 == 80 + 20 && m[2].3 == 20, "\(m)")  // 800 / 40
+    #expect(m[0].2 == bands[0].0 && m[0].4 == 4 && m[1].2 == bands[0].0 + 4 * 4, "\(m)")
+    #expect(m[2].2 == bands[1].0 + 4 && m[3].2 == bands[1].0 + 8, "\(m)")
+  }
+
+  static func svgHeight(_ svg: String) -> Double? {
+    guard let open = svg.range(of: "<svg "), let close = svg[open.upperBound...].firstIndex(of: ">") else { return nil }
+    let tag = svg[open.upperBound..<close]
+    guard let h = tag.range(of: " height=\"") else { return nil }
+    return Double(tag[h.upperBound...].prefix { $0 != "\"" })
+  }
+
+  /// python3 -c pass's eight segments (program and interpreter) as a trace's table, with a few
+  /// faults in each: the picture the issue found 1200 by 3650 pixels, every band alike.
+  static let pythonLike: [(image: Int, segment: Int, flags: String, pages: Int)] = [
+    (0, 2, "r--", 31), (0, 3, "r-x", 691), (0, 4, "r--", 627), (0, 5, "rw-", 389),
+    (1, 0, "r--", 1), (1, 1, "r-x", 38), (1, 2, "r--", 10), (1, 3, "rw-", 4),
+  ]
+
+  @Test("bands as tall as their segments, ticks on every page axis, a readable picture of eight segments")
+  func bandsBySize() throws {
+    var start: UInt64 = 0x400000
+    let table = Self.pythonLike.map { s -> String in
+      defer { start += UInt64(s.pages) * 4096 }
+      return "\(s.image),\(s.segment),PT_LOAD,\(s.flags),\(s.pages),0x\(String(start, radix: 16)),0x\(String(start + UInt64(s.pages) * 4096, radix: 16)),/usr/bin/python3"
+    }
+    var rows: [(Int, Int, Int, Double, String)] = []
+    for s in Self.pythonLike { for k in 0..<3 { rows.append((s.image, s.segment, (s.pages - 1) * k / 2, Double(rows.count), "fault")) } }
+    let (outcome, svg) = Self.draw("python-like", Self.trace2(table, rows))
+    #expect(outcome.ending == .exited(0), "\(outcome)")
+    let text = try #require(svg)
+    #expect(XMLParser(data: Data(text.utf8)).parse())
+    let bands = Self.bands(text)
+    try #require(bands.count == 8)
+    // One scale for all: 560 pixels for the 1791 pages, a band at least 8 pixels.
+    let scale = 560.0 / 1791
+    for (band, s) in zip(bands, Self.pythonLike) {
+      #expect(abs(band.1 - max(Double(s.pages) * scale, 8)) < 0.06, "\(s): \(band)")
+    }
+    // A page's mark where its page is: the last page of the 691-page band at its bottom.
+    let m = Self.marks(text)
+    try #require(m.count == 24)
+    #expect(abs(m[5].2 + m[5].4 - (bands[1].0 + bands[1].1)) < 0.06, "\(m[5]) in \(bands[1])")
+    #expect(abs(m[4].2 - (bands[1].0 + 345 * bands[1].1 / 691)) < 0.06, "\(m[4]) in \(bands[1])")
+    // Page ticks on the 691-page band: 0, every 100 pages and the last page, each where its page is.
+    let band = try #require(text.components(separatedBy: "<g class=\"band\">").dropFirst(2).first)
+    let tick = try NSRegularExpression(pattern: "<text class=\"page-label\" x=\"[0-9.]+\" y=\"([0-9.]+)\"[^>]*>([0-9]+)<")
+    let ticks = tick.matches(in: band, range: NSRange(band.startIndex..., in: band)).map {
+      (Int(band[Range($0.range(at: 2), in: band)!])!, Double(band[Range($0.range(at: 1), in: band)!])!)
+    }
+    #expect(ticks.map(\.0) == [0, 100, 200, 300, 400, 500, 600, 690], "\(ticks)")
+    for (page, y) in ticks {
+      #expect(abs(y - 4 - (bands[1].0 + (Double(page) + 0.5) * bands[1].1 / 691)) < 0.06, "page \(page) at \(y)")
+    }
+    // The fault-number axis has round ticks too, above and below the bands.
+    #expect(text.contains(">5</text>") && text.contains(">20</text>"))
+    // Eight segments fit a screen or two: under 1000 pixels tall, where every band alike took 3650.
+    let height = try #require(Self.svgHeight(text))
+    #expect(height < 1000, "\(height)")
   }
 
   /// PT_LOAD program headers as readelf reads the file: (index, flags as r-x, vaddr, memsz),
@@ -218,5 +283,54 @@ struct HeatmapTests {
     #expect(svg == nil, "an SVG was written for an empty trace")
     #expect(outcome.stdout.contains("no pages in the trace"), "\(outcome)")
     #expect(outcome.stdout.contains("nothing written"), "\(outcome)")
+  }
+}
+
+/// The drawing subcommands write SVG only: a file named for another format is refused before
+/// anything is written, and their usage errors -- found while parsing or while running -- show
+/// the subcommand's usage, not the launcher's.
+@Suite("Drawing subcommands: output format and usage errors")
+struct DrawingUsageTests {
+  static let scratch = scratchDirectory("drawing-usage")
+
+  /// The first line of stderr, and the usage lines that follow "Usage:".
+  static func refusal(_ outcome: Outcome) -> (first: String, usage: String) {
+    let lines = outcome.stderr.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+    let usage = lines.drop { !$0.hasPrefix("Usage: ") }.prefix { !$0.hasPrefix("  See ") }.joined(separator: "\n")
+    return (lines.first ?? "", usage)
+  }
+
+  @Test("-o FILE.png is refused in one line with the subcommand's usage, and no file is written", arguments: ["heatmap", "residency"])
+  func pngRefused(_ subcommand: String) throws {
+    let input = "\(Self.scratch)/\(subcommand).csv"
+    let header = subcommand == "heatmap" ? HeatmapTests.header + "1,5,0x400000,0,2,0,fault,7,signal\n" : "start,end,perms,resident_pages,total_pages,pages,name\n0x400000,0x401000,r--p,1,1,#,/prog\n"
+    FileManager.default.createFile(atPath: input, contents: Data(header.utf8))
+    for name in ["out.png", "out.PDF", "out.svg.tmp"] {
+      let output = "\(Self.scratch)/\(name)"
+      let outcome = run([Paths.elfload, subcommand, input, "-o", output])
+      #expect(outcome.ending == .exited(64), "\(outcome)")
+      let (first, usage) = Self.refusal(outcome)
+      #expect(first == "Error: \(output): elfload \(subcommand) writes SVG only: name the file .svg (rsvg-convert FILE.svg -o FILE.png converts it)", "\(outcome)")
+      #expect(usage.hasPrefix("Usage: elfload \(subcommand) "), "\(outcome)")
+      #expect(outcome.stdout == "")
+      #expect(!FileManager.default.fileExists(atPath: output))
+    }
+    // An .svg (any case) or a name without an extension is written.
+    for name in ["out.svg", "out.SVG", "out"] {
+      let outcome = run([Paths.elfload, subcommand, input, "-o", "\(Self.scratch)/\(name)"])
+      #expect(outcome.ending == .exited(0), "\(name): \(outcome)")
+    }
+  }
+
+  @Test("an input that cannot be read is a usage error of the subcommand, not of the launcher", arguments: ["heatmap", "residency"])
+  func unreadableInput(_ subcommand: String) {
+    let missing = "\(Self.scratch)/no-such-file.csv"
+    let outcome = run([Paths.elfload, subcommand, missing, "-o", "\(Self.scratch)/x.svg"])
+    #expect(outcome.ending == .exited(64), "\(outcome)")
+    let (first, usage) = Self.refusal(outcome)
+    #expect(first == "Error: \(missing): cannot read it", "\(outcome)")
+    #expect(usage.hasPrefix("Usage: elfload \(subcommand) "), "\(outcome)")
+    #expect(!usage.contains("--mode"), "the launcher's usage: \(outcome)")
+    #expect(outcome.stderr.contains("  See 'elfload \(subcommand) --help' for more information.\n"), "\(outcome)")
   }
 }

@@ -271,3 +271,23 @@ public enum TraceFormat {
   public static let segmentColumns = ["image", "segment", "type", "flags", "pages", "start", "end", "path"]
   public static var segmentHeader: String { commentPrefix + segmentColumns.joined(separator: ",") + "\n" }
 }
+
+/// The --residency CSV (written by demand.c's watcher, and by `elfload residency --native`).
+public enum ResidencyFormat {
+  /// The first line of a format 2 file: a `# ` preamble with the trace's segment table (what
+  /// each mapping of the program and its interpreter is), before the header. Format 1 had none.
+  public static let formatLine = "# elfload residency, format 2\n"
+  /// The header's columns (demand.c writes the same line).
+  public static let columns = ["start", "end", "perms", "resident_pages", "total_pages", "pages", "name"]
+  /// The names the watcher gives elfload's own memory, which a native run does not have.
+  public static let ownMemoryPrefix = "[elfload: "
+}
+
+extension ProgramHeader {
+  /// The pages the segment spans in memory at load bias `bias`, [start, end): what the trace's
+  /// segment table says of it.
+  public func pagesInMemory(bias: UInt64) -> (start: UInt64, end: UInt64) {
+    let start = pageStart(vaddr &+ bias)
+    return (start, pageAlign(vaddr &+ memsz &+ bias) ?? start)
+  }
+}

@@ -165,6 +165,9 @@ enum { ELFLOAD_RESIDENCY_PAGES = 4096 };
 /// Its code and state are the handler's sections: they must outlive the jump.
 /// Returns its pid or -errno.
 long elfload_watch(int unused, struct elfload_residency *residency);
+/// The jump's trampoline page, which stays mapped in the program: set by elfload_enter (before
+/// the handler's sections are kept), so that the watcher names it as elfload's own memory.
+extern uint64_t elfload_trampoline_page;
 
 /// --mode replay: installs the recorded pages of [start, start + pages
 /// pages) before the jump (see demand.c). Returns the pages installed.

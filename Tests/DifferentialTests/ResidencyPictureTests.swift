@@ -1,0 +1,154 @@
+// `elfload residency FILE -o FILE.svg`, read back: the strips' cells decoded from their
+// rectangles must give the pages of the CSV they were drawn from -- a segment's pieces merged into
+// one strip however a pager split it, each strip as long as it has pages, named by the segment
+// table, and elfload's own memory out of the strips and the totals.
+import Foundation
+import Testing
+
+@Suite("Residency pictures")
+struct ResidencyPictureTests {
+  static let scratch = scratchDirectory("residency-picture")
+
+  /// A strip as drawn: its title, and its cells decoded (in cells; a cell is a page unless the
+  /// title says otherwise): per class, the cell numbers; and the cells its outline spans.
+  struct DrawnStrip {
+    var title: String
+    var cells: [String: [Int]]
+    var length: Int
+  }
+
+  static let left = 20.0
+  static let cell = 7.0
+  static let pitch = 9.0
+  static let perLine = 128
+
+  static func strips(_ svg: String) throws -> [DrawnStrip] {
+    let group = try NSRegularExpression(pattern: "<g class=\"strip\">(.*?)</g>", options: [.dotMatchesLineSeparators])
+    let title = try NSRegularExpression(
+      pattern: "class=\"strip-title\"[^>]*><title>[^<]*</title>([^<]*)<tspan[^>]*>([^<]*)</tspan>")
+    let rect = try NSRegularExpression(
+      pattern: "<rect class=\"([a-z]+)\" x=\"([0-9.]+)\" y=\"([0-9.]+)\" width=\"([0-9.]+)\"")
+    return group.matches(in: svg, range: NSRange(svg.startIndex..., in: svg)).map { m in
+      let body = String(svg[Range(m.range(at: 1), in: svg)!])
+      func groups(_ r: NSTextCheckingResult) -> [String] {
+        (1..<r.numberOfRanges).map { String(body[Range(r.range(at: $0), in: body)!]) }
+      }
+      let t = title.firstMatch(in: body, range: NSRange(body.startIndex..., in: body)).map(groups) ?? ["", ""]
+      let rects = rect.matches(in: body, range: NSRange(body.startIndex..., in: body)).map(groups)
+      let top = rects.filter { $0[0] == "line" }.map { Double($0[2])! }.min() ?? 0
+      var cells: [String: [Int]] = [:]
+      var length = 0
+      for r in rects {
+        let (x, y, w) = (Double(r[1])!, Double(r[2])!, Double(r[3])!)
+        let first = Int(((y - top) / pitch).rounded()) * perLine + Int(((x - left) / cell).rounded())
+        let n = Int((w / cell).rounded())
+        if r[0] == "line" { length += n } else { cells[r[0], default: []] += Array(first..<first + n) }
+      }
+      return DrawnStrip(title: t[0] + " | " + t[1], cells: cells, length: length)
+    }
+  }
+
+  /// Draws `csv` and returns the outcome and the SVG.
+  static func draw(_ name: String, _ csv: String) -> (Outcome, String) {
+    let input = "\(scratch)/\(name).csv"
+    let output = "\(scratch)/\(name).svg"
+    FileManager.default.createFile(atPath: input, contents: Data(csv.utf8))
+    let outcome = run([Paths.elfload, "residency", input, "-o", output])
+    return (outcome, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
+  }
+
+  static func pictured(_ pattern: [(Character, Int)]) -> String {
+    pattern.map { String(repeating: $0.0, count: $0.1) }.joined()
+  }
+
+  @Test("a hand-made file: segments merged and named, strips as long as their pages, elfload's memory left out")
+  func handMade() throws {
+    let table = """
+      # elfload residency, format 2
+      # image,segment,type,flags,pages,start,end,path
+      # 0,2,PT_LOAD,r-x,3,0x401000,0x404000,/opt/a;b/prog
+      # 0,3,PT_LOAD,rw-,300,0x404000,0x530000,/opt/a;b/prog
+      # 1,1,PT_LOAD,r-x,5,0x7f0000001000,0x7f0000006000,/lib64/ld-linux-x86-64.so.2
+
+      """
+    let libc = Self.pictured([("#", 40), (".", 100), ("#", 2), (".", 200)])
+    let rows = [
+      // The program's code, whole; its data and bss split by the signal pager into three pieces.
+      "0x401000,0x404000,r-xp,2,3,#.#,/opt/a;b/prog",
+      "0x404000,0x40e000,rw-p,10,10,\(String(repeating: "#", count: 10)),/opt/a;b/prog",
+      "0x40e000,0x40f000,---p,0,1,.,",
+      "0x40f000,0x530000,---p,0,289,,",
+      // The interpreter's code as the userfaultfd pager leaves it: anonymous.
+      "0x7f0000001000,0x7f0000006000,r-xp,3,5,##..#,",
+      "0x7f0000010000,0x7f0000166000,r-xp,42,342,\(libc),/usr/lib/libc.so.6",
+      // Too large to picture, partly resident: counted.
+      "0x7f0000200000,0x7f0001588000,rw-p,100,5000,,[heap]",
+      "0x7f1000000000,0x7f1004004000,rw-s,2,16388,,[elfload: shared with the supervisor]",
+      "0x7f1005000000,0x7f1005001000,r-xp,1,1,#,[elfload: trampoline]",
+    ]
+    let (outcome, svg) = Self.draw(
+      "hand-made", table + "start,end,perms,resident_pages,total_pages,pages,name\n" + rows.joined(separator: "\n") + "\n")
+    #expect(outcome.ending == .exited(0), "\(outcome)")
+    #expect(
+      outcome.stdout.hasSuffix(": 5 strips from 7 mappings, 157 pages resident; elfload's own 2 mappings left out\n"),
+      "\(outcome)")
+    #expect(
+      svg.contains(
+        ">157 of 5650 pages resident when the program ended, in 7 mappings; elfload's own memory left out: 16389 pages (3 resident) in 2 mappings<"
+      ))
+    let strips = try Self.strips(svg)
+    #expect(
+      strips.map(\.title) == [
+        "program PT_LOAD 2 r-x: 3 pages, 2 resident | prog, 0x401000-0x404000",
+        "program PT_LOAD 3 rw-: 300 pages, 10 resident | prog, 0x404000-0x530000, 3 mappings",
+        "interpreter PT_LOAD 1 r-x: 5 pages, 3 resident | ld-linux-x86-64.so.2, 0x7f0000001000-0x7f0000006000",
+        "/usr/lib/libc.so.6 r-xp: 342 pages, 42 resident | 0x7f0000010000-0x7f0000166000",
+        "[heap] rw-p: 5000 pages, 100 resident (counted only: too large to picture page by page) (a cell: 2 pages, as dark as its resident share) | 0x7f0000200000-0x7f0001588000",
+      ], "\(strips.map(\.title))")
+    try #require(strips.count == 5)
+    // Each strip as long as its segment or mapping: a cell a page (the heap: a cell 2 pages).
+    #expect(strips.map(\.length) == [3, 300, 5, 342, 2500])
+    // The cells, from the CSV's pages.
+    #expect(strips[0].cells["resident"] == [0, 2] && strips[0].cells["absent"] == [1])
+    #expect(strips[1].cells["resident"] == Array(0..<10) && strips[1].cells["absent"] == Array(10..<300))
+    #expect(strips[2].cells["resident"] == [0, 1, 4] && strips[2].cells["absent"] == [2, 3])
+    #expect(strips[3].cells["resident"] == Array(0..<40) + [140, 141])
+    #expect(strips[3].cells["absent"] == Array(40..<140) + Array(142..<342))
+    #expect(strips[4].cells["unknown"] == Array(0..<2500))
+  }
+
+  /// A real run's picture against its own CSV: the program's bss is one strip whatever the pager,
+  /// its cells the CSV's pages, and the picture holds as many pages as a native run's.
+  @Test(
+    "touch_pages under every policy: one strip for its bss, its cells the CSV's, as many pages as natively",
+    arguments: Policy.allCases)
+  func realRun(_ policy: Policy) throws {
+    let program = Paths.sample("touch_pages", .staticExec)
+    let csv = "\(Self.scratch)/touch-\(policy.rawValue.replacingOccurrences(of: " ", with: "")).csv"
+    let loaded = run([Paths.elfload] + policy.options + ["--residency", csv, program])
+    #expect(loaded.ending == .exited(0), "\(loaded)")
+    let rows = try ResidencyTests.rows(csv)
+    let svgPath = csv.replacingOccurrences(of: ".csv", with: ".svg")
+    let drawn = run([Paths.elfload, "residency", csv, "-o", svgPath])
+    #expect(drawn.ending == .exited(0), "\(drawn)")
+    let strips = try Self.strips(try String(contentsOfFile: svgPath, encoding: .utf8))
+    // The bss segment, [0x402000, 0x4ca000): however many mappings, one strip, named.
+    let bss = strips.filter { $0.title.contains("0x402000-0x4ca000") }
+    try #require(bss.count == 1, "\(strips.map(\.title))")
+    #expect(bss[0].title.hasPrefix("program PT_LOAD 2 rw-: 200 pages, "), "\(bss[0].title)")
+    let pages = Array(rows.filter { $0.start >= 0x402000 && $0.start < 0x4ca000 }.map(\.pages).joined())
+    #expect(bss[0].length == 200)
+    #expect(bss[0].cells["resident"] ?? [] == pages.indices.filter { pages[$0] == "#" })
+    // No strip of the program is anonymous (the userfaultfd pager's mappings have no file name), none elfload's.
+    #expect(strips.filter { $0.title.hasPrefix("program PT_LOAD") }.count == 3, "\(strips.map(\.title))")
+    #expect(!strips.contains { $0.title.hasPrefix("[anonymous]") || $0.title.contains("[elfload") }, "\(strips.map(\.title))")
+    // As many pages as the native run's picture: elfload's own are not counted.
+    let native = "\(Self.scratch)/touch-native-\(policy.rawValue.replacingOccurrences(of: " ", with: "")).csv"
+    #expect(run([Paths.elfload, "residency", "--native", native, "--", program]).ending == .exited(0))
+    let nativeSVG = native.replacingOccurrences(of: ".csv", with: ".svg")
+    #expect(run([Paths.elfload, "residency", native, "-o", nativeSVG]).ending == .exited(0))
+    let nativeStrips = try Self.strips(try String(contentsOfFile: nativeSVG, encoding: .utf8))
+    #expect(strips.map(\.length).reduce(0, +) == nativeStrips.map(\.length).reduce(0, +))
+    #expect(nativeStrips.filter { $0.title.hasPrefix("program PT_LOAD") }.map(\.length) == [1, 1, 200])
+  }
+}
