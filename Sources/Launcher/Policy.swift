@@ -396,7 +396,8 @@ enum Userfault {
     var region = elfload_uffd_region(
       start: range.start, end: range.end, file_offset: offset, data_end: dataEnd, fd: fd,
       segment: Int32(segment.programHeaderIndex),
-      first_page_in_segment: (range.start - pageStart(segment.memory.start)) / pageSize, image: Int32(image))
+      first_page_in_segment: (range.start - pageStart(segment.memory.start)) / pageSize, image: Int32(image),
+      protection: (fd < 0 ? segment.anonymousProtection : segment.protection).rawValue)
     guard elfload_uffd_add_region(&region) == 0 else { throw .tooManySegments(limit: Int(ELFLOAD_DEMAND_MAX_REGIONS)) }
   }
 }

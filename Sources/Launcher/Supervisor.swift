@@ -222,8 +222,13 @@ enum Supervisor {
     pager.pagesPrefetched = c.pages_prefetched
     pager.waits = c.waits
     pager.prefetchedUnused = c.pages_prefetched == 0 ? 0 : (c.unused_counted != 0 ? c.prefetched_unused : nil)
-    pager.predictorHits = c.predictor_hits
-    pager.predictorMisses = c.predictor_misses
+    pager.strideHits = c.stride_hits
+    pager.strideMisses = c.stride_misses
+    pager.stridePages = c.stride_pages
+    pager.readaheadHits = c.readahead_hits
+    pager.readaheadMisses = c.readahead_misses
+    pager.readaheadPages = c.readahead_pages
+    pager.aroundPages = c.around_pages
     pager.pagesReplayed = c.pages_replayed
     pager.replayNanoseconds = c.replay_ns
     pager.serverCPUNanoseconds = serverCPU
@@ -375,6 +380,8 @@ enum Supervisor {
       out.decimal(UInt64(r.tid))
       out.byte(44)
       out.text(pager)
+      out.byte(44)
+      out.text(Int(r.why) < TraceFormat.why.count ? TraceFormat.why[Int(r.why)] : "?")
       out.byte(10)
       if out.bytes.count > 1 << 16 { try out.flush(fd) }
     }

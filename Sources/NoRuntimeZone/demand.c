@@ -65,8 +65,9 @@ static struct {
   struct elfload_demand_region regions[ELFLOAD_DEMAND_MAX_REGIONS];
   uint32_t region_count;
   uint32_t prefetch;
-  int predict;  // --prefetch auto: predictors[i] guesses for regions[i]
+  int predict;  // --prefetch auto: predictors[i] guesses for regions[i], as predicted[i] describes it
   struct elfload_predictor predictors[ELFLOAD_DEMAND_MAX_REGIONS];
+  struct elfload_predicted_region predicted[ELFLOAD_DEMAND_MAX_REGIONS];
   _Atomic uint8_t *page_state;
   struct elfload_demand_counters own_counters;
   struct elfload_demand_counters *counters;  // own_counters, or shared with a supervisor
@@ -136,6 +137,12 @@ void elfload_demand_configure(uint8_t *page_state, uint32_t prefetch, int predic
 int elfload_demand_add_region(const struct elfload_demand_region *region) {
   if (demand.region_count == ELFLOAD_DEMAND_MAX_REGIONS) return -1;
   demand.predictors[demand.region_count] = (struct elfload_predictor){0};
+  demand.predicted[demand.region_count] = (struct elfload_predicted_region){
+      .start = region->start,
+      .end = region->end,
+      .kind = elfload_region_kind(region->protection, region->anonymous),
+      .block = predictor_block_signal,
+  };
   demand.regions[demand.region_count++] = *region;
   return 0;
 }
@@ -189,12 +196,12 @@ static void die_natively(int signal, const siginfo_t *info) {
 }
 
 // One trace record per page made accessible: the faulting one (when `fault`),
-// then each prefetched one. Dropped (and counted) when the buffer is full.
-static void trace(const struct elfload_demand_region *r, uint64_t first, uint64_t pages, int fault) {
+// then each one brought in with it (for `why`). Dropped (and counted) when the buffer is full.
+static void trace(const struct elfload_demand_region *r, uint64_t first, uint64_t pages, int fault, uint32_t why) {
   if (demand.trace == NULL || pages == 0) return;
   uint32_t tid = (uint32_t)sys(__NR_gettid, 0, 0, 0, 0, 0);
   elfload_trace_pages(demand.trace, first, pages, (first - r->start) / page_size + r->first_page_in_segment, tid,
-                      r->segment, r->image, fault);
+                      r->segment, r->image, fault, why);
 }
 
 static const char could_not_map[] =
@@ -261,32 +268,36 @@ static int claim(const struct elfload_demand_region *r, uint64_t page) {
   return atomic_compare_exchange_strong(state_of(r, page), &expected, page_claimed);
 }
 
-// Maps the pages `ahead` names after `page` (a stride of more than one page:
-// each page is a protection change of its own), up to the first that is taken.
-static void install_strided(const struct elfload_demand_region *r, uint64_t page, struct elfload_prefetch ahead) {
-  for (uint64_t k = 1; k <= ahead.pages; k++) {
-    uint64_t p = page + (uint64_t)((int64_t)k * ahead.stride);
-    if (p == r->staged_page || !claim(r, p)) return;
+// Maps the pages `ahead` names along its stride after `page` (a stride of more than one
+// page: each page is a protection change of its own), up to the first that is taken.
+// Returns how many it mapped.
+static uint64_t install_strided(const struct elfload_demand_region *r, uint64_t page, struct elfload_prefetch ahead) {
+  uint64_t k = 0;
+  while (k < ahead.strided) {
+    uint64_t p = page + (uint64_t)((int64_t)(k + 1) * ahead.stride);
+    if (p == r->staged_page || !claim(r, p)) break;
     uint64_t splits = (uint64_t)untouched(r, p - page_size) + (uint64_t)untouched(r, p + page_size);
     if (sys(__NR_mprotect, (long)p, page_size, r->protection, 0, 0) != 0) {
       atomic_store_explicit(state_of(r, p), page_reserved, memory_order_release);
-      return;
+      break;
     }
     atomic_store_explicit(state_of(r, p), page_prefetched, memory_order_release);
     count(&demand.counters->pages_mapped, 1);
     count(&demand.counters->pages_prefetched, 1);
-    trace(r, p, 1, 0);
+    trace(r, p, 1, 0, ELFLOAD_WHY_STRIDE);
+    k++;
     if (__atomic_add_fetch(&demand.splits, splits, __ATOMIC_RELAXED) > demand.split_budget) {
       __atomic_store_n(&demand.spread, 1, __ATOMIC_RELAXED);
-      return;
+      break;
     }
   }
+  return k;
 }
 
-// Maps `page` (claimed by this thread), and up to `prefetch` unclaimed pages
-// after it in the same region; once the map-count budget is spent, the whole
-// run of unclaimed pages around it within its aligned window instead.
-// Returns 0 or -errno.
+// Maps `page` (claimed by this thread), and the unclaimed pages around it in
+// the same region that `prefetch` pages (hybrid) or the predictor (--prefetch
+// auto) name; once the map-count budget is spent, the whole run of unclaimed
+// pages around it within its aligned window instead. Returns 0 or -errno.
 static long install(const struct elfload_demand_region *r, uint64_t page) {
   if (page == r->staged_page) {
     long ret = install_staged(r);
@@ -294,21 +305,17 @@ static long install(const struct elfload_demand_region *r, uint64_t page) {
     atomic_store_explicit(state_of(r, page), page_faulted, memory_order_release);
     count(&demand.counters->faults, 1);
     count(&demand.counters->pages_mapped, 1);
-    trace(r, page, 1, 1);
+    trace(r, page, 1, 1, ELFLOAD_WHY_TOUCHED);
     return 0;
   }
   int spread = __atomic_load_n(&demand.spread, __ATOMIC_RELAXED) != 0;
-  // What to map after the page: `prefetch` pages (hybrid), what the
+  // What to map with the page: `prefetch` pages after it (hybrid), what the
   // predictor says (hybrid --prefetch auto), or nothing (demand).
-  struct elfload_prefetch ahead;
-  ahead.stride = page_size;
-  ahead.pages = demand.prefetch;
-  ahead.outcome = 0;
-  if (demand.predict && !spread)
-    ahead = elfload_predict(&demand.predictors[r - demand.regions], page, r->start, r->end);
-  int contiguous = ahead.stride == page_size || ahead.stride == -(int64_t)page_size;
-  // Claim a run of pages; stop at the first one that is taken, and before
-  // the staged page, which has its own way in.
+  struct elfload_prefetch ahead = elfload_prefetch_fixed(page, r->end, demand.prefetch);
+  uint32_t i = (uint32_t)(r - demand.regions);
+  if (demand.predict && !spread) ahead = elfload_predict(&demand.predictors[i], &demand.predicted[i], page);
+  // Claim a run of pages around it; stop at the first one that is taken, and
+  // before the staged page, which has its own way in.
   uint64_t first = page, end = page + page_size;
   if (spread) {
     uint64_t window = (uint64_t)spread_pages * page_size;
@@ -317,16 +324,10 @@ static long install(const struct elfload_demand_region *r, uint64_t page) {
     while (first > r->start && first - page_size >= low && first - page_size != r->staged_page &&
            claim(r, first - page_size))
       first -= page_size;
-  } else if (ahead.stride == page_size) {
-    for (uint64_t i = 0; i < ahead.pages && end < r->end && end != r->staged_page; i++) {
-      if (!claim(r, end)) break;
-      end += page_size;
-    }
-  } else if (ahead.stride == -(int64_t)page_size) {
-    for (uint64_t i = 0; i < ahead.pages && first > r->start && first - page_size != r->staged_page; i++) {
-      if (!claim(r, first - page_size)) break;
-      first -= page_size;
-    }
+    ahead.why = ELFLOAD_WHY_SPREAD;
+  } else {
+    while (end < ahead.high && end != r->staged_page && claim(r, end)) end += page_size;
+    while (first > ahead.low && first - page_size != r->staged_page && claim(r, first - page_size)) first -= page_size;
   }
   // The mappings this adds: one for each side that stays PROT_NONE.
   uint64_t splits = (uint64_t)untouched(r, first - page_size) + (uint64_t)untouched(r, end);
@@ -347,10 +348,10 @@ static long install(const struct elfload_demand_region *r, uint64_t page) {
   count(&demand.counters->faults, 1);
   count(&demand.counters->pages_mapped, pages);
   count(&demand.counters->pages_prefetched, pages - 1);
-  elfload_count_prediction(ahead, demand.counters);
-  trace(r, page, (end - page) / page_size, 1);
-  trace(r, first, (page - first) / page_size, 0);
-  if (!spread && !contiguous) install_strided(r, page, ahead);
+  trace(r, page, (end - page) / page_size, 1, ahead.why);
+  trace(r, first, (page - first) / page_size, 0, ahead.why);
+  uint64_t strided = spread ? 0 : install_strided(r, page, ahead);
+  elfload_count_prediction(ahead, pages - 1, strided, demand.counters);
   return 0;
 }
 

@@ -35,8 +35,9 @@ static struct {
   struct elfload_uffd_region regions[max_regions];
   uint32_t region_count;
   uint32_t prefetch;
-  int predict;  // --prefetch auto: predictors[i] guesses for regions[i]
+  int predict;  // --prefetch auto: predictors[i] guesses for regions[i], as predicted[i] describes it
   struct elfload_predictor predictors[max_regions];
+  struct elfload_predicted_region predicted[max_regions];
   struct elfload_demand_counters own_counters;
   struct elfload_demand_counters *counters;
   struct elfload_trace *trace;
@@ -87,6 +88,12 @@ long elfload_uffd_open(void) {
 
 int elfload_uffd_add_region(const struct elfload_uffd_region *region) {
   if (pager.region_count == max_regions) return -1;
+  pager.predicted[pager.region_count] = (struct elfload_predicted_region){
+      .start = region->start,
+      .end = region->end,
+      .kind = elfload_region_kind(region->protection, region->fd < 0),
+      .block = predictor_block_uffd,
+  };
   pager.regions[pager.region_count++] = *region;
   return 0;
 }
@@ -257,9 +264,10 @@ static uint64_t original_address(uint32_t u, uint64_t address) {
   return address;
 }
 
-static void trace(const struct elfload_uffd_region *r, uint64_t first, uint64_t pages, uint32_t tid, int fault) {
+static void trace(const struct elfload_uffd_region *r, uint64_t first, uint64_t pages, uint32_t tid, int fault,
+                  uint32_t why) {
   elfload_trace_pages(pager.trace, first, pages, (first - r->start) / page_size + r->first_page_in_segment, tid,
-                      r->segment, r->image, fault);
+                      r->segment, r->image, fault, why);
 }
 
 static void wake(int fd, uint64_t page) {
@@ -267,41 +275,62 @@ static void wake(int fd, uint64_t page) {
   sys(__NR_ioctl, fd, UFFDIO_WAKE, (long)&range, 0, 0);
 }
 
-// Installs the pages `ahead` names after `page` (a stride other than one
-// page), one ioctl each, none waking anybody; stops at the first that fails
-// (there already, or in a mapping the program has changed).
-static void install_strided(int fd, const struct elfload_uffd_region *r, uint64_t page, uint64_t original,
-                            struct elfload_prefetch ahead, uint32_t tid, char *buffer) {
-  for (uint64_t k = 1; k <= ahead.pages; k++) {
-    int64_t step = (int64_t)k * ahead.stride;
+// Installs the pages `ahead` names along its stride after `page` (a stride other than one
+// page), one ioctl each, none waking anybody; stops at the first that fails (there already,
+// or in a mapping the program has changed). Returns how many it installed.
+static uint64_t install_strided(int fd, const struct elfload_uffd_region *r, uint64_t page, uint64_t original,
+                                struct elfload_prefetch ahead, uint32_t tid, char *buffer) {
+  uint64_t k = 0;
+  for (; k < ahead.strided; k++) {
+    int64_t step = (int64_t)(k + 1) * ahead.stride;
     uint64_t at = page + (uint64_t)step, from = original + (uint64_t)step;
     long error = 0;
     uint64_t done = r->fd < 0 ? zero_pages(fd, at, 1, 0, buffer, 0, &error)
                               : copy_file_pages(fd, r, at, from, 1, buffer, 1, 0, &error);
-    if (done == 0) return;
-    count(&pager.counters->pages_mapped, 1);
-    count(&pager.counters->pages_prefetched, 1);
-    trace(r, at, 1, tid, 0);
+    if (done == 0) break;
+    trace(r, at, 1, tid, 0, ELFLOAD_WHY_STRIDE);
   }
+  return k;
 }
 
-// Serves a fault at `address`: the page and up to `prefetch` following ones
-// of its region that are still missing, in one ioctl that wakes the thread
-// once they are all there (the server runs on the thread's CPU: the thread
-// cannot run on while it copies anyway).
+// Installs the `pages` pages just below `page` (fault-around's part of the block under the
+// fault, or a window of a stride of one page backwards), none waking anybody. One ioctl for
+// all of them when none is there yet; past a page that is there already (or the end of a
+// mapping the program split off), on with the next. Returns how many it installed.
+static uint64_t install_below(int fd, const struct elfload_uffd_region *r, uint64_t page, uint64_t original,
+                              uint64_t pages, uint32_t tid, uint32_t why, char *buffer) {
+  uint64_t installed = 0;
+  for (uint64_t at = original - pages * page_size; at < original;) {
+    uint64_t dst = page - (original - at), n = (original - at) / page_size;
+    long error = 0;
+    uint64_t done = r->fd < 0 ? zero_pages(fd, dst, n, 0, buffer, 0, &error)
+                              : copy_file_pages(fd, r, dst, at, n, buffer, uffd_buffer_pages(), 0, &error);
+    if (done == 0 && error == -EAGAIN) break;  // the address space is changing: a later fault will do
+    if (done == 0) done = page_size;             // there already, or not in one mapping: skip it
+    else {
+      trace(r, dst, done / page_size, tid, 0, why);
+      installed += done / page_size;
+    }
+    at += done;
+  }
+  return installed;
+}
+
+// Serves a fault at `address`: the page and the pages around it that `prefetch`
+// (the following ones) or the predictor (predictor.h) name, of its region and
+// still missing: the page and those after it in one ioctl that wakes the
+// thread once they are all there (the server runs on the thread's CPU: the
+// thread cannot run on while it copies anyway), then those before it and
+// those along a stride without waking anybody.
 void uffd_serve(int fd, uint32_t u, uint64_t address, uint32_t tid, int write, char *buffer) {
   uint64_t page = page_down(address);
   uint64_t original = original_address(u, page);
   const struct elfload_uffd_region *r = region_of(original);
-  // What to install after the page: `prefetch` pages (hybrid), what the
-  // predictor says (hybrid --prefetch auto: in a page run after the fault
-  // when the stride is one page, else one copy a page, after the fault's).
-  struct elfload_prefetch ahead = {.stride = page_size, .pages = pager.prefetch, .outcome = 0};
+  struct elfload_prefetch ahead = elfload_prefetch_fixed(original, r != NULL ? r->end : original + page_size, pager.prefetch);
   struct elfload_predictor *predictor = r != NULL && pager.predict ? &pager.predictors[index_of(r)] : NULL;
   struct elfload_predictor before = predictor != NULL ? *predictor : (struct elfload_predictor){0};
-  if (predictor != NULL) ahead = elfload_predict(predictor, original, r->start, r->end);
-  uint64_t pages = 1 + (ahead.stride == page_size ? ahead.pages : 0);
-  if (r != NULL && (r->end - original) / page_size < pages) pages = (r->end - original) / page_size;
+  if (predictor != NULL) ahead = elfload_predict(predictor, &pager.predicted[index_of(r)], original);
+  uint64_t pages = (ahead.high - original) / page_size;
   if (r == NULL) pages = 1;  // grown in place, or unknown: zeros, as new anonymous memory reads
   if (pager.measured) __atomic_fetch_add(&pager.counters->in_flight, 1, __ATOMIC_SEQ_CST);
   long error = 0;
@@ -333,15 +362,16 @@ void uffd_serve(int fd, uint32_t u, uint64_t address, uint32_t tid, int write, c
     if (pager.measured) __atomic_fetch_sub(&pager.counters->in_flight, 1, __ATOMIC_SEQ_CST);
     return;
   }
-  uint64_t installed = done / page_size;
-  count(&pager.counters->faults, 1);
-  count(&pager.counters->pages_mapped, installed);
-  count(&pager.counters->pages_prefetched, installed - 1);
-  elfload_count_prediction(ahead, pager.counters);
+  uint64_t installed = done / page_size, below = 0, strided = 0;
   if (r != NULL) {
-    trace(r, page, installed, tid, 1);
-    if (ahead.stride != page_size) install_strided(fd, r, page, original, ahead, tid, buffer);
+    trace(r, page, installed, tid, 1, ahead.why);
+    below = install_below(fd, r, page, original, (original - ahead.low) / page_size, tid, ahead.why, buffer);
+    strided = install_strided(fd, r, page, original, ahead, tid, buffer);
   }
+  count(&pager.counters->faults, 1);
+  count(&pager.counters->pages_mapped, installed + below + strided);
+  count(&pager.counters->pages_prefetched, installed - 1 + below + strided);
+  elfload_count_prediction(ahead, installed - 1 + below, strided, pager.counters);
   if (pager.measured) __atomic_fetch_sub(&pager.counters->in_flight, 1, __ATOMIC_SEQ_CST);
 }
 

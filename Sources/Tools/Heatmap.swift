@@ -90,21 +90,23 @@ func splitPreamble(_ text: [UInt8]) -> Result<([String], [TraceSegment], Int), B
   return parseSegmentTable(lines[..<preamble]).map { (Array(lines[preamble...]), $0, preamble) }
 }
 
-/// Parses a --trace CSV: format 2 (a `# ` preamble with the segment table, then the rows) or
-/// format 1 (the rows alone).
+/// Parses a --trace CSV: format 3 (a `# ` preamble with the segment table, then the rows, each
+/// saying why its page came), format 2 (the same without `why`) or format 1 (no preamble).
 func parseTrace(_ text: [UInt8]) throws(TraceError) -> Trace {
   let (lines, segments, preamble): ([String], [TraceSegment], Int)
   switch splitPreamble(text) {
   case .success(let split): (lines, segments, preamble) = split
   case .failure(let bad): throw .badSegment(line: bad.line, bad.text)
   }
-  guard let header = lines.first, header == TraceFormat.columns.joined(separator: ",") else {
+  guard let header = lines.first,
+    let columns = [TraceFormat.columns, TraceFormat.formerColumns].first(where: { header == $0.joined(separator: ",") })
+  else {
     throw .badHeader(lines.first ?? "")
   }
   var rows: [TraceRow] = []
   for (index, line) in lines.dropFirst().enumerated() {
     let f = line.split(separator: ",", omittingEmptySubsequences: false)
-    guard f.count == TraceFormat.columns.count, let sequence = Int(f[0]), let time = UInt64(f[1]), let image = Int(f[3]),
+    guard f.count == columns.count, let sequence = Int(f[0]), let time = UInt64(f[1]), let image = Int(f[3]),
       let segment = Int(f[4]), let page = Int(f[5]), f[6] == TraceFormat.fault || f[6] == TraceFormat.prefetch
     else { throw .badRow(line: preamble + index + 2, line) }
     rows.append(

@@ -9,9 +9,18 @@ public struct PagerCounters: Equatable, Sendable {
   public var waits: UInt64 = 0
   /// Prefetched pages never touched, when a watcher counted them.
   public var prefetchedUnused: UInt64?
-  /// --prefetch auto: faults where the predicted pattern went on, and faults that broke it.
-  public var predictorHits: UInt64 = 0
-  public var predictorMisses: UInt64 = 0
+  /// --prefetch auto, per mechanism (predictor.h): faults where its pattern went on (hits) and
+  /// faults that broke it (misses), and the pages it brought in besides the faulting ones.
+  public var strideHits: UInt64 = 0
+  public var strideMisses: UInt64 = 0
+  public var stridePages: UInt64 = 0
+  public var readaheadHits: UInt64 = 0
+  public var readaheadMisses: UInt64 = 0
+  public var readaheadPages: UInt64 = 0
+  public var aroundPages: UInt64 = 0
+  /// Every mechanism's hits and misses.
+  public var predictorHits: UInt64 { strideHits &+ readaheadHits }
+  public var predictorMisses: UInt64 { strideMisses &+ readaheadMisses }
   /// --mode replay: pages installed from the profile before the jump, and the time that took.
   public var pagesReplayed: UInt64 = 0
   public var replayNanoseconds: UInt64 = 0
@@ -50,8 +59,10 @@ public struct Report: Sendable {
   /// The JSON's version: 2 added schema, cpu_ms, startup_*, segment_pages,
   /// and pages_mapped became the pager's alone (0 under eager); 3 added
   /// predictor_hits, predictor_misses, pages_replayed, the mode replay and
-  /// the prefetch "auto"; 4 added server_cpu_ms, server_watcher_faults and replay_ms.
-  public static let schema = 4
+  /// the prefetch "auto"; 4 added server_cpu_ms, server_watcher_faults and replay_ms; 5 added
+  /// each --prefetch auto mechanism's hits, misses and pages (around_pages, readahead_*,
+  /// stride_*), and predictor_hits and predictor_misses became their sums.
+  public static let schema = 5
   public var program: String
   public var policy: PagingPolicy
   /// "uffd" or "signal" under demand and hybrid; nil under eager.
@@ -132,7 +143,9 @@ public struct Report: Sendable {
   var policyLine: String {
     switch policy {
     case .predictive:
-      return "  predictor: \(counters.predictorHits) hits (the pattern went on: window doubled), \(counters.predictorMisses) misses (it broke: window closed)\n"
+      let c = counters
+      return
+        "  predictor: fault-around \(c.aroundPages) pages; readahead \(c.readaheadHits) hits, \(c.readaheadMisses) misses, \(c.readaheadPages) pages; strides \(c.strideHits) hits, \(c.strideMisses) misses, \(c.stridePages) pages (a hit: the pattern went on, its window doubled; a miss: it broke)\n"
     case .replay:
       return "  replay:  \(counters.pagesReplayed) pages installed from the profile before the jump, in \(Self.milliseconds(counters.replayNanoseconds, perMillisecond: 1_000_000)) ms (of elfload's loading)\n"
     default:
@@ -157,6 +170,9 @@ public struct Report: Sendable {
       "segment_pages": \(segmentPages), "loader_faults": \(counters.faults), "pages_mapped": \(counters.pagesMapped), \
       "pages_prefetched": \(counters.pagesPrefetched), "prefetched_unused": \(unused), \
       "waits": \(counters.waits), "predictor_hits": \(counters.predictorHits), "predictor_misses": \(counters.predictorMisses), \
+      "around_pages": \(counters.aroundPages), "readahead_hits": \(counters.readaheadHits), \
+      "readahead_misses": \(counters.readaheadMisses), "readahead_pages": \(counters.readaheadPages), \
+      "stride_hits": \(counters.strideHits), "stride_misses": \(counters.strideMisses), "stride_pages": \(counters.stridePages), \
       "pages_replayed": \(counters.pagesReplayed), "replay_ms": \(Self.milliseconds(counters.replayNanoseconds, perMillisecond: 1_000_000)), \
       "server_cpu_ms": \(counters.serverCPUNanoseconds.map { Self.milliseconds($0, perMillisecond: 1_000_000) } ?? "null"), \
       "server_watcher_faults": \(counters.servedByWatcher), \
@@ -191,7 +207,7 @@ public struct Report: Sendable {
 
   extension Report {
     public static let fields: [StatsField] = [
-      StatsField(name: "schema", meaning: "this format's version: 4"),
+      StatsField(name: "schema", meaning: "this format's version: 5"),
       StatsField(name: "program", meaning: "PROGRAM as given"),
       StatsField(name: "policy", meaning: "the paging policy as options: \"eager\", \"demand\", \"hybrid --prefetch 16\""),
       StatsField(name: "mode", meaning: "the --mode: eager, demand, hybrid or replay"),
@@ -226,9 +242,23 @@ public struct Report: Sendable {
       StatsField(name: "waits", meaning: "times a thread waited for another to finish mapping a page"),
       StatsField(
         name: "predictor_hits",
-        meaning: "--prefetch auto: faults exactly where the predicted pattern said the next would land (the window doubled)"),
+        meaning: "--prefetch auto: faults exactly where a predicted pattern said the next would land: readahead_hits + stride_hits"),
       StatsField(
-        name: "predictor_misses", meaning: "--prefetch auto: faults elsewhere while a window was open (the window closed)"),
+        name: "predictor_misses",
+        meaning: "--prefetch auto: faults elsewhere while a pattern's window was open: readahead_misses + stride_misses"),
+      StatsField(
+        name: "around_pages",
+        meaning: "--prefetch auto: pages brought in by fault-around (the rest of each fault's aligned block of file pages)"),
+      StatsField(
+        name: "readahead_hits",
+        meaning: "--prefetch auto: faults on the page right after the last run of file pages brought in (the run doubled)"),
+      StatsField(name: "readahead_misses", meaning: "--prefetch auto: faults elsewhere in the region while such a run was open (it ended)"),
+      StatsField(name: "readahead_pages", meaning: "--prefetch auto: pages brought in by readahead runs, the faulting ones apart"),
+      StatsField(
+        name: "stride_hits",
+        meaning: "--prefetch auto: faults one stride past a stride window's last page, in writable data or the bss (the window doubled)"),
+      StatsField(name: "stride_misses", meaning: "--prefetch auto: faults elsewhere while a stride window was open (it closed)"),
+      StatsField(name: "stride_pages", meaning: "--prefetch auto: pages brought in along strides, the faulting ones apart"),
       StatsField(
         name: "pages_replayed",
         meaning: "--mode replay: pages installed from the profile before the jump (not in pages_mapped or loader_faults)"),
@@ -253,18 +283,25 @@ public struct Report: Sendable {
 #endif
 
 /// The --trace CSV: one row per page the pager makes accessible, after a preamble of `# `
-/// lines (format 2): the format line, then the segment table, one row per PT_LOAD loaded.
+/// lines (format 2 on): the format line, then the segment table, one row per PT_LOAD loaded.
 public enum TraceFormat {
-  /// The header line's columns, in order.
-  public static let columns = ["sequence", "time_ns", "address", "image", "segment", "page", "kind", "tid", "pager"]
+  /// The header line's columns, in order (format 3).
+  public static let columns = ["sequence", "time_ns", "address", "image", "segment", "page", "kind", "tid", "pager", "why"]
+  /// Format 1 and 2's columns: no `why`.
+  public static let formerColumns = Array(columns.dropLast())
   public static var header: String { columns.joined(separator: ",") + "\n" }
   /// The `kind` column's words.
   public static let fault = "fault"
   public static let prefetch = "prefetch"
+  /// The `why` column's words, by ELFLOAD_WHY_* (NoRuntimeZone.h): the faulting page was
+  /// touched; the others came with it by a fixed --prefetch N, by --prefetch auto's
+  /// fault-around, readahead or stride, or around it once the signal pager's map-count budget
+  /// was spent.
+  public static let why = ["touched", "fixed", "around", "readahead", "stride", "spread"]
   /// Lines that start with this are the preamble (CSV readers skip them as comments).
   public static let commentPrefix = "# "
-  /// The first line of a format 2 trace (format 1, before it, had no preamble).
-  public static let formatLine = "# elfload trace, format 2\n"
+  /// The first line of a format 3 trace (format 2 had no `why` column, format 1 no preamble).
+  public static let formatLine = "# elfload trace, format 3\n"
   /// The segment table's columns: the image (0 program, 1 interpreter) and the program
   /// header's index (the rows' `image` and `segment`), its type, permissions (`r-x`), the
   /// pages it spans, [start, end) in memory, and the image's path (last; commas become `;`).

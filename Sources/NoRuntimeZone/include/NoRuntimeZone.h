@@ -72,8 +72,15 @@ struct elfload_demand_counters {
   uint64_t unused_counted;    ///< 1 once a watcher has counted prefetched_unused
   uint64_t declined;          ///< SIGSEGVs the handler did not serve (the program's own faults)
   uint64_t pager;             ///< which pager served: ELFLOAD_PAGER_NONE, _SIGNAL or _UFFD
-  uint64_t predictor_hits;    ///< --prefetch auto: faults where the predicted pattern went on (predictor.h)
-  uint64_t predictor_misses;  ///< --prefetch auto: faults that broke an open window's pattern
+  // --prefetch auto (predictor.h), per mechanism: faults where its pattern went on (hits) or
+  // broke (misses), and the pages it brought in besides the faulting ones.
+  uint64_t stride_hits;       ///< a stride window used up: it doubled
+  uint64_t stride_misses;     ///< a fault elsewhere while a stride window was open: it closed
+  uint64_t stride_pages;
+  uint64_t readahead_hits;    ///< a fault right after the last run of file pages: the run doubled
+  uint64_t readahead_misses;  ///< a fault elsewhere while a run was open: it ended
+  uint64_t readahead_pages;
+  uint64_t around_pages;      ///< fault-around: the rest of each fault's aligned block of file pages
   uint64_t pages_replayed;    ///< --mode replay: pages installed from the profile before the jump
   uint64_t replay_ns;         ///< --mode replay: the time installing them took
   // The userfaultfd server (uffd_server.c) and the supervisor:
@@ -107,10 +114,22 @@ struct elfload_trace_record {
   uint16_t segment;    ///< the program header's index
   uint8_t kind;        ///< ELFLOAD_TRACE_FAULT or ELFLOAD_TRACE_PREFETCH
   uint8_t image;       ///< 0: the program, 1: its interpreter
-  uint32_t reserved;
+  uint8_t why;         ///< ELFLOAD_WHY_*: why the page came
+  uint8_t reserved[3];
 };
 _Static_assert(sizeof(struct elfload_trace_record) == 32, "a trace record is 32 bytes");
 enum { ELFLOAD_TRACE_FAULT = 1, ELFLOAD_TRACE_PREFETCH = 2 };
+/// Why a page was made accessible: touched (the faulting page), or brought in with it by a
+/// fixed --prefetch N, by --prefetch auto's fault-around, readahead or stride
+/// (predictor.h), or with the pages around it once the signal pager's map-count budget is spent.
+enum {
+  ELFLOAD_WHY_TOUCHED = 0,
+  ELFLOAD_WHY_FIXED = 1,
+  ELFLOAD_WHY_AROUND = 2,
+  ELFLOAD_WHY_READAHEAD = 3,
+  ELFLOAD_WHY_STRIDE = 4,
+  ELFLOAD_WHY_SPREAD = 5,
+};
 
 /// A trace buffer in memory shared with a supervising parent.
 struct elfload_trace {
@@ -120,11 +139,11 @@ struct elfload_trace {
 };
 
 /// Appends records for `pages` pages from `first` on (the first of them a
-/// fault when `fault`), dropping (but counting) what does not fit: one
-/// writer for both pagers. `first_page` is `first`'s index in its segment.
+/// fault when `fault`, the others brought in for `why`), dropping (but counting)
+/// what does not fit: one writer for both pagers. `first_page` is `first`'s index in its segment.
 static inline void elfload_trace_pages(struct elfload_trace *t, uint64_t first, uint64_t pages,
                                        uint64_t first_page, uint32_t tid, int32_t segment,
-                                       int32_t image, int fault) {
+                                       int32_t image, int fault, uint32_t why) {
   if (t == 0 || pages == 0) return;
   uint64_t at = __atomic_fetch_add(&t->count, pages, __ATOMIC_RELAXED);
   uint64_t now = elfload_timestamp();
@@ -138,6 +157,7 @@ static inline void elfload_trace_pages(struct elfload_trace *t, uint64_t first, 
     e->segment = (uint16_t)segment;
     e->kind = i == 0 && fault ? ELFLOAD_TRACE_FAULT : ELFLOAD_TRACE_PREFETCH;
     e->image = (uint8_t)image;
+    e->why = (uint8_t)(i == 0 && fault ? ELFLOAD_WHY_TOUCHED : why);
   }
 }
 
@@ -190,6 +210,7 @@ struct elfload_uffd_region {
   int32_t segment;         ///< the PT_LOAD's index, for traces
   uint64_t first_page_in_segment;  ///< `start`'s page index within its segment, for traces
   int32_t image;           ///< 0: the program, 1: its interpreter
+  int32_t protection;      ///< PROT_*: with `fd`, what the region holds (--prefetch auto's rule)
 };
 
 /// A userfaultfd for this process with what a correct pager needs: forks
