@@ -137,12 +137,11 @@ void elfload_demand_configure(uint8_t *page_state, uint32_t prefetch, int predic
 int elfload_demand_add_region(const struct elfload_demand_region *region) {
   if (demand.region_count == ELFLOAD_DEMAND_MAX_REGIONS) return -1;
   demand.predictors[demand.region_count] = (struct elfload_predictor){0};
-  demand.predicted[demand.region_count] = (struct elfload_predicted_region){
-      .start = region->start,
-      .end = region->end,
-      .kind = elfload_region_kind(region->protection, region->anonymous),
-      .block = predictor_block_signal,
-  };
+  struct elfload_predicted_region *predicted = &demand.predicted[demand.region_count];
+  predicted->start = region->start;
+  predicted->end = region->end;
+  predicted->kind = elfload_region_kind(region->protection, region->anonymous);
+  predicted->block = predictor_block_signal;
   demand.regions[demand.region_count++] = *region;
   return 0;
 }
@@ -271,10 +270,11 @@ static int claim(const struct elfload_demand_region *r, uint64_t page) {
 // Maps the pages `ahead` names along its stride after `page` (a stride of more than one
 // page: each page is a protection change of its own), up to the first that is taken.
 // Returns how many it mapped.
-static uint64_t install_strided(const struct elfload_demand_region *r, uint64_t page, struct elfload_prefetch ahead) {
+static uint64_t install_strided(const struct elfload_demand_region *r, uint64_t page,
+                                const struct elfload_prefetch *ahead) {
   uint64_t k = 0;
-  while (k < ahead.strided) {
-    uint64_t p = page + (uint64_t)((int64_t)(k + 1) * ahead.stride);
+  while (k < ahead->strided) {
+    uint64_t p = page + (uint64_t)((int64_t)(k + 1) * ahead->stride);
     if (p == r->staged_page || !claim(r, p)) break;
     uint64_t splits = (uint64_t)untouched(r, p - page_size) + (uint64_t)untouched(r, p + page_size);
     if (sys(__NR_mprotect, (long)p, page_size, r->protection, 0, 0) != 0) {
@@ -311,9 +311,10 @@ static long install(const struct elfload_demand_region *r, uint64_t page) {
   int spread = __atomic_load_n(&demand.spread, __ATOMIC_RELAXED) != 0;
   // What to map with the page: `prefetch` pages after it (hybrid), what the
   // predictor says (hybrid --prefetch auto), or nothing (demand).
-  struct elfload_prefetch ahead = elfload_prefetch_fixed(page, r->end, demand.prefetch);
+  struct elfload_prefetch ahead;
+  elfload_prefetch_fixed(&ahead, page, r->end, demand.prefetch);
   uint32_t i = (uint32_t)(r - demand.regions);
-  if (demand.predict && !spread) ahead = elfload_predict(&demand.predictors[i], &demand.predicted[i], page);
+  if (demand.predict && !spread) elfload_predict(&demand.predictors[i], &demand.predicted[i], page, &ahead);
   // Claim a run of pages around it; stop at the first one that is taken, and
   // before the staged page, which has its own way in.
   uint64_t first = page, end = page + page_size;
@@ -350,8 +351,8 @@ static long install(const struct elfload_demand_region *r, uint64_t page) {
   count(&demand.counters->pages_prefetched, pages - 1);
   trace(r, page, (end - page) / page_size, 1, ahead.why);
   trace(r, first, (page - first) / page_size, 0, ahead.why);
-  uint64_t strided = spread ? 0 : install_strided(r, page, ahead);
-  elfload_count_prediction(ahead, pages - 1, strided, demand.counters);
+  uint64_t strided = spread ? 0 : install_strided(r, page, &ahead);
+  elfload_count_prediction(&ahead, pages - 1, strided, demand.counters);
   return 0;
 }
 

@@ -86,36 +86,35 @@ struct elfload_prefetch {
   // For the caller to count once the fault is served: predictor_hit, predictor_miss or 0.
   uint32_t stride_outcome, readahead_outcome;
 };
-// (Built field by field, here and in the handler: a compound literal that
-// leaves a field out may compile to a call to memset, outside the handler's
-// sections, which are all that is left after the jump.)
+// (Filled field by field through a pointer, here and in the handler: a
+// compound literal that leaves a field out may compile to a call to memset,
+// and copying the struct whole to one to memcpy (at -O0), outside the
+// handler's sections, which are all that is left after the jump.)
 enum { predictor_hit = 1, predictor_miss = 2 };
 
 /// What a fixed --prefetch N brings in: up to N pages after the faulting one, in its region.
-static inline struct elfload_prefetch elfload_prefetch_fixed(uint64_t page, uint64_t end, uint64_t n) {
-  struct elfload_prefetch ahead;
-  ahead.low = page;
-  ahead.high = (end - page) / predictor_page > n ? page + (n + 1) * predictor_page : end;
-  ahead.why = ELFLOAD_WHY_FIXED;
-  ahead.stride = 0;
-  ahead.strided = 0;
-  ahead.stride_outcome = 0;
-  ahead.readahead_outcome = 0;
-  return ahead;
+static inline void elfload_prefetch_fixed(struct elfload_prefetch *ahead, uint64_t page, uint64_t end, uint64_t n) {
+  ahead->low = page;
+  ahead->high = (end - page) / predictor_page > n ? page + (n + 1) * predictor_page : end;
+  ahead->why = ELFLOAD_WHY_FIXED;
+  ahead->stride = 0;
+  ahead->strided = 0;
+  ahead->stride_outcome = 0;
+  ahead->readahead_outcome = 0;
 }
 
 /// Counts a served fault's outcomes, and the pages each mechanism brought in: `around` pages
 /// of [low, high) besides the faulting one, `strided` along the stride.
-static inline void elfload_count_prediction(struct elfload_prefetch ahead, uint64_t around, uint64_t strided,
+static inline void elfload_count_prediction(const struct elfload_prefetch *ahead, uint64_t around, uint64_t strided,
                                             struct elfload_demand_counters *counters) {
-  if (ahead.stride_outcome == predictor_hit) __atomic_fetch_add(&counters->stride_hits, 1, __ATOMIC_RELAXED);
-  if (ahead.stride_outcome == predictor_miss) __atomic_fetch_add(&counters->stride_misses, 1, __ATOMIC_RELAXED);
-  if (ahead.readahead_outcome == predictor_hit) __atomic_fetch_add(&counters->readahead_hits, 1, __ATOMIC_RELAXED);
-  if (ahead.readahead_outcome == predictor_miss) __atomic_fetch_add(&counters->readahead_misses, 1, __ATOMIC_RELAXED);
-  uint64_t *pages = ahead.why == ELFLOAD_WHY_AROUND      ? &counters->around_pages
-                    : ahead.why == ELFLOAD_WHY_READAHEAD ? &counters->readahead_pages
-                    : ahead.why == ELFLOAD_WHY_STRIDE    ? &counters->stride_pages
-                                                         : 0;
+  if (ahead->stride_outcome == predictor_hit) __atomic_fetch_add(&counters->stride_hits, 1, __ATOMIC_RELAXED);
+  if (ahead->stride_outcome == predictor_miss) __atomic_fetch_add(&counters->stride_misses, 1, __ATOMIC_RELAXED);
+  if (ahead->readahead_outcome == predictor_hit) __atomic_fetch_add(&counters->readahead_hits, 1, __ATOMIC_RELAXED);
+  if (ahead->readahead_outcome == predictor_miss) __atomic_fetch_add(&counters->readahead_misses, 1, __ATOMIC_RELAXED);
+  uint64_t *pages = ahead->why == ELFLOAD_WHY_AROUND      ? &counters->around_pages
+                    : ahead->why == ELFLOAD_WHY_READAHEAD ? &counters->readahead_pages
+                    : ahead->why == ELFLOAD_WHY_STRIDE    ? &counters->stride_pages
+                                                          : 0;
   if (pages != 0 && around > 0) __atomic_fetch_add(pages, around, __ATOMIC_RELAXED);
   if (strided > 0) __atomic_fetch_add(&counters->stride_pages, strided, __ATOMIC_RELAXED);
 }
@@ -187,29 +186,22 @@ static inline void elfload_predict_around(struct elfload_predictor *p, const str
   ELFLOAD_STORE(p->reading, reading);
 }
 
-// Updates `p` with a fault at `page` of region `r` and says what to bring in with it, and
-// whether the fault was a hit or a miss of each mechanism.
-static inline struct elfload_prefetch elfload_predict(struct elfload_predictor *p, const struct elfload_predicted_region *r,
-                                                      uint64_t page) {
-  struct elfload_prefetch ahead;
-  ahead.low = page;
-  ahead.high = page + predictor_page;
-  ahead.why = ELFLOAD_WHY_TOUCHED;
-  ahead.stride = 0;
-  ahead.strided = 0;
-  ahead.stride_outcome = 0;
-  ahead.readahead_outcome = 0;
-  if (r->kind == elfload_region_data || r->kind == elfload_region_bss) elfload_predict_stride(p, r, page, &ahead);
+// Updates `p` with a fault at `page` of region `r` and says in `ahead` what to bring in with
+// it, and whether the fault was a hit or a miss of each mechanism.
+static inline void elfload_predict(struct elfload_predictor *p, const struct elfload_predicted_region *r, uint64_t page,
+                                   struct elfload_prefetch *ahead) {
+  elfload_prefetch_fixed(ahead, page, r->end, 0);
+  ahead->why = ELFLOAD_WHY_TOUCHED;
+  if (r->kind == elfload_region_data || r->kind == elfload_region_bss) elfload_predict_stride(p, r, page, ahead);
   ELFLOAD_STORE(p->last, page);
-  if (r->kind == elfload_region_bss) return ahead;
-  if (ahead.why == ELFLOAD_WHY_STRIDE) {
+  if (r->kind == elfload_region_bss) return;
+  if (ahead->why == ELFLOAD_WHY_STRIDE) {
     // A stride of one page brings in the pages after the fault already: no run to follow.
     ELFLOAD_STORE(p->run, 0);
     ELFLOAD_STORE(p->reading, 0);
-    return ahead;
+    return;
   }
-  elfload_predict_around(p, r, page, &ahead);
-  return ahead;
+  elfload_predict_around(p, r, page, ahead);
 }
 
 #undef ELFLOAD_LOAD

@@ -88,12 +88,11 @@ long elfload_uffd_open(void) {
 
 int elfload_uffd_add_region(const struct elfload_uffd_region *region) {
   if (pager.region_count == max_regions) return -1;
-  pager.predicted[pager.region_count] = (struct elfload_predicted_region){
-      .start = region->start,
-      .end = region->end,
-      .kind = elfload_region_kind(region->protection, region->fd < 0),
-      .block = predictor_block_uffd,
-  };
+  struct elfload_predicted_region *predicted = &pager.predicted[pager.region_count];
+  predicted->start = region->start;
+  predicted->end = region->end;
+  predicted->kind = elfload_region_kind(region->protection, region->fd < 0);
+  predicted->block = predictor_block_uffd;
   pager.regions[pager.region_count++] = *region;
   return 0;
 }
@@ -279,10 +278,10 @@ static void wake(int fd, uint64_t page) {
 // page), one ioctl each, none waking anybody; stops at the first that fails (there already,
 // or in a mapping the program has changed). Returns how many it installed.
 static uint64_t install_strided(int fd, const struct elfload_uffd_region *r, uint64_t page, uint64_t original,
-                                struct elfload_prefetch ahead, uint32_t tid, char *buffer) {
+                                const struct elfload_prefetch *ahead, uint32_t tid, char *buffer) {
   uint64_t k = 0;
-  for (; k < ahead.strided; k++) {
-    int64_t step = (int64_t)(k + 1) * ahead.stride;
+  for (; k < ahead->strided; k++) {
+    int64_t step = (int64_t)(k + 1) * ahead->stride;
     uint64_t at = page + (uint64_t)step, from = original + (uint64_t)step;
     long error = 0;
     uint64_t done = r->fd < 0 ? zero_pages(fd, at, 1, 0, buffer, 0, &error)
@@ -320,24 +319,30 @@ static uint64_t install_below(int fd, const struct elfload_uffd_region *r, uint6
 // (the following ones) or the predictor (predictor.h) name, of its region and
 // still missing: the page and those after it in one ioctl that wakes the
 // thread once they are all there (the server runs on the thread's CPU: the
-// thread cannot run on while it copies anyway), then those before it and
-// those along a stride without waking anybody.
+// thread cannot run on while it copies anyway) -- or, when there are pages
+// before it too, once those are there as well (a program that ended at once
+// would leave them out) -- then those along a stride (the thread runs
+// meanwhile: it goes on from the faulting page, and the first of them is a
+// stride away).
 void uffd_serve(int fd, uint32_t u, uint64_t address, uint32_t tid, int write, char *buffer) {
   uint64_t page = page_down(address);
   uint64_t original = original_address(u, page);
   const struct elfload_uffd_region *r = region_of(original);
-  struct elfload_prefetch ahead = elfload_prefetch_fixed(original, r != NULL ? r->end : original + page_size, pager.prefetch);
+  struct elfload_prefetch ahead;
+  elfload_prefetch_fixed(&ahead, original, r != NULL ? r->end : original + page_size, pager.prefetch);
   struct elfload_predictor *predictor = r != NULL && pager.predict ? &pager.predictors[index_of(r)] : NULL;
   struct elfload_predictor before = predictor != NULL ? *predictor : (struct elfload_predictor){0};
-  if (predictor != NULL) ahead = elfload_predict(predictor, &pager.predicted[index_of(r)], original);
+  if (predictor != NULL) elfload_predict(predictor, &pager.predicted[index_of(r)], original, &ahead);
   uint64_t pages = (ahead.high - original) / page_size;
   if (r == NULL) pages = 1;  // grown in place, or unknown: zeros, as new anonymous memory reads
   if (pager.measured) __atomic_fetch_add(&pager.counters->in_flight, 1, __ATOMIC_SEQ_CST);
+  uint64_t under = r != NULL ? (original - ahead.low) / page_size : 0;
+  int wakes = under == 0;
   long error = 0;
   uint64_t done = 0;
   for (unsigned tries = 0;; tries++) {
-    done = r == NULL || r->fd < 0 ? zero_pages(fd, page, pages, write, buffer, 1, &error)
-                                  : copy_file_pages(fd, r, page, original, pages, buffer, uffd_buffer_pages(), 1, &error);
+    done = r == NULL || r->fd < 0 ? zero_pages(fd, page, pages, write, buffer, wakes, &error)
+                                  : copy_file_pages(fd, r, page, original, pages, buffer, uffd_buffer_pages(), wakes, &error);
     if (done > 0) break;  // all, or up to a page that is there already: the prefetch ends there
     // The prefetch reaches into another mapping (the program split the
     // segment, e.g. mprotect of its RELRO part): one ioctl fills one mapping
@@ -365,13 +370,16 @@ void uffd_serve(int fd, uint32_t u, uint64_t address, uint32_t tid, int write, c
   uint64_t installed = done / page_size, below = 0, strided = 0;
   if (r != NULL) {
     trace(r, page, installed, tid, 1, ahead.why);
-    below = install_below(fd, r, page, original, (original - ahead.low) / page_size, tid, ahead.why, buffer);
-    strided = install_strided(fd, r, page, original, ahead, tid, buffer);
+    if (under > 0) {
+      below = install_below(fd, r, page, original, under, tid, ahead.why, buffer);
+      wake(fd, page);
+    }
+    strided = install_strided(fd, r, page, original, &ahead, tid, buffer);
   }
   count(&pager.counters->faults, 1);
   count(&pager.counters->pages_mapped, installed + below + strided);
   count(&pager.counters->pages_prefetched, installed - 1 + below + strided);
-  elfload_count_prediction(ahead, installed - 1 + below, strided, pager.counters);
+  elfload_count_prediction(&ahead, installed - 1 + below, strided, pager.counters);
   if (pager.measured) __atomic_fetch_sub(&pager.counters->in_flight, 1, __ATOMIC_SEQ_CST);
 }
 

@@ -77,14 +77,22 @@ struct Elfload: ParsableCommand {
                     program (device, inode, size or mtime differ) is ignored
                     with one line on stderr: the run is then demand.
 
-      --prefetch auto, per segment (file pages and bss apart), as the kernel's
-      readahead grows its window and Leap follows strides: two faults in a row
-      the same distance apart (the stride: 1 page, or any number, either way)
-      open a window of 4 pages along the stride after the faulting page; a
-      fault exactly one stride past the window's last page (the program used
-      it all) doubles the window, up to 512 pages; any other fault while a
-      window is open closes it (a miss). Nothing past the segment's end. --stats
-      counts the hits and misses.
+      --prefetch auto, per segment (file pages and bss apart), by what the
+      segment holds:
+        file pages (code, read-only and writable data): the kernel's own two
+          mechanisms for a file mapping. Fault-around: a fault brings in the
+          aligned block around it, 16 pages under --pager uffd (as the kernel's
+          fault_around_bytes, so memory as native), 64 under --pager signal (a
+          page made accessible costs nothing until touched). Readahead: a fault on
+          the page right after the last pages brought in is a hit and brings in
+          twice as many from there, up to 512; another fault ends the run.
+        writable data and bss: strides, as readahead's window and Leap: two
+          faults in a row the same distance apart (1 page, or any number,
+          either way) open a window of 4 pages along the stride; a fault one
+          stride past its last page (all used) doubles it, up to 512; any other
+          fault while it is open closes it (a miss). The bss gets nothing else.
+      Nothing past the segment's end. --stats counts each mechanism's hits,
+      misses and pages; --trace says why each page came.
 
       elfload record --profile FILE PROGRAM ARGS runs PROGRAM under demand paging
       (either pager) and writes the pages it touched, program's and

@@ -4,7 +4,7 @@
 // overhead against native). Baselines in the same run: the program run natively (the kernel's
 // loader) and, when the Python package is installed, ulexecve (an existing user-space execve).
 //
-//   swift run -c release elfload-bench [--quick] [--runs N] [--out DIR]
+//   swift run -c release elfload-bench [--quick] [--runs N] [--out DIR] [--workload NAME]... [--fixed] [--append]
 import Foundation
 
 // MARK: - Command line
@@ -18,6 +18,13 @@ struct Options {
   var samples = "Samples/build"
   /// Redraw the charts of an earlier run from DIR/results.csv, and run nothing.
   var redraw: String?
+  /// Only these workloads (and no prefetch sweep or start-up section).
+  var workloads: [String] = []
+  /// Also every fixed --prefetch N of auto's goal (1, 4, 64; 16 is always there), with each pager.
+  var fixed = false
+  /// Add to DIR/results.csv (a cell measured again replaces its old one) and write the tables
+  /// and charts from all of it.
+  var append = false
 
   static func parse(_ args: [String]) -> Options {
     var o = Options()
@@ -37,10 +44,14 @@ struct Options {
       case "--elfload": o.elfload = value()
       case "--samples": o.samples = value()
       case "--redraw": o.redraw = value()
+      case "--workload": o.workloads.append(value())
+      case "--fixed": o.fixed = true
+      case "--append": o.append = true
       case "-h", "--help":
         print(
           """
           usage: elfload-bench [--quick] [--runs N] [--out DIR] [--elfload PATH] [--samples DIR]
+                               [--workload NAME]... [--fixed] [--append]
 
           Runs every workload natively and under each loader (elfload eager, demand and
           hybrid --prefetch 16, hybrid --prefetch auto and replay (of a profile elfload record
@@ -54,6 +65,18 @@ struct Options {
             --runs N     runs per cell (default 21)
             --out DIR    where to write (default Benchmarks/results)
             --redraw DIR draw the charts again from DIR/results.csv (no runs)
+            --workload NAME
+                         only this workload (again for more: "hello", "bench1 args",
+                         "bench2 pages", "bench3 bss", "sparse", "hello (dynamic)",
+                         "busybox sh", "python3 -c pass"); no prefetch sweep or
+                         start-up section: a run short enough for a quiet machine
+            --fixed      also hybrid --prefetch 1, 4 and 64 with each pager
+                         (hybrid1-signal, ...): results.md then has the table of
+                         auto against every fixed N (its goals: time within 1.05x
+                         of the best N, peak RSS within 1.1x of native's)
+            --append     add to DIR/results.csv (a cell measured again replaces
+                         the old one), then write results.md and the charts from
+                         all of it: a benchmark run one workload at a time
           """)
         exit(0)
       default: fail("unknown option \(args[i]) (see --help)")
@@ -206,7 +229,8 @@ func drawCharts(
   }
 }
 
-if let dir = options.redraw {
+/// The cells of an earlier run's DIR/results.csv: workloads, prefetch sweep, start-up.
+func readResults(_ dir: String) -> (cells: [Cell], sweep: [(depth: Int, cell: Cell)], startup: [Cell]) {
   guard let text = try? String(contentsOfFile: "\(dir)/results.csv", encoding: .utf8) else {
     fail("cannot read \(dir)/results.csv")
   }
@@ -229,6 +253,11 @@ if let dir = options.redraw {
     default: startup.append(cell)
     }
   }
+  return (cells, sweep, startup)
+}
+
+if let dir = options.redraw {
+  let (cells, sweep, startup) = readResults(dir)
   // The run's own sentence on runs and machine, from its results.md; else only what the CSV knows.
   let recorded = (try? String(contentsOfFile: "\(dir)/results.md", encoding: .utf8))?
     .split(separator: "\n").first { $0.contains(" runs per cell after ") }
@@ -294,6 +323,19 @@ if runbenchCell([options.elfload, "--mode", "demand", "--pager", "uffd", "/bin/t
   loaders.append(elfloadLoader("auto-uffd", ["--mode", "hybrid", "--prefetch", "auto", "--pager", "uffd"]))
   loaders.append(Loader(name: "replay-uffd", prefix: [], elfloadOptions: nil, replayPager: "uffd"))
 }
+/// The fixed depths auto's goal is measured against (16 is among the loaders already).
+let fixedDepths = [1, 4, 16, 64]
+if options.fixed {
+  for pager in ["signal"] + (loaders.contains { $0.name == "demand-uffd" } ? ["uffd"] : []) {
+    for n in fixedDepths where n != 16 {
+      loaders.append(elfloadLoader("hybrid\(n)-\(pager)", ["--mode", "hybrid", "--prefetch", "\(n)", "--pager", pager]))
+    }
+  }
+}
+/// The loaders only the table of auto against every fixed N shows (the charts would be crowded).
+func tableOnly(_ loader: String) -> Bool {
+  fixedDepths.contains { n in n != 16 && (loader == "hybrid\(n)-signal" || loader == "hybrid\(n)-uffd") }
+}
 if let python = ulexecvePython {
   loaders.append(Loader(name: "ulexecve", prefix: [python, "-m", "ulexecve"], elfloadOptions: nil))
 }
@@ -305,7 +347,7 @@ var workloads = [
   Workload(name: "bench3 bss", argv: [sample("static", "bench3_bss")]),
   Workload(name: "sparse", argv: [sample("static", "sparse")]),
 ]
-if !options.quick {
+if !options.quick || !options.workloads.isEmpty {
   workloads.append(Workload(name: "hello (dynamic)", argv: [sample("dynamic", "hello")]))
   if fm.isExecutableFile(atPath: "/usr/bin/busybox") {
     workloads.append(Workload(name: "busybox sh", argv: ["/usr/bin/busybox", "sh", "-c", "x=1; echo $x"]))
@@ -313,6 +355,15 @@ if !options.quick {
   if fm.isExecutableFile(atPath: "/usr/bin/python3") {
     workloads.append(Workload(name: "python3 -c pass", argv: ["/usr/bin/python3", "-c", "pass"]))
   }
+}
+
+/// Every workload's name, in a whole run's order.
+let workloadOrder = workloads.map(\.name)
+if !options.workloads.isEmpty {
+  for name in options.workloads where !workloads.contains(where: { $0.name == name }) {
+    fail("no workload \(name) (see --help)")
+  }
+  workloads = workloads.filter { options.workloads.contains($0.name) }
 }
 
 ensureRunbench()
@@ -386,7 +437,7 @@ for workload in workloads {
   }
 }
 
-let depths = options.quick ? [1, 4, 16, 64, 512] : [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
+let depths = !options.workloads.isEmpty ? [] : options.quick ? [1, 4, 16, 64, 512] : [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
 let bss = Workload(name: "bench3 bss", argv: [sample("static", "bench3_bss")])
 var sweep: [(depth: Int, cell: Cell)] = []
 for depth in depths {
@@ -408,7 +459,7 @@ let startupPrograms = [
   Workload(name: "/bin/true", argv: ["/bin/true"]),
 ]
 var startup: [Cell] = []
-for program in startupPrograms {
+for program in startupPrograms where options.workloads.isEmpty {
   for loader in loaders {
     startup.append(measure(loader, program, runs: options.runs))
   }
@@ -417,6 +468,22 @@ for program in startupPrograms {
 // MARK: - Files
 
 try? fm.createDirectory(atPath: options.out, withIntermediateDirectories: true)
+// --append: the earlier cells, but those measured again.
+if options.append && fm.fileExists(atPath: "\(options.out)/results.csv") {
+  let earlier = readResults(options.out)
+  func again(_ c: Cell, _ new: [Cell]) -> Bool { new.contains { $0.workload == c.workload && $0.loader == c.loader } }
+  cells = earlier.cells.filter { !again($0, cells) } + cells
+  sweep = earlier.sweep.filter { s in !sweep.contains { $0.depth == s.depth } } + sweep
+  startup = earlier.startup.filter { !again($0, startup) } + startup
+  // In the order of the workloads and loaders of a whole run.
+  let order = Charts.inOrder(workloadOrder + cells.map(\.workload))
+  let loaderOrder = Charts.inOrder(loaders.map(\.name) + cells.map(\.loader))
+  cells.sort {
+    let (a, b) = (order.firstIndex(of: $0.workload) ?? 0, order.firstIndex(of: $1.workload) ?? 0)
+    return a != b ? a < b : (loaderOrder.firstIndex(of: $0.loader) ?? 0) < (loaderOrder.firstIndex(of: $1.loader) ?? 0)
+  }
+  sweep.sort { $0.depth < $1.depth }
+}
 func write(_ name: String, _ text: String) {
   let path = "\(options.out)/\(name)"
   guard fm.createFile(atPath: path, contents: Data(text.utf8)) else { fail("cannot write \(path)") }
@@ -435,6 +502,32 @@ for c in startup { csv += csvRow("startup", c) }
 write("results.csv", csv)
 
 let note = runNote(runs: options.runs, warmup: options.warmup, machine: machineDescription())
+
+/// results.md's table of --prefetch auto against every fixed N, per workload and pager (when
+/// the run has them: --fixed), with its goals: median time within 1.05x of the best fixed N's,
+/// peak RSS within 1.1x of native's.
+func autoAgainstFixed(_ cells: [Cell]) -> String {
+  var rows = ""
+  for workload in Charts.inOrder(cells.map(\.workload)) {
+    let of = cells.filter { $0.workload == workload }
+    guard let native = of.first(where: { $0.loader == "native" }) else { continue }
+    for pager in ["signal", "uffd"] {
+      let fixed = fixedDepths.compactMap { n in of.first { $0.loader == "hybrid\(n)-\(pager)" }.map { (n, $0) } }
+      guard let auto = of.first(where: { $0.loader == "auto-\(pager)" }), fixed.count == fixedDepths.count,
+        let best = fixed.min(by: { $0.1.median < $1.1.median })
+      else { continue }
+      let demand = of.first { $0.loader == "demand-\(pager)" }
+      let times = fixed.map { ms($0.1.median) }.joined(separator: " | ")
+      let faults = [demand?.loaderFaults, auto.loaderFaults].map { $0.map(String.init) ?? "?" }.joined(separator: " / ")
+      rows +=
+        "| \(workload) | \(pager) | \(ms(auto.median)) | \(times) | \(String(format: "%.2f", auto.median / best.1.median))× (N = \(best.0)) | \(Int(native.rss)) | \(Int(auto.rss)) | \(String(format: "%.2f", auto.rss / native.rss))× | \(faults) |\n"
+    }
+  }
+  guard !rows.isEmpty else { return "" }
+  return
+    "\n## --prefetch auto against every fixed N\n\nMedian ms of auto and of each --prefetch N; auto's time against the best N's (goal: at most 1.05×), its peak RSS against native's (goal: at most 1.1×), and the faults elfload's pager served under demand and under auto.\n\n| workload | pager | auto ms | N = 1 | N = 4 | N = 16 | N = 64 | auto / best N | native RSS KiB | auto RSS KiB | auto / native | faults demand / auto |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    + rows
+}
 var md = "# elfload-bench results\n\n\(note)\n\n"
 md +=
   "## Workloads\n\n| workload | loader | median ms | p10–p90 ms | peak RSS KiB | minor faults | loader faults |\n|---|---|---:|---:|---:|---:|---:|\n"
@@ -447,6 +540,7 @@ md +=
 for s in sweep {
   md += "| \(s.depth) | \(ms(s.cell.median)) | \(opt(s.cell.loaderFaults)) | \(opt(s.cell.prefetched)) |\n"
 }
+md += autoAgainstFixed(cells)
 md += "\n## Start-up\n\n| program | loader | median ms | × native |\n|---|---|---:|---:|\n"
 for c in startup {
   let native = startup.first { $0.workload == c.workload && $0.loader == "native" }?.median ?? 1
@@ -454,7 +548,7 @@ for c in startup {
 }
 for path in profiles.values { try? fm.removeItem(atPath: path) }
 write("results.md", md)
-drawCharts(cells: cells, sweep: sweep, startup: startup, note: note, into: options.out)
+drawCharts(cells: cells.filter { !tableOnly($0.loader) }, sweep: sweep, startup: startup, note: note, into: options.out)
 FileHandle.standardError.write(
   Data("wrote \(options.out)/results.csv, results.md, time.svg, memory.svg, faults.svg, prefetch.svg, startup.svg\n".utf8)
 )

@@ -244,7 +244,7 @@ struct HeatmapTests {
     #expect(loaded == native, "\(loaded)")
     let text = try String(contentsOfFile: csv, encoding: .utf8)
     let lines = text.split(separator: "\n").map(String.init)
-    try #require(lines.count > 3 && lines[0] == "# elfload trace, format 2", "\(lines.prefix(3))")
+    try #require(lines.count > 3 && lines[0] == "# elfload trace, format 3", "\(lines.prefix(3))")
     #expect(lines[1] == "# image,segment,type,flags,pages,start,end,path")
     let table = lines.dropFirst(2).prefix { $0.hasPrefix("# ") }.map { $0.dropFirst(2).split(separator: ",").map(String.init) }
     let (programLoads, interpreterPath) = try Self.loads(program)

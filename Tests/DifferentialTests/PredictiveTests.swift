@@ -68,6 +68,113 @@ struct PredictiveTests {
         bss.filter { $0[6] == "fault" }.compactMap { Int($0[5]) }.map { $0 - firstPage } == expected.faultingPages,
         "\(name)")
       #expect(Set(bss.map { $0[5] }).count == bss.count, "\(name): a page installed twice")
+      // The bss has strides and nothing else.
+      #expect(bss.allSatisfy { $0[9] == ($0[6] == "fault" ? "touched" : "stride") }, "\(name)")
+      #expect(stats["stride_hits"] as? Int == expected.hits && stats["around_pages"] as? Int == 0, "\(name): \(stats)")
+    }
+  }
+
+  /// What --prefetch auto does on a sample made for one of its mechanisms (predictor.h), under
+  /// one pager, fault by fault. Each sample's segments are 256 KiB-aligned (p_align too), so the
+  /// fault-around blocks -- 16 pages under userfaultfd, 64 under the signal pager -- fall at the
+  /// same page numbers in both flavours.
+  struct Mechanism: Sendable, CustomTestStringConvertible {
+    var sample: String
+    var pager: String
+    /// The faults, in order: the faulting segment's permissions, as the trace's segment table
+    /// writes them, and the page within it.
+    var faults: [String]
+    /// Pages mapped, the faulting ones included.
+    var mapped: Int
+    /// Pages each mechanism brought in besides the faulting ones, and its hits and misses.
+    var around: Int
+    var readahead = (hits: 0, misses: 0, pages: 0)
+    var stride = (hits: 0, misses: 0, pages: 0)
+    var testDescription: String { "\(sample), \(pager)" }
+  }
+
+  static let mechanisms = [
+    // Code: calls to pages 100, 37, 200, 130, 60 (and _start on page 0): each fault's own
+    // block, 16 pages each; 37 and 60 are in no block of another (6 x 16 = 96 pages). Read-only
+    // data: 5, 77, 249, 20; 249's block is cut at the segment's end, page 250 (16 + 16 + 10 +
+    // 16 = 58). Data: 3, 150, 90, 33, 200 (5 x 16 = 80). 234 in all, 219 of them around 15 faults.
+    Mechanism(
+      sample: "around_pages", pager: "uffd",
+      faults: ["r-x 0", "r-x 100", "r-x 37", "r-x 200", "r-x 130", "r-x 60", "r-- 5", "r-- 77", "r-- 249", "r-- 20",
+        "rw- 3", "rw- 150", "rw- 90", "rw- 33", "rw- 200"],
+      mapped: 234, around: 219),
+    // Blocks of 64: page 0's holds 37 and 60, data page 3's holds 33; read-only data is
+    // readable up front under the signal pager (the kernel pages it). 8 blocks of 64.
+    Mechanism(
+      sample: "around_pages", pager: "signal",
+      faults: ["r-x 0", "r-x 100", "r-x 200", "r-x 130", "rw- 3", "rw- 150", "rw- 90", "rw- 200"], mapped: 512, around: 504),
+    // Each region read in order: page 0's block (0-15), then a fault on each first page past the
+    // last run, which doubles: 16-47, 48-111, 112-239, 240 to the end (16 pages of code, 10 of
+    // read-only data: 256 and 250 pages); the data from 0 to 99, then page 200: a miss, its own
+    // block (192-207). 4 + 4 + 2 hits, 4 blocks (60 pages around), 560 pages read ahead.
+    Mechanism(
+      sample: "readahead_pages", pager: "uffd",
+      faults: ["r-x 0", "r-x 16", "r-x 48", "r-x 112", "r-x 240", "r-- 0", "r-- 16", "r-- 48", "r-- 112", "r-- 240",
+        "rw- 0", "rw- 16", "rw- 48", "rw- 200"],
+      mapped: 634, around: 60, readahead: (hits: 10, misses: 1, pages: 560)),
+    // Blocks of 64: code 0-63, then 64-191 and 192 to the end (a run of 256 cut at 256); data
+    // 0-63, 64-191 (past page 99), then page 200 a miss with its block 192-255.
+    Mechanism(
+      sample: "readahead_pages", pager: "signal",
+      faults: ["r-x 0", "r-x 64", "r-x 192", "rw- 0", "rw- 64", "rw- 200"], mapped: 512, around: 189,
+      readahead: (hits: 3, misses: 1, pages: 317)),
+    // Data pages 0, 72, 144: the stride (72 pages) is seen at 144, which opens a window of 4
+    // along it (216-432); 504 is a hit, whose window of 8 is cut to the one page left (576);
+    // page 300 is a miss. Every fault also brings its block: 0-15, 64-79, 144-159, 496-511, and
+    // 288-303 but page 288, there already (4 x 15 + 14 = 74 around). The code page apart.
+    Mechanism(
+      sample: "stride_data", pager: "uffd", faults: ["r-x 0", "rw- 0", "rw- 72", "rw- 144", "rw- 504", "rw- 300"],
+      mapped: 85, around: 74, stride: (hits: 1, misses: 1, pages: 5)),
+    // The same faults; blocks of 64 (0-63, 64-127, 128-191, 448-511), and page 300's block,
+    // 256-319, stops below at 288: 289-319 (4 x 63 + 30 = 282 around).
+    Mechanism(
+      sample: "stride_data", pager: "signal", faults: ["r-x 0", "rw- 0", "rw- 72", "rw- 144", "rw- 504", "rw- 300"],
+      mapped: 293, around: 282, stride: (hits: 1, misses: 1, pages: 5)),
+  ].filter { pagers.contains($0.pager) }
+
+  @Test("--prefetch auto: fault-around, readahead and strides in file pages, fault by fault", arguments: mechanisms)
+  func mechanismCounts(_ expected: Mechanism) throws {
+    for flavour in [Flavour.staticExec, .staticPIE] {
+      let program = Paths.sample(expected.sample, flavour)
+      let name = "\(expected.sample)-\(flavour.rawValue)-\(expected.pager)"
+      let json = "\(Self.scratch)/\(name).json"
+      let trace = "\(Self.scratch)/\(name).csv"
+      let native = run([program])
+      let loaded = run(
+        [Paths.elfload, "--mode", "hybrid", "--prefetch", "auto", "--pager", expected.pager, "--stats-json", json,
+          "--trace", trace, program])
+      #expect(loaded == native, "native:\n\(native)\nunder elfload:\n\(loaded)")
+      let stats = try #require(
+        try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
+      let counted = [
+        "loader_faults", "pages_mapped", "around_pages", "readahead_hits", "readahead_misses", "readahead_pages",
+        "stride_hits", "stride_misses", "stride_pages",
+      ].map { stats[$0] as? Int ?? -1 }
+      let r = expected.readahead, s = expected.stride
+      #expect(
+        counted == [expected.faults.count, expected.mapped, expected.around, r.hits, r.misses, r.pages, s.hits, s.misses, s.pages],
+        "\(name): \(stats)")
+      // The trace, an account of its own: the faults in order, where they were, and why every
+      // other page came; no page twice.
+      let lines = try String(contentsOfFile: trace, encoding: .utf8).split(separator: "\n").map(String.init)
+      let flags = Dictionary(
+        lines.filter { $0.hasPrefix("# ") && $0.dropFirst(2).first?.isNumber == true }
+          .map { $0.dropFirst(2).split(separator: ",").map(String.init) }.map { ($0[0] + "," + $0[1], $0[3]) },
+        uniquingKeysWith: { a, _ in a })
+      let rows = lines.filter { !$0.hasPrefix("#") }.dropFirst().map { $0.split(separator: ",").map(String.init) }
+      #expect(
+        rows.filter { $0[6] == "fault" }.map { "\(flags[$0[3] + "," + $0[4]] ?? "?") \($0[5])" } == expected.faults, "\(name)")
+      let why = Dictionary(grouping: rows, by: { $0[9] }).mapValues(\.count)
+      #expect(why["touched"] == expected.faults.count && rows.filter { $0[6] == "fault" && $0[9] != "touched" }.isEmpty, "\(why)")
+      #expect(why["around", default: 0] == expected.around, "\(name): \(why)")
+      #expect(why["readahead", default: 0] == r.pages && why["stride", default: 0] == s.pages, "\(name): \(why)")
+      #expect(rows.count == expected.mapped, "\(name): \(why)")
+      #expect(Set(rows.map { $0[3...5].joined(separator: ",") }).count == rows.count, "\(name): a page installed twice")
     }
   }
 

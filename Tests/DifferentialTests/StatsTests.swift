@@ -52,7 +52,7 @@ struct StatsTests {
 
     let data = try Data(contentsOf: URL(fileURLWithPath: json))
     let stats = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-    #expect(stats["schema"] as? Int == 4, "\(stats)")
+    #expect(stats["schema"] as? Int == 5, "\(stats)")
     // The segments' pages, the same under every policy: the header page, the
     // code page, the 200 bss pages (and in the PIE a page of dynamic-section data).
     #expect(stats["segment_pages"] as? Int == 202 + (flavour == .staticPIE ? 1 : 0), "\(stats)")
@@ -99,7 +99,8 @@ struct StatsTests {
     guard expected.policy != .eager else { return }
     #expect(rows.map { $0[0] } == (0..<expected.mapped).map(String.init))
     #expect(rows.filter { $0[6] == "fault" }.count == expected.faults)
-    #expect(rows.allSatisfy { $0.last == (expected.policy.usesUffd ? "uffd" : "signal") }, "the trace names its pager")
+    #expect(rows.allSatisfy { $0[8] == (expected.policy.usesUffd ? "uffd" : "signal") }, "the trace names its pager")
+    #expect(rows.allSatisfy { $0[9] == ($0[6] == "fault" ? "touched" : "fixed") }, "why each page came: touched, or --prefetch N")
     let times = rows.compactMap { UInt64($0[1]) }
     #expect(times == times.sorted(), "time_ns goes forward")
     // Each bss page once, consecutive (in the PIE the segment's first page is

@@ -108,7 +108,7 @@ public struct RunOption: Sendable {
     RunOption(
       name: .prefetch, long: "--prefetch", valueName: "n|auto",
       help:
-        "with --mode hybrid: pages to map after each faulting page (\(PagingPolicy.prefetchRange.lowerBound) to \(PagingPolicy.prefetchRange.upperBound), default 1), or auto: follow the faults' pattern (a window along a repeated stride that doubles while the program keeps to it, up to 512 pages, and closes when it strays)"),
+        "with --mode hybrid: pages to map after each faulting page (\(PagingPolicy.prefetchRange.lowerBound) to \(PagingPolicy.prefetchRange.upperBound), default 1), or auto: predict from what the segment holds and the faults' pattern (file pages: the kernel's fault-around block and a readahead run that doubles while faults follow it; writable data and bss: a window along a repeated stride that doubles while the program keeps to it, up to 512 pages)"),
     RunOption(
       name: .profile, long: "--profile", valueName: "file",
       help:
