@@ -65,9 +65,8 @@ static struct {
   struct elfload_demand_region regions[ELFLOAD_DEMAND_MAX_REGIONS];
   uint32_t region_count;
   uint32_t prefetch;
-  int predict;  // --prefetch auto: predictors[i] guesses for regions[i], as predicted[i] describes it
+  int predict;  // --prefetch auto: predictors[i] guesses for regions[i]
   struct elfload_predictor predictors[ELFLOAD_DEMAND_MAX_REGIONS];
-  struct elfload_predicted_region predicted[ELFLOAD_DEMAND_MAX_REGIONS];
   _Atomic uint8_t *page_state;
   struct elfload_demand_counters own_counters;
   struct elfload_demand_counters *counters;  // own_counters, or shared with a supervisor
@@ -137,11 +136,6 @@ void elfload_demand_configure(uint8_t *page_state, uint32_t prefetch, int predic
 int elfload_demand_add_region(const struct elfload_demand_region *region) {
   if (demand.region_count == ELFLOAD_DEMAND_MAX_REGIONS) return -1;
   demand.predictors[demand.region_count] = (struct elfload_predictor){0};
-  struct elfload_predicted_region *predicted = &demand.predicted[demand.region_count];
-  predicted->start = region->start;
-  predicted->end = region->end;
-  predicted->kind = elfload_region_kind(region->protection, region->anonymous);
-  predicted->block = predictor_block_signal;
   demand.regions[demand.region_count++] = *region;
   return 0;
 }
@@ -313,8 +307,16 @@ static long install(const struct elfload_demand_region *r, uint64_t page) {
   // predictor says (hybrid --prefetch auto), or nothing (demand).
   struct elfload_prefetch ahead;
   elfload_prefetch_fixed(&ahead, page, r->end, demand.prefetch);
-  uint32_t i = (uint32_t)(r - demand.regions);
-  if (demand.predict && !spread) elfload_predict(&demand.predictors[i], &demand.predicted[i], page, &ahead);
+  if (demand.predict && !spread) {
+    // (This state outlives the jump, a page of it for every 170 regions: what the rule needs of
+    // a region is made here from what the region says.)
+    struct elfload_predicted_region region;
+    region.start = r->start;
+    region.end = r->end;
+    region.kind = elfload_region_kind(r->protection, r->anonymous);
+    region.block = predictor_block_signal;
+    elfload_predict(&demand.predictors[r - demand.regions], &region, page, &ahead);
+  }
   // Claim a run of pages around it; stop at the first one that is taken, and
   // before the staged page, which has its own way in.
   uint64_t first = page, end = page + page_size;

@@ -111,6 +111,10 @@ struct Cell {
   var expectedStatus: Int
   var loaderFaults: Int?
   var prefetched: Int?
+  /// Pages of the program's and interpreter's PT_LOAD segments resident when it ended, and
+  /// elfload's own pages left in it (--fixed: native and auto only; see residentPages).
+  var resident: Int? = nil
+  var ownPages: Int? = nil
 
   var ok: Bool { status == expectedStatus }
 }
@@ -239,14 +243,16 @@ func readResults(_ dir: String) -> (cells: [Cell], sweep: [(depth: Int, cell: Ce
   var startup: [Cell] = []
   for line in text.split(separator: "\n").dropFirst() {
     let f = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-    guard f.count == 12, let runs = Int(f[3]), let median = Double(f[4]), let p10 = Double(f[5]),
+    guard f.count == 12 || f.count == 14, let runs = Int(f[3]), let median = Double(f[4]), let p10 = Double(f[5]),
       let p90 = Double(f[6]), let rss = Double(f[7]), let faults = Double(f[8])
     else { fail("\(dir)/results.csv: not a results line: \(line)") }
     let ok = f[11] == "true"
     // (A run before the loaders named their pager: its "demand", "hybrid16", ... were the signal pager's.)
-    let cell = Cell(
+    var cell = Cell(
       workload: f[1], loader: Charts.pagerNamed(f[2]), runs: runs, median: median, p10: p10, p90: p90, rss: rss, faults: faults,
       status: ok ? 0 : 1, expectedStatus: 0, loaderFaults: Int(f[9]), prefetched: Int(f[10]))
+    // (Resident pages: since --fixed counted them.)
+    if f.count == 14 { (cell.resident, cell.ownPages) = (Int(f[12]), Int(f[13])) }
     switch f[0] {
     case "workloads": cells.append(cell)
     case "prefetch": sweep.append((Int(cell.loader.dropFirst("hybrid".count).prefix { $0.isNumber }) ?? 0, cell))
@@ -408,10 +414,48 @@ var profiles: [String: String] = [:]
   let m = runbenchCell(argv, runs: runs, warmup: options.warmup) ?? (0, 0, 0, 0, 0, -1)
   if loader.name == "native" { nativeStatus[workload.name] = m.5 }
   let c = counters(loader, workload)
-  return Cell(
+  var cell = Cell(
     workload: workload.name, loader: loader.name, runs: runs, median: m.0, p10: m.1, p90: m.2, rss: m.3,
     faults: m.4, status: m.5, expectedStatus: nativeStatus[workload.name] ?? m.5, loaderFaults: c?.0,
     prefetched: c?.1)
+  if options.fixed && (loader.name == "native" || loader.name.hasPrefix("auto-")) {
+    (cell.resident, cell.ownPages) = residentPages(loader, workload) ?? (nil, nil)
+  }
+  return cell
+}
+
+/// Peak RSS (the kernel's ru_maxrss) moves in steps of its per-CPU counters' batch (32 pages a
+/// counter and CPU: measured, 128 KiB here), too coarse for a small program. So, exactly, from
+/// one more run with --residency (natively: elfload residency --native): the pages of the
+/// program's and interpreter's PT_LOAD segments with a page-table entry when it ended
+/// (pagemap), and elfload's own pages left in the program (the supervisor's shared memory apart).
+func residentPages(_ loader: Loader, _ workload: Workload) -> (Int, Int)? {
+  let file = NSTemporaryDirectory() + "elfload-bench-\(getpid()).residency"
+  defer { try? fm.removeItem(atPath: file) }
+  let argv =
+    loader.name == "native"
+    ? [options.elfload, "residency", "--native", file, "--"] + workload.argv
+    : [options.elfload] + (loader.elfloadOptions ?? []) + ["--residency", file] + workload.argv
+  _ = runbenchCell(argv, runs: 1, warmup: 0)
+  guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return nil }
+  var segments: [(UInt64, UInt64)] = []
+  var (resident, own) = (0, 0)
+  for line in text.split(separator: "\n") {
+    let f = line.hasPrefix("# ") ? line.dropFirst(2).split(separator: ",") : line.split(separator: ",", omittingEmptySubsequences: false)
+    if line.hasPrefix("# "), f.count >= 8, f[0].first?.isNumber == true,
+      let start = UInt64(f[5].dropFirst(2), radix: 16), let end = UInt64(f[6].dropFirst(2), radix: 16)
+    {
+      segments.append((start, end))
+      continue
+    }
+    guard f.count >= 7, let start = UInt64(f[0].dropFirst(2), radix: 16), let end = UInt64(f[1].dropFirst(2), radix: 16),
+      let pages = Int(f[3])
+    else { continue }
+    let name = f[6...].joined(separator: ",")
+    if segments.contains(where: { start >= $0.0 && end <= $0.1 }) { resident += pages }
+    if name.hasPrefix("[elfload: ") && !name.hasPrefix("[elfload: shared") { own += pages }
+  }
+  return segments.isEmpty ? nil : (resident, own)
 }
 
 // MARK: - The runs
@@ -492,9 +536,9 @@ func ms(_ v: Double) -> String { String(format: "%.3f", v) }
 func opt(_ v: Int?) -> String { v.map(String.init) ?? "" }
 
 var csv =
-  "section,workload,loader,runs,median_ms,p10_ms,p90_ms,max_rss_kb,minor_faults,loader_faults,pages_prefetched,ok\n"
+  "section,workload,loader,runs,median_ms,p10_ms,p90_ms,max_rss_kb,minor_faults,loader_faults,pages_prefetched,ok,resident_pages,elfload_pages\n"
 func csvRow(_ section: String, _ c: Cell) -> String {
-  "\(section),\(c.workload),\(c.loader),\(c.runs),\(ms(c.median)),\(ms(c.p10)),\(ms(c.p90)),\(Int(c.rss)),\(Int(c.faults)),\(opt(c.loaderFaults)),\(opt(c.prefetched)),\(c.ok)\n"
+  "\(section),\(c.workload),\(c.loader),\(c.runs),\(ms(c.median)),\(ms(c.p10)),\(ms(c.p90)),\(Int(c.rss)),\(Int(c.faults)),\(opt(c.loaderFaults)),\(opt(c.prefetched)),\(c.ok),\(opt(c.resident)),\(opt(c.ownPages))\n"
 }
 for c in cells { csv += csvRow("workloads", c) }
 for s in sweep { csv += csvRow("prefetch", s.cell) }
@@ -519,13 +563,17 @@ func autoAgainstFixed(_ cells: [Cell]) -> String {
       let demand = of.first { $0.loader == "demand-\(pager)" }
       let times = fixed.map { ms($0.1.median) }.joined(separator: " | ")
       let faults = [demand?.loaderFaults, auto.loaderFaults].map { $0.map(String.init) ?? "?" }.joined(separator: " / ")
+      var resident = "? / ?"
+      if let n = native.resident, let a = auto.resident, n > 0 {
+        resident = "\(n) / \(a) (\(String(format: "%.2f", Double(a) / Double(n)))×) + \(auto.ownPages ?? 0)"
+      }
       rows +=
-        "| \(workload) | \(pager) | \(ms(auto.median)) | \(times) | \(String(format: "%.2f", auto.median / best.1.median))× (N = \(best.0)) | \(Int(native.rss)) | \(Int(auto.rss)) | \(String(format: "%.2f", auto.rss / native.rss))× | \(faults) |\n"
+        "| \(workload) | \(pager) | \(ms(auto.median)) | \(times) | \(String(format: "%.2f", auto.median / best.1.median))× (N = \(best.0)) | \(Int(native.rss)) | \(Int(auto.rss)) | \(String(format: "%.2f", auto.rss / native.rss))× | \(resident) | \(faults) |\n"
     }
   }
   guard !rows.isEmpty else { return "" }
   return
-    "\n## --prefetch auto against every fixed N\n\nMedian ms of auto and of each --prefetch N; auto's time against the best N's (goal: at most 1.05×), its peak RSS against native's (goal: at most 1.1×), and the faults elfload's pager served under demand and under auto.\n\n| workload | pager | auto ms | N = 1 | N = 4 | N = 16 | N = 64 | auto / best N | native RSS KiB | auto RSS KiB | auto / native | faults demand / auto |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    "\n## --prefetch auto against every fixed N\n\nMedian ms of auto and of each --prefetch N; auto's time against the best N's (goal: at most 1.05×); its peak RSS against native's (goal: at most 1.1×), as the kernel's ru_maxrss says (in steps of 128 KiB: its per-CPU counters' batch) and exactly: the pages of the program's and interpreter's segments resident when it ended, native / auto, + elfload's own pages left in the program; and the faults elfload's pager served under demand and under auto.\n\n| workload | pager | auto ms | N = 1 | N = 4 | N = 16 | N = 64 | auto / best N | native RSS KiB | auto RSS KiB | auto / native | segment pages resident, native / auto + elfload's | faults demand / auto |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     + rows
 }
 var md = "# elfload-bench results\n\n\(note)\n\n"
