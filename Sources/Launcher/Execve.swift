@@ -11,6 +11,7 @@ struct ExecRequest {
   var environment: [[UInt8]]
   var policy: PagingPolicy
   var pager: Pager?
+  var serverPlacement: ServerPlacement
   /// --cold: drop the program's pages from the page cache first.
   var cold = false
   /// Counters and trace shared with a supervising parent (--stats, --trace).
@@ -63,6 +64,8 @@ enum Execve {
       interpreterPlan = planned
     }
     let faults = try FaultPath.choose(policy, asked: request.pager, log: log)
+    elfload_uffd_set_placement(
+      request.serverPlacement == .any ? Int32(ELFLOAD_UFFD_PLACEMENT_ANY) : Int32(ELFLOAD_UFFD_PLACEMENT_LOCAL))
     let replayed: Replayed
     do {
       replayed = try policy.install(loads, held: held, faults: faults, shared: request.shared, replay: replay, log: log)

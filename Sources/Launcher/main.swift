@@ -19,7 +19,7 @@ func elfloadMain(_ stack: UnsafeMutablePointer<UInt64>) -> Never {
     if let argv0 = settings.argv0 { arguments[0] = argv0 }
     var request = ExecRequest(
       path: path, arguments: arguments, environment: startup.environment, policy: settings.policy,
-      pager: settings.pager, cold: settings.cold, shared: nil,
+      pager: settings.pager, serverPlacement: settings.serverPlacement ?? .sameCPU, cold: settings.cold, shared: nil,
       log: Log(verbose: settings.verbose))
     do {
       // From here on, with --stats and the like, the parent only waits and reports.

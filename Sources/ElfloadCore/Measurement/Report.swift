@@ -23,6 +23,8 @@ public struct PagerCounters: Equatable, Sendable {
   public var serverWorkers: UInt64 = 0
   public var serverCPUChecks: UInt64 = 0
   public var serverTakeovers: UInt64 = 0
+  /// --uffd-server, when a userfaultfd server ran.
+  public var serverPlacement: ServerPlacement?
   public init() {}
 }
 
@@ -124,8 +126,12 @@ public struct Report: Sendable {
     guard let ns = counters.serverCPUNanoseconds else {
       return pager?.utf8.elementsEqual("signal".utf8) == true ? "  server:  none (faults are served in the program, by its SIGSEGV handler: their cost is in the program's cpu)\n" : ""
     }
+    let cpu = Self.milliseconds(ns, perMillisecond: 1_000_000)
+    if counters.serverPlacement == .any {
+      return "  server:  cpu \(cpu) ms (the userfaultfd server's, beside the program's); one thread at normal priority on any CPU (--uffd-server any)\n"
+    }
     return
-      "  server:  cpu \(Self.milliseconds(ns, perMillisecond: 1_000_000)) ms (the userfaultfd server's, beside the program's); \(counters.serverWorkers) workers (one per CPU faulted on), \(counters.serverCPUChecks) looks at a thread's CPU; \(counters.servedByWatcher) faults served by its normal-priority watcher in \(counters.serverTakeovers) takeovers (no worker got to them within a tick: busy CPUs)\n"
+      "  server:  cpu \(cpu) ms (the userfaultfd server's, beside the program's); \(counters.serverWorkers) workers (one per CPU faulted on), \(counters.serverCPUChecks) looks at a thread's CPU; \(counters.servedByWatcher) faults served by its normal-priority watcher in \(counters.serverTakeovers) takeovers (no worker got to them within a tick: busy CPUs)\n"
   }
 
   /// The predictor's or the replay's own line, when the policy has one.
@@ -159,7 +165,8 @@ public struct Report: Sendable {
       "waits": \(counters.waits), "predictor_hits": \(counters.predictorHits), "predictor_misses": \(counters.predictorMisses), \
       "pages_replayed": \(counters.pagesReplayed), "replay_ms": \(Self.milliseconds(counters.replayNanoseconds, perMillisecond: 1_000_000)), \
       "server_cpu_ms": \(counters.serverCPUNanoseconds.map { Self.milliseconds($0, perMillisecond: 1_000_000) } ?? "null"), \
-      "server_watcher_faults": \(counters.servedByWatcher), \
+      "server_placement": \(counters.serverPlacement.map { $0 == .any ? "\"any\"" : "\"same-cpu\"" } ?? "null"), \
+      "server_workers": \(counters.serverWorkers), "server_watcher_faults": \(counters.servedByWatcher), \
       "trace_records": \(traced), "trace_dropped": \(dropped), \(end)}
 
       """
@@ -239,6 +246,12 @@ public struct Report: Sendable {
         meaning:
           "the userfaultfd server's CPU time (all its threads) up to the program's end: what paging cost beside cpu_ms; null when no server ran (eager, the signal pager)"
       ),
+      StatsField(
+        name: "server_placement",
+        meaning: "where the userfaultfd server served faults (--uffd-server): \"same-cpu\" or \"any\"; null when no server ran"),
+      StatsField(
+        name: "server_workers",
+        meaning: "the userfaultfd server's workers: one per CPU the program faulted on (same-cpu); 0 otherwise"),
       StatsField(
         name: "server_watcher_faults",
         meaning:

@@ -65,11 +65,22 @@ public enum Pager: Equatable, Sendable {
   }
 }
 
+/// Where the userfaultfd server serves a fault (uffd_server.c says why).
+public enum ServerPlacement: Equatable, Sendable {
+  /// On the faulting thread's CPU, by a worker at SCHED_IDLE; a normal-priority watcher takes
+  /// over when the CPUs are busy with other work.
+  case sameCPU
+  /// By one thread at normal priority, wherever the scheduler puts it.
+  case any
+}
+
 /// What `elfload [options] PROGRAM` was asked to do, as values.
 public struct RunSettings: Equatable, Sendable {
   public var policy: PagingPolicy = .eager
   /// --pager; nil: uffd where the kernel allows it, else signal.
   public var pager: Pager?
+  /// --uffd-server; nil: same-cpu.
+  public var serverPlacement: ServerPlacement?
   public var argv0: [UInt8]?
   public var verbose = false
   /// --stats: a summary on stderr when the program ends.
@@ -92,7 +103,7 @@ public struct RunSettings: Equatable, Sendable {
 
 /// One option of `elfload [options] PROGRAM`.
 public struct RunOption: Sendable {
-  public enum Name: Sendable { case mode, prefetch, profile, pager, cold, argv0, verbose, stats, statsJSON, trace, residency }
+  public enum Name: Sendable { case mode, prefetch, profile, pager, uffdServer, cold, argv0, verbose, stats, statsJSON, trace, residency }
   public var name: Name
   public var long: String
   public var short: String?
@@ -118,6 +129,10 @@ public struct RunOption: Sendable {
       help:
         "with demand or hybrid: how faults reach elfload: uffd (userfaultfd and a server process; the default where the kernel allows it) or signal (a SIGSEGV handler)"
     ),
+    RunOption(
+      name: .uffdServer, long: "--uffd-server", valueName: "same-cpu|any",
+      help:
+        "with the userfaultfd pager: where a fault is served: same-cpu (the default: by a worker pinned to the faulting thread's CPU at SCHED_IDLE, so no CPU halts on the way: ~8 us a fault here; a normal-priority watcher takes over when other work keeps the CPUs busy) or any (one normal-priority server wherever the scheduler puts it: a halted CPU woken each way, ~40 us a fault on an idle 2-CPU VM, as fast on a busy one)"),
     RunOption(
       name: .cold, long: "--cold",
       help:
@@ -247,6 +262,15 @@ extension CommandLineParse {
         } else {
           return .usageError("the value '\(text(value))' is invalid for '--pager <uffd|signal>'; use 'uffd' or 'signal'")
         }
+      case .uffdServer:
+        if value == Array("same-cpu".utf8) {
+          settings.serverPlacement = .sameCPU
+        } else if value == Array("any".utf8) {
+          settings.serverPlacement = .any
+        } else {
+          return .usageError(
+            "the value '\(text(value))' is invalid for '--uffd-server <same-cpu|any>'; use 'same-cpu' or 'any'")
+        }
       case .argv0: settings.argv0 = value
       case .verbose: settings.verbose = true
       case .stats: settings.stats = true
@@ -289,6 +313,12 @@ extension CommandLineParse {
     }
     if settings.pager != nil, case .eager = settings.policy {
       return .usageError("--pager applies to --mode demand, hybrid and replay (the mode is eager)")
+    }
+    if settings.serverPlacement != nil {
+      if case .eager = settings.policy {
+        return .usageError("--uffd-server applies to --mode demand, hybrid and replay (the mode is eager)")
+      }
+      if settings.pager == .signal { return .usageError("--uffd-server applies to the userfaultfd pager, not --pager signal") }
     }
     guard i < argv.count else { return .usageError("Missing the program to run: elfload PROGRAM [ARGS...]") }
     return .run(settings, programIndex: i)
