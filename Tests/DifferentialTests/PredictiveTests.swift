@@ -164,7 +164,7 @@ struct PredictiveTests {
     #expect(run([Paths.elfload, "record", "--profile", profile, program]).ending == .exited(0))
     let good = [UInt8](try Data(contentsOf: URL(fileURLWithPath: profile)))
     let native = run([program])
-    func replay(_ bytes: [UInt8], _ label: String) -> Outcome {
+    func replay(_ bytes: [UInt8], _ label: String, stats: [String] = [], under prefix: [String] = []) -> Outcome {
       let path = "\(Self.scratch)/bad-\(label).profile"
       FileManager.default.createFile(atPath: path, contents: Data(bytes))
       return run([Paths.elfload, "--mode", "replay", "--profile", path, program])
@@ -201,6 +201,85 @@ struct PredictiveTests {
         #expect(loaded == native, "cut at \(cut): \(loaded)")
       }
     }
+  }
+
+  /// The distinct pages a profile names: what a replay installs.
+  static func distinctPages(_ profile: String) throws -> Int {
+    let lines = try String(contentsOfFile: profile, encoding: .utf8).split(separator: "\n")
+    return Set(lines.filter { $0.first?.isNumber == true }).count
+  }
+
+  /// The sample that touches every other page of a 512 MiB bss (65 536 pages): the launcher's
+  /// allocator once ran out reading its profile, and elfload died by SIGILL. Recorded under
+  /// the userfaultfd pager where there is one: the signal pager's record misses the pages it
+  /// maps a window at a time once the map-count budget is spent (README).
+  @Test("a profile of 65 536 scattered pages replays as native, every page installed", arguments: pagers)
+  func scatteredProfile(_ pager: String) throws {
+    let program = Paths.sample("mapcount", .staticExec)
+    let recorder = Self.pagers.last ?? "signal"
+    let profile = "\(Self.scratch)/mapcount-\(recorder).profile"
+    let native = run([program])
+    let recorded = run([Paths.elfload, "record", "--profile", profile, "--pager", recorder, program])
+    #expect(recorded == native, "native:\n\(native)\nrecorded:\n\(recorded)")
+    let json = "\(profile)-\(pager).json"
+    let replayed = run([
+      Paths.elfload, "--mode", "replay", "--profile", profile, "--pager", pager, "--stats-json", json, program,
+    ])
+    #expect(replayed == native, "native:\n\(native)\nreplayed:\n\(replayed)")
+    let stats = try #require(
+      try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
+    let pages = try Self.distinctPages(profile)
+    #expect(stats["pages_replayed"] as? Int == pages, "\(pages) pages in the profile: \(stats)")
+    if recorder == "uffd" {
+      #expect(pages > 65536 && stats["loader_faults"] as? Int == 0, "\(pages) pages in the profile: \(stats)")
+    }
+  }
+
+  /// README: a profile over 64 MiB or 2^22 pages is refused. One of exactly 2^22 pages (a
+  /// recorded profile's pages over and over) in exactly 64 MiB is read and replayed; one page or
+  /// one byte more is refused in one line.
+  @Test("a profile at the limits (2^22 pages, 64 MiB) replays as native; one page or byte more is refused")
+  func profileAtTheLimits() throws {
+    let program = Paths.sample("hello", .staticExec)
+    let recorded = "\(Self.scratch)/limits-hello.profile"
+    #expect(run([Paths.elfload, "record", "--profile", recorded, program]).ending == .exited(0))
+    let lines = try String(contentsOfFile: recorded, encoding: .utf8).split(separator: "\n").map(String.init)
+    let head = lines.filter { $0.first?.isNumber != true }.joined(separator: "\n") + "\n"
+    let pages = lines.filter { $0.first?.isNumber == true }
+    var body = [UInt8]()
+    body.reserveCapacity(Int(64 << 20))
+    body += Array(head.utf8)
+    for i in 0..<(1 << 22) { body += Array(pages[i % pages.count].utf8) + [10] }
+    let full = body + Array("#".utf8) + [UInt8](repeating: UInt8(ascii: "x"), count: (64 << 20) - body.count - 2) + [10]
+    #expect(full.count == 64 << 20)
+    func replay(_ bytes: [UInt8], _ label: String, stats: [String] = [], under prefix: [String] = []) -> Outcome {
+      let path = "\(Self.scratch)/limits-\(label).profile"
+      FileManager.default.createFile(atPath: path, contents: Data(bytes))
+      defer { unlink(path) }
+      // (A debug build reads 2^22 lines in about 5 s.)
+      return run(prefix + [Paths.elfload, "--mode", "replay", "--profile", path] + stats + [program], timeout: 60)
+    }
+    let native = run([program])
+    let atLimit = replay(full, "full", stats: ["--stats"])
+    #expect(atLimit.stdout == native.stdout && atLimit.ending == native.ending, "\(atLimit)")
+    #expect(atLimit.stderr.contains("replay:  \(Set(pages).count) pages installed from the profile"), "\(atLimit)")
+    // Memory elfload cannot have (RLIMIT_AS 60 MiB: it starts, the 64 MiB file does not fit).
+    let starved = replay(full, "starved", under: ["/bin/sh", "-c", "ulimit -v 61440 && exec \"$@\"", "sh"])
+    #expect(starved.ending == .exited(126) && starved.stdout.isEmpty, "\(starved)")
+    #expect(
+      starved.stderr.hasPrefix("elfload: out of memory: mmap of ") && starved.stderr.split(separator: "\n").count == 1,
+      "\(starved)")
+    let onePageMore = replay(body + Array((pages[0] + "\n").utf8), "page-more")
+    #expect(onePageMore.ending == .exited(126) && onePageMore.stdout.isEmpty, "\(onePageMore)")
+    #expect(
+      onePageMore.stderr.hasPrefix("elfload: --profile ") && onePageMore.stderr.hasSuffix("more than 4194304 pages\n")
+        && onePageMore.stderr.split(separator: "\n").count == 1, "\(onePageMore)")
+    let oneByteMore = replay(full + [10], "byte-more")
+    #expect(oneByteMore.ending == .exited(126) && oneByteMore.stdout.isEmpty, "\(oneByteMore)")
+    #expect(
+      oneByteMore.stderr.hasPrefix("elfload: --profile ")
+        && oneByteMore.stderr.hasSuffix("67108865 bytes, more than a profile can be (64 MiB)\n")
+        && oneByteMore.stderr.split(separator: "\n").count == 1, "\(oneByteMore)")
   }
 
   @Test("options: replay needs a profile, record needs demand, --profile needs one of them")

@@ -126,21 +126,35 @@ public struct Profile: Equatable, Sendable {
     return out
   }
 
-  /// Reads a profile's text (untrusted).
+  /// Reads a profile's text (untrusted). Line by line, without a list of the lines: a
+  /// profile of 2^22 pages is as many lines, and the launcher reads it.
   public static func parse(_ bytes: [UInt8]) throws(ProfileError) -> Profile {
     guard UInt64(bytes.count) <= largestFile else { throw .tooLarge(bytes: UInt64(bytes.count)) }
-    var lines = bytes.split(separator: 10, omittingEmptySubsequences: false)
-    if lines.last?.isEmpty == true { lines.removeLast() }
-    guard let first = lines.first, first.starts(with: magic) else { throw .notAProfile }
-    let version = Array(first.dropFirst(magic.count))
-    guard version == Array("\(Self.version)".utf8) else { throw .version(found: Array(version.prefix(20))) }
     var profile = Profile(images: [], pages: [])
-    for (index, line) in lines.enumerated().dropFirst() {
-      let number = index + 1
+    profile.pages.reserveCapacity(min(bytes.reduce(0) { $1 == 10 ? $0 + 1 : $0 }, mostPages))
+    var number = 0
+    var start = 0
+    while start < bytes.count {
+      let end = bytes[start...].firstIndex(of: 10) ?? bytes.count
+      let line = bytes[start..<end]
+      start = end + 1
+      number += 1
+      if number == 1 {
+        guard line.starts(with: magic) else { throw .notAProfile }
+        let version = Array(line.dropFirst(magic.count))
+        guard version == Array("\(Self.version)".utf8) else { throw .version(found: Array(version.prefix(20))) }
+        continue
+      }
       if line.isEmpty || line.first == UInt8(ascii: "#") { continue }
       if line.starts(with: Array("image ".utf8)) {
         guard profile.pages.isEmpty else { throw .line(number, "an image after the pages") }
         profile.images.append(try image(Array(line), line: number, expected: profile.images.count))
+        continue
+      }
+      if let (image, segment, page) = Self.pageLine(bytes, line.startIndex, line.endIndex),
+        image < profile.images.count, profile.pages.count < mostPages
+      {
+        profile.pages.append(ProfilePage(image: image, segment: segment, page: page))
         continue
       }
       let words = line.split(separator: 32)
@@ -153,8 +167,36 @@ public struct Profile: Equatable, Sendable {
       guard profile.pages.count < mostPages else { throw .line(number, "more than \(mostPages) pages") }
       profile.pages.append(ProfilePage(image: Int(image), segment: Int(segment), page: page))
     }
-    guard !profile.images.isEmpty else { throw .line(lines.count, "no 'image 0' line: which program is this for?") }
+    guard number > 0 else { throw .notAProfile }
+    guard !profile.images.isEmpty else { throw .line(number, "no 'image 0' line: which program is this for?") }
     return profile
+  }
+
+  /// The common page line, `IMAGE SEGMENT PAGE` with single spaces and in range, read without
+  /// allocating (a profile has up to 2^22 of them); nil for anything else, which the general
+  /// reading then accepts or refuses with its reason.
+  static func pageLine(_ bytes: [UInt8], _ start: Int, _ end: Int) -> (Int, Int, UInt64)? {
+    bytes.withUnsafeBufferPointer { b -> (Int, Int, UInt64)? in
+      var i = start
+      var fields: (UInt64, UInt64, UInt64) = (0, 0, 0)
+      for field in 0..<3 {
+        var value: UInt64 = 0
+        let first = i
+        while i < end, b[i] >= 48, b[i] <= 57, i - first < 10 {
+          value = value * 10 + UInt64(b[i] - 48)
+          i += 1
+        }
+        guard i > first, i == end ? field == 2 : (field < 2 && b[i] == 32) else { return nil }
+        i += 1
+        switch field {
+        case 0: fields.0 = value
+        case 1: fields.1 = value
+        default: fields.2 = value
+        }
+      }
+      guard fields.1 < 1 << 16, fields.2 < 1 << 32 else { return nil }
+      return (Int(fields.0), Int(fields.1), fields.2)
+    }
   }
 
   /// `image INDEX dev D inode I size S mtime SECONDS.NANOSECONDS path PATH`.
