@@ -248,8 +248,8 @@ extension Elfload {
       }
       guard let program else { return }
       let given = Array(program.utf8)
-      let path = OpenExec.resolve(given, searchPath: ProcessInfo.processInfo.environment["PATH"].map { Array($0.utf8) })
       do {
+        let path = try OpenExec.resolve(given, searchPath: ProcessInfo.processInfo.environment["PATH"].map { Array($0.utf8) })
         // A #! script is described by what it runs; a dynamically linked
         // program, with its interpreter after it.
         let (programPath, arguments, opened) = try OpenExec.followScripts(path, [path], refuseWriters: false)

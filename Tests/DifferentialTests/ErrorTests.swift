@@ -208,6 +208,30 @@ struct ErrorTests {
     #expect(outcome.stderr.hasPrefix("elfload: \(Self.scratch)/text: not an ELF file"))
   }
 
+  /// execvp (and so env) looks a name without a slash up in PATH only: a program in the
+  /// working directory that PATH does not name is not found (127); one found but not
+  /// executable is "Permission denied" (126) when nothing else is found.
+  @Test("a name PATH does not lead to is not found, even in the working directory, like env")
+  func pathLookupFails() throws {
+    let dir = scratchDirectory("path-lookup")
+    try? FileManager.default.removeItem(atPath: dir + "/mypattern")
+    try FileManager.default.copyItem(atPath: Paths.sample("hello", .staticExec), toPath: dir + "/mypattern")
+    let env = ["PATH=/usr/bin:/bin"]
+    let native = run(["/usr/bin/env", "mypattern"], environment: env, directory: dir)
+    let loaded = run([Paths.elfload, "mypattern"], environment: env, directory: dir)
+    #expect(native.ending == .exited(127), "\(native)")
+    #expect(loaded.ending == native.ending && loaded.stdout.isEmpty, "\(loaded)")
+    #expect(loaded.stderr == "elfload: mypattern: no such file or directory\n", "\(loaded)")
+
+    // The scratch directory's noexec: a copy of hello, mode 0644.
+    let denied = ["PATH=/nonexistent:\(Self.scratch):/usr/bin"]
+    let nativeDenied = run(["/usr/bin/env", "noexec"], environment: denied)
+    let loadedDenied = run([Paths.elfload, "noexec"], environment: denied)
+    #expect(nativeDenied.ending == .exited(126), "\(nativeDenied)")
+    #expect(loadedDenied.ending == .exited(126) && loadedDenied.stdout.isEmpty, "\(loadedDenied)")
+    #expect(loadedDenied.stderr.hasPrefix("elfload: noexec: ") && loadedDenied.stderr.contains("executable"), "\(loadedDenied)")
+  }
+
   @Test("a name without a slash is found in PATH, like env does")
   func pathLookup() {
     let dir = (Paths.sample("hello", .staticExec) as NSString).deletingLastPathComponent
