@@ -39,7 +39,10 @@ enum Execve {
     var replay: Replay?
     if case .replay(let profile) = policy {
       replay = try Replay.load(profile, files: [program.fd] + (interpreter.map { [$0.fd] } ?? []))
-      if replay == nil { policy = .demand }
+      if replay == nil {
+        policy = .demand
+        request.shared?.replayIgnored()
+      }
     }
     let randomize = randomization()
     var random = Randomness()

@@ -16,6 +16,8 @@ struct JumpRecord {
   var systemMicroseconds: UInt64 = 0
   /// Pages of the PT_LOAD segments set up (program and interpreter), whatever the policy.
   var segmentPages: UInt64 = 0
+  /// 1 when --mode replay's profile was recorded for other files and the run was demand.
+  var replayIgnored: UInt64 = 0
 }
 
 /// For `elfload record`: which files the child loaded (program, interpreter),
@@ -90,6 +92,9 @@ struct SharedMeasurement {
       if watcher < 0 { log("no watcher for unused prefetched pages or residency (errno \(-watcher))") }
     }
   }
+
+  /// --mode replay's profile was recorded for other files: the run is demand, and the report says so.
+  func replayIgnored() { jump.pointee.replayIgnored = 1 }
 
   /// Whether a watcher runs after the jump: its code and state (the handler's sections) must stay.
   var watches: Bool { residency != nil }
@@ -243,8 +248,11 @@ enum Supervisor {
     }
     let recorded = trace.map { $0.pointee.count } ?? 0
     let traced = trace.map { min($0.pointee.count, $0.pointee.capacity) } ?? 0
+    // The policy that ran, and why it is not the one asked when it is not.
+    let ignored = j.replayIgnored != 0
     let report = Report(
-      program: text(program), policy: settings.policy,
+      program: text(program), policy: ignored ? .demand : settings.policy,
+      fallback: ignored ? "replay asked: its --profile was recorded for other files, so it was ignored" : nil,
       pager: c.pager == UInt64(ELFLOAD_PAGER_UFFD) ? "uffd" : c.pager == UInt64(ELFLOAD_PAGER_SIGNAL) ? "signal" : nil,
       wallNanoseconds: end.nanoseconds - start.nanoseconds,
       usage: resources, ending: Ending(waitStatus: status), counters: pager, traced: traced,

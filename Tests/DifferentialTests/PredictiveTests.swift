@@ -149,11 +149,23 @@ struct PredictiveTests {
     try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -3600)], ofItemAtPath: copy)
     for program in [copy, Paths.sample("exit_code", .staticExec)] {
       let native = run([program])
-      let loaded = run([Paths.elfload, "--mode", "replay", "--profile", profile, "--pager", pager, program])
+      let json = "\(copy)-\(URL(fileURLWithPath: program).lastPathComponent).json"
+      let loaded = run([Paths.elfload, "--mode", "replay", "--profile", profile, "--pager", pager, "--stats-json", json, program])
       #expect(loaded.stdout == native.stdout && loaded.ending == native.ending, "\(loaded)")
       let lines = loaded.stderr.split(separator: "\n")
       #expect(lines.count == 1 + native.stderr.split(separator: "\n").count, "\(loaded)")
       #expect(lines.first?.hasPrefix("elfload: --profile \(profile) was recorded for other files") == true, "\(loaded)")
+      // The numbers are demand's, and say so: the policy that ran, and why not the one asked.
+      let stats = try #require(
+        try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
+      #expect(stats["mode"] as? String == "demand" && stats["policy"] as? String == "demand", "\(stats)")
+      #expect(stats["pages_replayed"] as? Int == 0, "\(stats)")
+      let fallback = try #require(stats["fallback"] as? String, "\(stats)")
+      #expect(fallback.contains("replay") && fallback.contains("recorded for other files"), "\(fallback)")
+      let summary = run([Paths.elfload, "--mode", "replay", "--profile", profile, "--pager", pager, "--stats", program])
+      let head = summary.stderr.split(separator: "\n").first { $0.hasPrefix("elfload stats: ") } ?? ""
+      #expect(head.contains("(demand, \(pager) pager; replay asked: ") && head.contains("recorded for other files"), "\(summary)")
+      #expect(!summary.stderr.contains("replay:  "), "\(summary)")
     }
   }
 

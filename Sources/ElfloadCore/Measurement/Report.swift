@@ -41,10 +41,14 @@ public struct Report: Sendable {
   /// The JSON's version: 2 added schema, cpu_ms, startup_*, segment_pages,
   /// and pages_mapped became the pager's alone (0 under eager); 3 added
   /// predictor_hits, predictor_misses, pages_replayed, the mode replay and
-  /// the prefetch "auto".
-  public static let schema = 3
+  /// the prefetch "auto"; 4 added fallback, and policy and mode became the
+  /// policy that ran (demand, when replay's profile was for other files).
+  public static let schema = 4
   public var program: String
+  /// The policy that ran.
   public var policy: PagingPolicy
+  /// Why the policy that ran is not the one asked, when it is not.
+  public var fallback: String?
   /// "uffd" or "signal" under demand and hybrid; nil under eager.
   public var pager: String?
   public var wallNanoseconds: UInt64
@@ -58,10 +62,11 @@ public struct Report: Sendable {
   public var startup: StartupCost
 
   public init(
-    program: String, policy: PagingPolicy, pager: String? = nil, wallNanoseconds: UInt64, usage: ResourceUsage,
-    ending: Ending, counters: PagerCounters, traced: UInt64, dropped: UInt64, segmentPages: UInt64 = 0,
-    startup: StartupCost = StartupCost()
+    program: String, policy: PagingPolicy, fallback: String? = nil, pager: String? = nil, wallNanoseconds: UInt64,
+    usage: ResourceUsage, ending: Ending, counters: PagerCounters, traced: UInt64, dropped: UInt64,
+    segmentPages: UInt64 = 0, startup: StartupCost = StartupCost()
   ) {
+    self.fallback = fallback
     self.segmentPages = segmentPages
     self.startup = startup
     self.program = program
@@ -101,7 +106,7 @@ public struct Report: Sendable {
   public var summary: String {
     let unused = counters.prefetchedUnused.map { "\($0) never touched" } ?? "unused unknown"
     return """
-      elfload stats: \(program) (\(policy.description)\(pager.map { ", \($0) pager" } ?? "")), \(endingText)
+      elfload stats: \(program) (\(policy.description)\(pager.map { ", \($0) pager" } ?? "")\(fallback.map { "; \($0)" } ?? "")), \(endingText)
         time:    wall \(wall) ms from the fork, of which elfload's loading \(startupWall) ms
         program: cpu \(cpu) ms (user \(user), sys \(system): split by timer-tick sampling); peak RSS \(usage.maxRSSKiB) KiB; page faults \(usage.minorFaults) minor, \(usage.majorFaults) major
         elfload: cpu \(startupCPU) ms; page faults \(startup.usage.minorFaults) minor, \(startup.usage.majorFaults) major (before the jump)
@@ -131,7 +136,7 @@ public struct Report: Sendable {
     let unused = counters.prefetchedUnused.map { "\($0)" } ?? "null"
     return """
       {"schema": \(Self.schema), "program": "\(Self.escape(program))", "policy": "\(policy.description)", \
-      "mode": "\(policy.mode)", "prefetch": \(policy == .predictive ? "\"auto\"" : "\(policy.prefetch)"), "pager": \(pager.map { "\"\($0)\"" } ?? "null"), \
+      "mode": "\(policy.mode)", "fallback": \(fallback.map { "\"\(Self.escape($0))\"" } ?? "null"), "prefetch": \(policy == .predictive ? "\"auto\"" : "\(policy.prefetch)"), "pager": \(pager.map { "\"\($0)\"" } ?? "null"), \
       "wall_ms": \(wall), "startup_ms": \(startupWall), "cpu_ms": \(cpu), "user_ms": \(user), "sys_ms": \(system), \
       "startup_cpu_ms": \(startupCPU), "max_rss_kb": \(usage.maxRSSKiB), \
       "minor_faults": \(usage.minorFaults), "major_faults": \(usage.majorFaults), \
@@ -171,10 +176,15 @@ public struct Report: Sendable {
 
   extension Report {
     public static let fields: [StatsField] = [
-      StatsField(name: "schema", meaning: "this format's version: 3"),
+      StatsField(name: "schema", meaning: "this format's version: 4"),
       StatsField(name: "program", meaning: "PROGRAM as given"),
-      StatsField(name: "policy", meaning: "the paging policy as options: \"eager\", \"demand\", \"hybrid --prefetch 16\""),
-      StatsField(name: "mode", meaning: "the --mode: eager, demand, hybrid or replay"),
+      StatsField(
+        name: "policy",
+        meaning: "the paging policy that ran, as options: \"eager\", \"demand\", \"hybrid --prefetch 16\" (see fallback)"),
+      StatsField(name: "mode", meaning: "the --mode that ran: eager, demand, hybrid or replay"),
+      StatsField(
+        name: "fallback",
+        meaning: "why the policy that ran is not the one asked (replay with a profile recorded for other files runs demand), or null"),
       StatsField(name: "prefetch", meaning: "pages mapped after each faulting one (hybrid), \"auto\" (hybrid --prefetch auto); 0 otherwise"),
       StatsField(name: "pager", meaning: "how faults were served under demand, hybrid and replay: \"uffd\" or \"signal\"; null under eager"),
       StatsField(name: "wall_ms", meaning: "wall time from the fork to the program's end (elfload's loading included)"),
