@@ -39,7 +39,10 @@ enum Execve {
     var replay: Replay?
     if case .replay(let profile) = policy {
       replay = try Replay.load(profile, files: [program.fd] + (interpreter.map { [$0.fd] } ?? []))
-      if replay == nil {
+      if let replay {
+        request.shared?.replaying(replay.profile)
+        if let missed = Profile.misses(replay.profile.pager) { log("--profile: \(missed)") }
+      } else {
         policy = .demand
         request.shared?.replayIgnored()
       }

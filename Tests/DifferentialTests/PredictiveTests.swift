@@ -94,7 +94,7 @@ struct PredictiveTests {
     let recorded = run([Paths.elfload, "record", "--profile", profile, "--pager", pager] + argv)
     #expect(recorded == native, "native:\n\(native)\nrecorded:\n\(recorded)")
     let lines = try String(contentsOfFile: profile, encoding: .utf8).split(separator: "\n")
-    #expect(lines.first == "elfload profile 1")
+    #expect(Array(lines.prefix(2)) == ["elfload profile 2", "pager \(pager)"])
     let dynamic = run([Paths.elfload, "inspect", argv[0]]).stdout.contains("interpreter (PT_INTERP)")
     #expect(lines.filter { $0.hasPrefix("image ") }.count == (dynamic ? 2 : 1), "\(lines.prefix(6))")
     #expect(lines.contains { $0.split(separator: " ").count == 3 && $0.first?.isNumber == true })
@@ -185,7 +185,9 @@ struct PredictiveTests {
     let bad: [(String, String)] = [
       ("empty", ""),
       ("binary", "\u{7f}ELF\u{2}\u{1}"),
-      ("version", text.replacingOccurrences(of: "elfload profile 1", with: "elfload profile 99")),
+      ("version", text.replacingOccurrences(of: "elfload profile 2", with: "elfload profile 99")),
+      ("pager", text.replacingOccurrences(of: "\npager ", with: "\npager none-")),
+      ("no-pager", text.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.hasPrefix("pager ") }.joined(separator: "\n")),
       ("huge-page", text + "0 1 99999999999999999999999\n"),
       ("page-outside", text + "0 1 4000000\n"),
       ("no-segment", text + "0 77 0\n"),
@@ -215,6 +217,40 @@ struct PredictiveTests {
     }
   }
 
+  /// The signal pager maps read-only data up front, so its record lacks those pages: the
+  /// profile says which pager wrote it, inspect and --stats say what a replay will miss, and a
+  /// replay under userfaultfd faults exactly on the pages the userfaultfd pager's record has and
+  /// the signal pager's does not.
+  @Test("a profile says which pager recorded it, and what the signal pager's misses")
+  func profilePager() throws {
+    try #require(Self.pagers.contains("uffd"), "needs the userfaultfd pager")
+    let program = Paths.sample("hello", .dynamic)
+    var pages: [String: Set<Substring>] = [:]
+    for pager in ["signal", "uffd"] {
+      let profile = "\(Self.scratch)/pager-\(pager).profile"
+      #expect(run([Paths.elfload, "record", "--profile", profile, "--pager", pager, program]).ending == .exited(0))
+      let lines = try String(contentsOfFile: profile, encoding: .utf8).split(separator: "\n")
+      #expect(Array(lines.prefix(2)) == ["elfload profile 2", "pager \(pager)"], "\(lines.prefix(3))")
+      pages[pager] = Set(lines.filter { $0.first?.isNumber == true })
+      let inspect = run([Paths.elfload, "inspect", "--profile", profile])
+      #expect(inspect.stdout.split(separator: "\n").dropFirst().first?.hasPrefix("recorded under the \(pager) pager") == true, "\(inspect)")
+      #expect(inspect.stdout.contains("read-only data") == (pager == "signal"), "\(inspect)")
+    }
+    let missed = try #require(pages["uffd"]).subtracting(try #require(pages["signal"]))
+    #expect(!missed.isEmpty)
+    let json = "\(Self.scratch)/pager-signal-replayed.json"
+    let replayed = run([
+      Paths.elfload, "--mode", "replay", "--profile", "\(Self.scratch)/pager-signal.profile", "--pager", "uffd",
+      "--stats-json", json, "--stats", program,
+    ])
+    #expect(replayed.stdout == "hello, world\n", "\(replayed)")
+    #expect(replayed.stderr.contains("replay:  \(try #require(pages["signal"]).count) pages installed from the profile before the jump (recorded under the signal pager: read-only data"), "\(replayed)")
+    let stats = try #require(
+      try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
+    #expect(stats["profile_pager"] as? String == "signal", "\(stats)")
+    #expect(stats["loader_faults"] as? Int == missed.count, "\(missed.sorted()): \(stats)")
+  }
+
   /// The distinct pages a profile names: what a replay installs.
   static func distinctPages(_ profile: String) throws -> Int {
     let lines = try String(contentsOfFile: profile, encoding: .utf8).split(separator: "\n")
@@ -229,11 +265,11 @@ struct PredictiveTests {
   func scatteredProfile(_ pager: String) throws {
     let program = Paths.sample("mapcount", .staticExec)
     let recorder = Self.pagers.last ?? "signal"
-    let profile = "\(Self.scratch)/mapcount-\(recorder).profile"
+    let profile = "\(Self.scratch)/mapcount-\(recorder)-for-\(pager).profile"
     let native = run([program])
     let recorded = run([Paths.elfload, "record", "--profile", profile, "--pager", recorder, program])
     #expect(recorded == native, "native:\n\(native)\nrecorded:\n\(recorded)")
-    let json = "\(profile)-\(pager).json"
+    let json = profile + ".json"
     let replayed = run([
       Paths.elfload, "--mode", "replay", "--profile", profile, "--pager", pager, "--stats-json", json, program,
     ])

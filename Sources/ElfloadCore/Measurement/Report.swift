@@ -41,14 +41,18 @@ public struct Report: Sendable {
   /// The JSON's version: 2 added schema, cpu_ms, startup_*, segment_pages,
   /// and pages_mapped became the pager's alone (0 under eager); 3 added
   /// predictor_hits, predictor_misses, pages_replayed, the mode replay and
-  /// the prefetch "auto"; 4 added fallback, and policy and mode became the
-  /// policy that ran (demand, when replay's profile was for other files).
+  /// the prefetch "auto"; 4 added fallback and profile_pager, and policy and
+  /// mode became the policy that ran (demand, when replay's profile was for
+  /// other files).
   public static let schema = 4
   public var program: String
   /// The policy that ran.
   public var policy: PagingPolicy
   /// Why the policy that ran is not the one asked, when it is not.
   public var fallback: String?
+  /// Under replay: the pager that recorded the profile (.some(nil): the profile does not say);
+  /// nil otherwise.
+  public var profilePager: Pager??
   /// "uffd" or "signal" under demand and hybrid; nil under eager.
   public var pager: String?
   public var wallNanoseconds: UInt64
@@ -121,7 +125,8 @@ public struct Report: Sendable {
     case .predictive:
       return "  predictor: \(counters.predictorHits) hits (the pattern went on: window doubled), \(counters.predictorMisses) misses (it broke: window closed)\n"
     case .replay:
-      return "  replay:  \(counters.pagesReplayed) pages installed from the profile before the jump\n"
+      let missed = profilePager.map { Profile.misses($0).map { " (\($0))" } ?? " (recorded under the uffd pager)" } ?? ""
+      return "  replay:  \(counters.pagesReplayed) pages installed from the profile before the jump\(missed)\n"
     default:
       return ""
     }
@@ -144,7 +149,7 @@ public struct Report: Sendable {
       "segment_pages": \(segmentPages), "loader_faults": \(counters.faults), "pages_mapped": \(counters.pagesMapped), \
       "pages_prefetched": \(counters.pagesPrefetched), "prefetched_unused": \(unused), \
       "waits": \(counters.waits), "predictor_hits": \(counters.predictorHits), "predictor_misses": \(counters.predictorMisses), \
-      "pages_replayed": \(counters.pagesReplayed), \
+      "pages_replayed": \(counters.pagesReplayed), "profile_pager": \(profilePager.flatMap { $0 }.map { "\"\($0.name)\"" } ?? "null"), \
       "trace_records": \(traced), "trace_dropped": \(dropped), \(end)}
 
       """
@@ -222,6 +227,9 @@ public struct Report: Sendable {
       StatsField(
         name: "pages_replayed",
         meaning: "--mode replay: pages installed from the profile before the jump (not in pages_mapped or loader_faults)"),
+      StatsField(
+        name: "profile_pager",
+        meaning: "--mode replay: the pager that recorded the profile, \"uffd\" or \"signal\" (whose profiles lack read-only data: replay pages it on demand); null otherwise or if the profile does not say"),
       StatsField(name: "trace_records", meaning: "rows written to --trace"),
       StatsField(name: "trace_dropped", meaning: "rows that did not fit in the trace buffer (2^21)"),
       StatsField(name: "exit_status", meaning: "the program's exit status, or null if a signal killed it"),
