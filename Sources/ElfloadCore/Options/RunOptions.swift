@@ -122,7 +122,7 @@ public struct RunOption: Sendable {
       name: .cold, long: "--cold",
       help:
         "drop the program's and its interpreter's pages from the page cache first (posix_fadvise DONTNEED), to measure a cold start; says how many pages stay because another process maps them"),
-    RunOption(name: .argv0, long: "--argv0", valueName: "name", help: "give the program NAME as argv[0], like exec -a"),
+    RunOption(name: .argv0, long: "--argv0", valueName: "name", help: "give the program NAME as argv[0], like exec -a (NAME may be empty: --argv0 '')"),
     RunOption(name: .verbose, long: "--verbose", short: "-v", help: "say on stderr what is mapped where, before the program starts"),
     RunOption(
       name: .stats, long: "--stats",
@@ -207,7 +207,8 @@ extension CommandLineParse {
         } else {
           return .usageError("missing value for '\(option.synopsis)'")
         }
-        if value.isEmpty { return .usageError("empty value for '\(option.synopsis)'") }
+        // (An empty argv[0] is a real one: exec -a '' gives it.)
+        if value.isEmpty && option.name != .argv0 { return .usageError("empty value for '\(option.synopsis)'") }
       } else if inlineValue != nil {
         return .usageError("'\(option.long)' takes no value")
       }
