@@ -107,14 +107,21 @@ public struct Report: Sendable {
     }
   }
 
+  /// What --stats prints. The kernel's page faults and elfload's pager's faults are two
+  /// counts of different things, named apart, each with a line that says what it counts: the
+  /// kernel's are every fault on any memory, and barely move between policies; the pager's are
+  /// where paging policies differ.
   public var summary: String {
     let unused = counters.prefetchedUnused.map { "\($0) never touched" } ?? "unused unknown"
     return """
       elfload stats: \(program) (\(policy.description)\(pager.map { ", \($0) pager" } ?? "")\(fallback.map { "; \($0)" } ?? "")), \(endingText)
-        time:    wall \(wall) ms from the fork, of which elfload's loading \(startupWall) ms
-        program: cpu \(cpu) ms (user \(user), sys \(system): split by timer-tick sampling); peak RSS \(usage.maxRSSKiB) KiB; page faults \(usage.minorFaults) minor, \(usage.majorFaults) major
-        elfload: cpu \(startupCPU) ms; page faults \(startup.usage.minorFaults) minor, \(startup.usage.majorFaults) major (before the jump)
-        pager:   \(segmentPages) segment pages; \(counters.faults) faults handled, \(counters.pagesMapped) pages mapped on demand, \(counters.pagesPrefetched) of them prefetched (\(unused)), \(counters.waits) waits
+        time:          wall \(wall) ms from the fork, of which elfload's loading \(startupWall) ms
+        program:       cpu \(cpu) ms (user \(user), sys \(system): split by timer-tick sampling); peak RSS \(usage.maxRSSKiB) KiB
+        elfload:       cpu \(startupCPU) ms before the jump
+        kernel faults: \(usage.minorFaults) minor, \(usage.majorFaults) major in the program; \(startup.usage.minorFaults) minor, \(startup.usage.majorFaults) major in elfload before the jump
+                       (the kernel's count: a fault per page first touched, on any memory -- heap, stack, libraries -- whoever serves it, so policies barely move it)
+        pager faults:  \(counters.faults) served, \(counters.pagesMapped) pages mapped, \(counters.pagesPrefetched) of them prefetched (\(unused)), \(counters.waits) waits; \(segmentPages) segment pages
+                       (elfload's pager's count: the faults it served itself, on the program's and interpreter's segments; 0 under eager, where the kernel serves them: here policies differ)
       \(policyLine)
       """
   }
@@ -123,10 +130,10 @@ public struct Report: Sendable {
   var policyLine: String {
     switch policy {
     case .predictive:
-      return "  predictor: \(counters.predictorHits) hits (the pattern went on: window doubled), \(counters.predictorMisses) misses (it broke: window closed)\n"
+      return "  predictor:     \(counters.predictorHits) hits (the pattern went on: window doubled), \(counters.predictorMisses) misses (it broke: window closed)\n"
     case .replay:
       let missed = profilePager.map { Profile.misses($0).map { " (\($0))" } ?? " (recorded under the uffd pager)" } ?? ""
-      return "  replay:  \(counters.pagesReplayed) pages installed from the profile before the jump\(missed)\n"
+      return "  replay:        \(counters.pagesReplayed) pages installed from the profile before the jump\(missed)\n"
     default:
       return ""
     }
@@ -203,14 +210,18 @@ public struct Report: Sendable {
       StatsField(name: "sys_ms", meaning: "of cpu_ms, system time (split as user_ms)"),
       StatsField(name: "startup_cpu_ms", meaning: "elfload's own CPU time in the child before the jump"),
       StatsField(name: "max_rss_kb", meaning: "the program's peak resident set, KiB (counted from the jump)"),
-      StatsField(name: "minor_faults", meaning: "the program's minor page faults after the jump, the pager's included"),
-      StatsField(name: "major_faults", meaning: "the program's major page faults (read from disk) after the jump"),
-      StatsField(name: "startup_minor_faults", meaning: "elfload's own minor page faults in the child before the jump"),
-      StatsField(name: "startup_major_faults", meaning: "elfload's own major page faults in the child before the jump"),
+      StatsField(
+        name: "minor_faults",
+        meaning: "the kernel's count of the program's minor page faults after the jump: every fault on any memory (heap, stack, libraries), those passed to elfload's pager included"),
+      StatsField(name: "major_faults", meaning: "the kernel's count of the program's major page faults (read from disk) after the jump"),
+      StatsField(name: "startup_minor_faults", meaning: "the kernel's count of elfload's own minor page faults in the child before the jump"),
+      StatsField(name: "startup_major_faults", meaning: "the kernel's count of elfload's own major page faults in the child before the jump"),
       StatsField(
         name: "segment_pages",
         meaning: "pages of the PT_LOAD segments elfload set up, program and interpreter: the same under every policy"),
-      StatsField(name: "loader_faults", meaning: "faults elfload's pager served (demand, hybrid, replay; 0 under eager)"),
+      StatsField(
+        name: "loader_faults",
+        meaning: "elfload's pager's count: first touches of the segments it served itself (demand, hybrid, replay; 0 under eager, where the kernel pages them); a part of minor_faults"),
       StatsField(
         name: "pages_mapped",
         meaning: "pages elfload's pager made accessible while the program ran, prefetched ones included (0 under eager, which maps every segment page at the start)"),
