@@ -33,7 +33,11 @@ struct DocumentationTests {
       let outcome = run(["/bin/sh", "-c", "cd \"$0\" && \(line)", dir], environment: environment, timeout: 30)
       #expect(outcome.ending == .exited(0), "\(line)\n\(outcome)")
       if line.contains("--argv0 sh") { #expect(outcome.stdout == "sh\n", "\(line)\n\(outcome)") }
-      if line.contains("--help") { #expect(outcome.stdout.contains("Statistics"), "\(line)") }
+      if line.contains("--help-all") {
+        #expect(outcome.stdout.contains("Statistics"), "\(line)")
+      } else if line.contains("--help") {
+        #expect(outcome.stdout.contains("elfload --help-all"), "\(line)")
+      }
     }
     #expect(FileManager.default.fileExists(atPath: dir + "/t.svg"))
   }
