@@ -14,15 +14,7 @@ struct Elfload: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "elfload",
     abstract: "Run a Linux x86-64 ELF program the way execve would, from user space.",
-    usage: """
-      \(runUsage)
-      elfload record --profile <file> [options] [--] <program> [<args> ...]
-      elfload inspect <program>
-      elfload inspect --profile <file> [<program>]
-      elfload heatmap <trace> -o <file.svg>
-      elfload residency <residency> -o <file.svg>
-      elfload residency --native <file> -- <program> [<args> ...]
-      """,
+    usage: ([runUsage] + Help.otherUsages).joined(separator: "\n"),
     discussion: "'elfload --help' shows the most used options; 'elfload --help-all', all of it.",
     version: version,
     subcommands: [Run.self, Record.self, Inspect.self, Heatmap.self, Residency.self])

@@ -42,6 +42,16 @@ enum Help {
     ["elfload"] + RunOption.all.map { "[\($0.short.map { "\($0)|" } ?? "")\($0.synopsis)]" } + ["[--]", "<program>", "[<args> ...]"]
   }
 
+  /// The usage of everything but a run.
+  static let otherUsages = [
+    "elfload record --profile <file> [options] [--] <program> [<args> ...]",
+    "elfload inspect <program>",
+    "elfload inspect --profile <file> [<program>]",
+    "elfload heatmap <trace> -o <file.svg>",
+    "elfload residency <residency> -o <file.svg>",
+    "elfload residency --native <file> -- <program> [<args> ...]",
+  ]
+
   /// The run's usage, wrapped between its bracketed groups.
   static func usage(lead: String, indent: Int) -> String { wrap(words: usageWords, lead: lead, indent: indent) }
 
@@ -115,12 +125,7 @@ enum Help {
 
       Usage:
       \(usage(lead: "  ", indent: 10))
-        elfload record --profile <file> [options] [--] <program> [<args> ...]
-        elfload inspect <program>
-        elfload inspect --profile <file> [<program>]
-        elfload heatmap <trace> -o <file.svg>
-        elfload residency <residency> -o <file.svg>
-        elfload residency --native <file> -- <program> [<args> ...]
+      \(otherUsages.map { "  " + $0 }.joined(separator: "\n"))
 
       \(paragraphs([
         "elfload PROGRAM ARGS... reads PROGRAM, maps its PT_LOAD segments, builds the initial stack and auxiliary vector exactly as the kernel's execve does (on the same stack the kernel gave elfload), and jumps to the program's entry point. The program cannot tell the difference, apart from what user space cannot change: set-uid bits are not honoured, and /proc/self/exe names the program only with the privileges to change it (root has them).",
