@@ -283,6 +283,36 @@ struct PredictiveTests {
     }
   }
 
+  /// What the launcher allocated is unmapped at the jump, its own mapping of a large block too:
+  /// a program replayed from a profile of 2^21 lines (a 48 MiB array of pages, a 12 MiB file)
+  /// has the same anonymous mappings as with the profile it was made from.
+  @Test("a large profile's memory is gone at the jump: the program's anonymous mappings are as with a small one", arguments: pagers)
+  func largeBlocksUnmapped(_ pager: String) throws {
+    let argv = ["/bin/cat", "/proc/self/maps"]
+    let small = "\(Self.scratch)/maps-\(pager).profile"
+    #expect(run([Paths.elfload, "record", "--profile", small, "--pager", pager] + argv).ending == .exited(0))
+    let lines = try String(contentsOfFile: small, encoding: .utf8).split(separator: "\n").map(String.init)
+    let pages = lines.filter { $0.first?.isNumber == true }
+    let head = lines.filter { $0.first?.isNumber != true }.joined(separator: "\n") + "\n"
+    let large = small + ".large"
+    let body = (0..<(1 << 21)).map { pages[$0 % pages.count] }.joined(separator: "\n") + "\n"
+    FileManager.default.createFile(atPath: large, contents: Data((head + body).utf8))
+    /// Anonymous mappings: how many, and their total size.
+    func anonymous(_ profile: String) -> [Int] {
+      let maps = run([Paths.elfload, "--mode", "replay", "--profile", profile, "--pager", pager] + argv, timeout: 60)
+      let rows = maps.stdout.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true) }
+        .filter { $0.count == 5 }
+      let bytes = rows.map { row -> Int in
+        let bounds = row[0].split(separator: "-").compactMap { Int($0, radix: 16) }
+        return bounds.count == 2 ? bounds[1] - bounds[0] : 0
+      }
+      return [rows.count, bytes.reduce(0, +)]
+    }
+    let withSmall = anonymous(small)
+    #expect(withSmall[0] > 0, "\(withSmall)")
+    #expect(anonymous(large) == withSmall)
+  }
+
   /// README: a profile over 64 MiB or 2^22 pages is refused. One of exactly 2^22 pages (a
   /// recorded profile's pages over and over) in exactly 64 MiB is read and replayed; one page or
   /// one byte more is refused in one line.
