@@ -40,7 +40,13 @@ enum Execve {
     var replay: Replay?
     if case .replay(let profile) = policy {
       replay = try Replay.load(profile, files: [program.fd] + (interpreter.map { [$0.fd] } ?? []))
-      if replay == nil { policy = .demand }
+      if let replay {
+        request.shared?.replaying(replay.profile)
+        if let missed = Profile.misses(replay.profile.pager) { log("--profile: \(missed)") }
+      } else {
+        policy = .demand
+        request.shared?.replayIgnored()
+      }
     }
     let randomize = randomization()
     var random = Randomness()
@@ -335,19 +341,20 @@ enum Execve {
     return nil
   }
 
-  /// The loader's image and every chunk its allocator took, less `keep`. The
-  /// list is built again until building it allocated no new chunk.
+  /// The loader's image and every mapping its allocator holds, less `keep`. From here on
+  /// nothing the allocator holds is unmapped (elfload_allocator_freeze): a block freed and
+  /// unmapped now would leave a hole that the trampoline's own mappings could take, and then
+  /// unmap. The list is built again until building it took no new mapping.
   static func allOfTheLoader(image: AddressRange, keep: [UInt64]) -> [UInt64] {
-    var pairs = [UInt64](repeating: 0, count: 128)
-    var seen: UInt64 = .max
+    elfload_allocator_freeze()
     var unmap: [UInt64] = []
-    unmap.reserveCapacity(256)
     while true {
-      let count = pairs.withUnsafeMutableBufferPointer { elfload_allocator_chunks($0.baseAddress, 64) }
-      if count == seen { return unmap }
-      seen = count
-      let chunks = (0..<Int(count)).map { AddressRange(pairs[2 * $0], pairs[2 * $0] + pairs[2 * $0 + 1]) }
+      let count = Int(elfload_allocator_chunks(nil, 0))
+      var pairs = [UInt64](repeating: 0, count: 2 * count)
+      _ = pairs.withUnsafeMutableBufferPointer { elfload_allocator_chunks($0.baseAddress, UInt64(count)) }
+      let chunks = (0..<count).map { AddressRange(pairs[2 * $0], pairs[2 * $0] + pairs[2 * $0 + 1]) }
       unmap = loaderMemory(image: image, allocated: chunks, keep: keep)
+      if elfload_allocator_chunks(nil, 0) == UInt64(count) { return unmap }
     }
   }
 }

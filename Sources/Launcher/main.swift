@@ -14,16 +14,16 @@ func elfloadMain(_ stack: UnsafeMutablePointer<UInt64>) -> Never {
     Companion.exec(startup)
   case .run(let settings, let programIndex):
     let given = argv[programIndex]
-    let path = OpenExec.resolve(given, searchPath: startup.environmentValue("PATH"))
     var arguments = Array(argv[programIndex...])
     if let argv0 = settings.argv0 { arguments[0] = argv0 }
-    var request = ExecRequest(
-      path: path, arguments: arguments, environment: startup.environment, policy: settings.policy,
-      pager: settings.pager, serverPlacement: settings.serverPlacement ?? .sameCPU, cold: settings.cold, shared: nil,
-      log: Log(verbose: settings.verbose))
     do {
       // From here on, with --stats and the like, the parent only waits and reports.
-      if settings.measures { request.shared = try Supervisor.start(settings, program: given) }
+      let shared = settings.measures ? try Supervisor.start(settings, program: given) : nil
+      let request = ExecRequest(
+        path: try OpenExec.resolve(given, searchPath: startup.environmentValue("PATH")), arguments: arguments,
+        environment: startup.environment, policy: settings.policy, pager: settings.pager,
+        serverPlacement: settings.serverPlacement ?? .sameCPU, cold: settings.cold,
+        shared: shared, log: Log(verbose: settings.verbose))
       try Execve.run(request, startup: startup, stackLimit: stackLimit)
     } catch {
       fail(path: given, error)

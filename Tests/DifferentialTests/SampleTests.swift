@@ -212,6 +212,18 @@ struct SampleTests {
     #expect(loaded == native, "native:\n\(native)\nunder elfload:\n\(loaded)")
   }
 
+  /// `exec -a ''` runs a program with an empty argv[0]; so does --argv0 '' (and --argv0=).
+  @Test("--argv0 '' gives an empty argv[0], like exec -a ''", arguments: Flavour.allCases)
+  func emptyArgv0(_ flavour: Flavour) {
+    let program = Paths.sample("bench1_args", flavour)
+    let native = run(["/bin/bash", "-c", "exec -a '' \"$0\" x", program], environment: baseEnvironment)
+    #expect(native.ending == .exited(0) && native.stdout.contains("argv[0] basename: \n"), "\(native)")
+    for option in [["--argv0", ""], ["--argv0="]] {
+      let loaded = run([Paths.elfload] + option + [program, "x"], environment: baseEnvironment)
+      #expect(loaded == native, "\(option): native:\n\(native)\nunder elfload:\n\(loaded)")
+    }
+  }
+
   @Test("an empty environment", arguments: Flavour.allCases)
   func emptyEnvironment(_ flavour: Flavour) {
     let (native, loaded) = compare(Paths.sample("probe", flavour), ["x"], environment: [])

@@ -47,6 +47,9 @@ let runLines: [RunLine] = [
     settings: settings(argv0: "zz")),
   RunLine(argv: ["elfload", "--argv0=n", "./p"], programIndex: 2, settings: settings(argv0: "n")),
   RunLine(argv: ["elfload", "--argv0=a=b", "./p"], programIndex: 2, settings: settings(argv0: "a=b")),
+  // An empty argv[0], as exec -a '' gives.
+  RunLine(argv: ["elfload", "--argv0", "", "./p"], programIndex: 3, settings: settings(argv0: "")),
+  RunLine(argv: ["elfload", "--argv0=", "./p"], programIndex: 2, settings: settings(argv0: "")),
   // A login shell's argv[0] starts with a dash, as exec -a allows.
   RunLine(argv: ["elfload", "--argv0", "-sh", "./p"], programIndex: 3, settings: settings(argv0: "-sh")),
   RunLine(
@@ -113,6 +116,7 @@ func companionLines(_ argv: [String]) {
   (["elfload", "--mode=", "./p"], "empty value for '--mode <policy>'"),
   (["elfload", "--mode"], "missing value for '--mode <policy>'"),
   (["elfload", "--argv0"], "missing value for '--argv0 <name>'"),
+  (["elfload", "--trace", "", "./p"], "empty value for '--trace <file>'"),
   (["elfload", "--mode", "hybrid", "--prefetch", "0", "./p"], "--prefetch must be from 1 to 512 pages or auto, not '0'"),
   (["elfload", "--mode", "hybrid", "--prefetch", "513", "./p"], "not '513'"),
   (["elfload", "--mode", "hybrid", "--prefetch", "-1", "./p"], "not '-1'"),

@@ -185,19 +185,24 @@ public enum OpenExec {
   }
 
   /// A name without a slash is looked up in PATH, as `env`, `strace` and
-  /// `valgrind` do; execve itself would not, but a person typing `elfload ls`
-  /// means /bin/ls. A name with a slash is used as it is.
-  public static func resolve(_ name: [UInt8], searchPath: [UInt8]?) -> [UInt8] {
+  /// `valgrind` do (execvp's rule); execve itself would not, but a person typing
+  /// `elfload ls` means /bin/ls. A name with a slash is used as it is. As execvp:
+  /// an empty PATH entry is the working directory, and nothing else is (a
+  /// program there that PATH does not name is not found); the first executable
+  /// regular file wins; failing that, the first file found that cannot be run
+  /// (execvp's EACCES), for opening to refuse; failing that, not found.
+  public static func resolve(_ name: [UInt8], searchPath: [UInt8]?) throws(LoadError) -> [UInt8] {
     guard !name.contains(UInt8(ascii: "/")), !name.isEmpty else { return name }
     let search = searchPath ?? Array("/usr/local/bin:/usr/bin:/bin".utf8)
+    var denied: [UInt8]?
     for directory in search.split(separator: UInt8(ascii: ":"), omittingEmptySubsequences: false) {
       let dir = directory.isEmpty ? [UInt8(ascii: ".")] : Array(directory)
       let candidate = dir + [UInt8(ascii: "/")] + name
-      guard let status = try? Kernel.status(candidate), status.type == FileType.regular,
-        (try? Kernel.access(candidate, executeAccess)) != nil
-      else { continue }
-      return candidate
+      guard let status = try? Kernel.status(candidate) else { continue }
+      if status.type == FileType.regular, (try? Kernel.access(candidate, executeAccess)) != nil { return candidate }
+      if denied == nil { denied = candidate }
     }
-    return name
+    guard let denied else { throw .notFound }
+    return denied
   }
 }

@@ -115,7 +115,7 @@ public struct RunOption: Sendable {
   public static let all: [RunOption] = [
     RunOption(
       name: .mode, long: "--mode", valueName: "policy",
-      help: "how the program's pages come into memory: eager (also: all), demand, hybrid or replay (below)"),
+      help: "how the program's pages come into memory: eager (also: all), demand, hybrid or replay (see Paging policies)"),
     RunOption(
       name: .prefetch, long: "--prefetch", valueName: "n|auto",
       help:
@@ -127,7 +127,7 @@ public struct RunOption: Sendable {
     RunOption(
       name: .pager, long: "--pager", valueName: "uffd|signal",
       help:
-        "with demand or hybrid: how faults reach elfload: uffd (userfaultfd and a server process; the default where the kernel allows it) or signal (a SIGSEGV handler)"
+        "with demand, hybrid or replay: how faults reach elfload: uffd (userfaultfd and a server process; the default where the kernel allows it) or signal (a SIGSEGV handler)"
     ),
     RunOption(
       name: .uffdServer, long: "--uffd-server", valueName: "same-cpu|any",
@@ -137,7 +137,7 @@ public struct RunOption: Sendable {
       name: .cold, long: "--cold",
       help:
         "drop the program's and its interpreter's pages from the page cache first (posix_fadvise DONTNEED), to measure a cold start; says how many pages stay because another process maps them"),
-    RunOption(name: .argv0, long: "--argv0", valueName: "name", help: "give the program NAME as argv[0], like exec -a"),
+    RunOption(name: .argv0, long: "--argv0", valueName: "name", help: "give the program NAME as argv[0], like exec -a (NAME may be empty: --argv0 '')"),
     RunOption(name: .verbose, long: "--verbose", short: "-v", help: "say on stderr what is mapped where, before the program starts"),
     RunOption(
       name: .stats, long: "--stats",
@@ -161,6 +161,32 @@ public struct RunOption: Sendable {
   /// `--mode <policy>`, as usage lines and errors show it.
   public var synopsis: String { long + (valueName.map { " <\($0)>" } ?? "") }
 }
+
+#if !hasFeature(Embedded)
+  extension RunOption {
+    /// The options `elfload --help` shows on its first screen: the most used.
+    public static let firstScreen: [RunOption] = [.mode, .prefetch, .pager, .stats, .verbose].compactMap { name in
+      all.first { $0.name == name }
+    }
+
+    /// One line for the first screen (`help` is the reference's).
+    public var brief: String {
+      switch name {
+      case .mode: return "eager (the default), demand, hybrid or replay"
+      case .prefetch: return "with hybrid: pages brought in after each fault, or auto"
+      case .profile: return "with replay: the profile written by elfload record"
+      case .pager: return "uffd (userfaultfd) or signal (a SIGSEGV handler)"
+      case .cold: return "drop the program's pages from the page cache first"
+      case .argv0: return "the program's argv[0], like exec -a"
+      case .verbose: return "say on stderr what is mapped where"
+      case .stats: return "time, memory and faults on stderr at the end"
+      case .statsJSON: return "the same numbers as JSON"
+      case .trace: return "a CSV row per page elfload maps"
+      case .residency: return "which pages of each mapping are resident at the end"
+      }
+    }
+  }
+#endif
 
 /// What the launcher should do with its command line.
 public enum CommandLineParse: Sendable {
@@ -198,7 +224,9 @@ extension CommandLineParse {
       let arg = argv[i]
       if arg == Array("--".utf8) { return finish(i + 1) }
       guard arg.count > 1, arg[0] == UInt8(ascii: "-") else { break }
-      if arg == Array("--help".utf8) || arg == Array("-h".utf8) || arg == Array("--version".utf8) {
+      if arg == Array("--help".utf8) || arg == Array("-h".utf8) || arg == Array("--help-all".utf8)
+        || arg == Array("--version".utf8)
+      {
         return .tool
       }
       // --name=value or --name [value]
@@ -222,7 +250,8 @@ extension CommandLineParse {
         } else {
           return .usageError("missing value for '\(option.synopsis)'")
         }
-        if value.isEmpty { return .usageError("empty value for '\(option.synopsis)'") }
+        // (An empty argv[0] is a real one: exec -a '' gives it.)
+        if value.isEmpty && option.name != .argv0 { return .usageError("empty value for '\(option.synopsis)'") }
       } else if inlineValue != nil {
         return .usageError("'\(option.long)' takes no value")
       }
