@@ -71,7 +71,7 @@ enum Execve {
     }
     let faults = try FaultPath.choose(policy, asked: request.pager, log: log)
     elfload_uffd_set_placement(
-      request.serverPlacement == .any ? Int32(ELFLOAD_UFFD_PLACEMENT_ANY) : Int32(ELFLOAD_UFFD_PLACEMENT_LOCAL))
+      request.serverPlacement == .single ? Int32(ELFLOAD_UFFD_PLACEMENT_SINGLE) : Int32(ELFLOAD_UFFD_PLACEMENT_WORKERS))
     let replayed: Replayed
     do {
       replayed = try policy.install(loads, held: held, faults: faults, shared: request.shared, replay: replay, log: log)

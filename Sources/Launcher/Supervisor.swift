@@ -247,7 +247,7 @@ enum Supervisor {
     pager.serverWorkers = c.workers
     pager.serverCPUChecks = c.cpu_checks
     pager.serverTakeovers = c.takeovers
-    if serverCPU != nil || c.server_pid != 0 { pager.serverPlacement = settings.serverPlacement ?? .sameCPU }
+    if serverCPU != nil || c.server_pid != 0 { pager.serverPlacement = settings.serverPlacement ?? .workers }
     // The program's own share: the child's, less what elfload cost it before
     // the jump (all of it, if it never got there).
     let j = jump.pointee

@@ -22,7 +22,7 @@ func elfloadMain(_ stack: UnsafeMutablePointer<UInt64>) -> Never {
       let request = ExecRequest(
         path: try OpenExec.resolve(given, searchPath: startup.environmentValue("PATH")), arguments: arguments,
         environment: startup.environment, policy: settings.policy, pager: settings.pager,
-        serverPlacement: settings.serverPlacement ?? .sameCPU, cold: settings.cold,
+        serverPlacement: settings.serverPlacement ?? .workers, cold: settings.cold,
         shared: shared, log: Log(verbose: settings.verbose))
       try Execve.run(request, startup: startup, stackLimit: stackLimit)
     } catch {

@@ -154,7 +154,8 @@ enum NativeResidency {
     let atPHDR: UInt64 = 3
     let atBase: UInt64 = 7
     let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")) ?? ""
-    guard let phdr = entries[atPHDR], let program = image(exe), let linked = program.programHeaderAddress else { return "" }
+    guard let phdr = entries[atPHDR], let program = image(exe) else { return "" }
+    let linked = program.programHeaderAddress
     var table = rows(0, program, bias: phdr &- linked, path: exe)
     if let interpreter = program.interpreter.map({ text($0) }), let base = entries[atBase], base != 0,
       let image = image(interpreter)

@@ -1,5 +1,5 @@
 // The userfaultfd server's placement (uffd_server.c): a worker on each CPU the program faults
-// on, a normal-priority watcher that takes over when the CPUs are busy, and --uffd-server any.
+// on, a normal-priority watcher that takes over when the CPUs are busy, and --uffd-server single.
 // What it changes is speed, which the benchmark measures; what it must never change is what the
 // program does, which these tests compare with native runs, and who served the faults, which
 // the stats say.
@@ -18,10 +18,10 @@ struct ServerTests {
   /// The CPUs this process may run on.
   static let cpus = ProcessInfo.processInfo.activeProcessorCount
 
-  static let placements = ["same-cpu", "any"]
+  static let placements = ["workers", "single"]
 
   @Test(
-    "faults from two CPUs: one worker on each under same-cpu, none under any; the output is native's",
+    "faults from two CPUs: one worker on each under workers, none under single; the output is native's",
     arguments: Flavour.allCases, placements)
   func twoCPUs(_ flavour: Flavour, _ placement: String) throws {
     let program = Paths.sample("cpus", flavour)
@@ -34,9 +34,17 @@ struct ServerTests {
     #expect(stats["server_placement"] as? String == placement, "\(stats)")
     // Thread two faults only after thread one is done, from the other CPU: the worker that
     // first serves it looks where it runs and starts that CPU's worker.
-    #expect(stats["server_workers"] as? Int == (placement == "any" ? 0 : min(Self.cpus, 2)), "\(stats)")
+    // (Unless the CPUs were busy with other work -- the suite's own, on a small machine -- and
+    // the watcher served them instead.)
+    let watcher = try #require(stats["server_watcher_faults"] as? Int, "\(stats)")
+    let workers = try #require(stats["server_workers"] as? Int, "\(stats)")
+    if placement == "single" {
+      #expect(workers == 0, "\(stats)")
+    } else {
+      #expect(workers == min(Self.cpus, 2) || (watcher > 0 && workers >= 1), "\(stats)")
+    }
     #expect(stats["server_cpu_ms"] is Double, "\(stats)")
-    if placement == "any" { #expect(stats["server_watcher_faults"] as? Int == stats["loader_faults"] as? Int, "\(stats)") }
+    if placement == "single" { #expect(stats["server_watcher_faults"] as? Int == stats["loader_faults"] as? Int, "\(stats)") }
   }
 
   @Test(
@@ -55,11 +63,11 @@ struct ServerTests {
     for loop in loops { #expect(loop.waitForOutput("spinning"), "a busy loop did not start") }
     let program = Paths.sample("bench3_bss", .staticExec)
     let json = "\(Self.scratch)/busy.json"
-    let (native, loaded) = compare(program, ["4"], options: ["--mode", "demand", "--stats-json", json], timeout: 60)
+    let (native, loaded) = compare(program, ["16"], options: ["--mode", "demand", "--stats-json", json], timeout: 60)
     #expect(native.ending == .exited(0), "\(native)")
     #expect(loaded == native, "native:\n\(native)\nloaded:\n\(loaded)")
     let stats = try Self.stats(json)
-    // 4 MiB of bss: 1024 faults and more, most of them waiting for a worker that gets no time.
+    // 16 MiB of bss: 4096 faults and more; no CPU is idle, so the watcher serves them (within 32 ms).
     let served = try #require(stats["server_watcher_faults"] as? Int, "\(stats)")
     let faults = try #require(stats["loader_faults"] as? Int, "\(stats)")
     #expect(served > 0 && served <= faults, "\(stats)")
@@ -68,7 +76,7 @@ struct ServerTests {
   @Test("--uffd-server: a usage error without the userfaultfd pager, or with another word")
   func usage() {
     for argv in [
-      ["--uffd-server", "any", "/bin/true"], ["--mode", "demand", "--pager", "signal", "--uffd-server", "any", "/bin/true"],
+      ["--uffd-server", "single", "/bin/true"], ["--mode", "demand", "--pager", "signal", "--uffd-server", "single", "/bin/true"],
       ["--mode", "demand", "--uffd-server", "elsewhere", "/bin/true"],
     ] {
       let result = run([Paths.elfload] + argv)

@@ -143,8 +143,8 @@ public struct Report: Sendable {
       return pager?.utf8.elementsEqual("signal".utf8) == true ? "  server:        none (faults are served in the program, by its SIGSEGV handler: their cost is in the program's cpu)\n" : ""
     }
     let cpu = Self.milliseconds(ns, perMillisecond: 1_000_000)
-    if counters.serverPlacement == .any {
-      return "  server:        cpu \(cpu) ms (the userfaultfd server's, beside the program's); one thread at normal priority on any CPU (--uffd-server any)\n"
+    if counters.serverPlacement == .single {
+      return "  server:        cpu \(cpu) ms (the userfaultfd server's, beside the program's); one thread at normal priority following the faulting thread's CPU (--uffd-server single)\n"
     }
     return
       "  server:        cpu \(cpu) ms (the userfaultfd server's, beside the program's); \(counters.serverWorkers) workers (one per CPU faulted on), \(counters.serverCPUChecks) looks at a thread's CPU; \(counters.servedByWatcher) faults served by its normal-priority watcher in \(counters.serverTakeovers) takeovers (no worker got to them within a tick: busy CPUs)\n"
@@ -157,7 +157,7 @@ public struct Report: Sendable {
       return "  predictor:     \(counters.predictorHits) hits (the pattern went on: window doubled), \(counters.predictorMisses) misses (it broke: window closed)\n"
     case .replay:
       let missed = profilePager.map { Profile.misses($0).map { " (\($0))" } ?? " (recorded under the uffd pager)" } ?? ""
-      return "  replay:        \(counters.pagesReplayed) pages installed from the profile before the jump, in \(Self.milliseconds(counters.replayNanoseconds, perMillisecond: 1_000_000)) ms (of elfload's loading)\(missed)\n"
+      return "  replay:        \(counters.pagesReplayed) pages installed from the profile before the jump\(missed), in \(Self.milliseconds(counters.replayNanoseconds, perMillisecond: 1_000_000)) ms of elfload's loading\n"
     default:
       return ""
     }
@@ -183,7 +183,7 @@ public struct Report: Sendable {
       "pages_replayed": \(counters.pagesReplayed), "profile_pager": \(profilePager.flatMap { $0 }.map { "\"\($0.name)\"" } ?? "null"), \
       "replay_ms": \(Self.milliseconds(counters.replayNanoseconds, perMillisecond: 1_000_000)), \
       "server_cpu_ms": \(counters.serverCPUNanoseconds.map { Self.milliseconds($0, perMillisecond: 1_000_000) } ?? "null"), \
-      "server_placement": \(counters.serverPlacement.map { $0 == .any ? "\"any\"" : "\"same-cpu\"" } ?? "null"), \
+      "server_placement": \(counters.serverPlacement.map { "\"\($0.name)\"" } ?? "null"), \
       "server_workers": \(counters.serverWorkers), "server_watcher_faults": \(counters.servedByWatcher), \
       "trace_records": \(traced), "trace_dropped": \(dropped), \(end)}
 
@@ -278,14 +278,14 @@ public struct Report: Sendable {
       ),
       StatsField(
         name: "server_placement",
-        meaning: "where the userfaultfd server served faults (--uffd-server): \"same-cpu\" or \"any\"; null when no server ran"),
+        meaning: "who served faults in the userfaultfd server (--uffd-server): \"workers\" or \"single\"; null when no server ran"),
       StatsField(
         name: "server_workers",
-        meaning: "the userfaultfd server's workers: one per CPU the program faulted on (same-cpu); 0 otherwise"),
+        meaning: "the userfaultfd server's workers: one per CPU the program faulted on (--uffd-server workers); 0 otherwise"),
       StatsField(
         name: "server_watcher_faults",
         meaning:
-          "faults the server's normal-priority watcher served: when faults kept waiting for the SCHED_IDLE workers (CPUs busy with other work), for 100 ms at a time; all of them under --uffd-server any"
+          "faults the server's normal-priority watcher served: when faults kept waiting for the SCHED_IDLE workers (CPUs busy with other work), for 100 ms at a time; all of them under --uffd-server single"
       ),
       StatsField(name: "trace_records", meaning: "rows written to --trace"),
       StatsField(name: "trace_dropped", meaning: "rows that did not fit in the trace buffer (2^21)"),

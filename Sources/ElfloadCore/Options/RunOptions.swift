@@ -69,9 +69,12 @@ public enum Pager: Equatable, Sendable {
 public enum ServerPlacement: Equatable, Sendable {
   /// On the faulting thread's CPU, by a worker at SCHED_IDLE; a normal-priority watcher takes
   /// over when the CPUs are busy with other work.
-  case sameCPU
-  /// By one thread at normal priority, wherever the scheduler puts it.
-  case any
+  case workers
+  /// By one thread at normal priority that moves to the faulting thread's CPU every 64 faults.
+  case single
+
+  /// The --uffd-server word.
+  public var name: String { self == .workers ? "workers" : "single" }
 }
 
 /// What `elfload [options] PROGRAM` was asked to do, as values.
@@ -79,7 +82,7 @@ public struct RunSettings: Equatable, Sendable {
   public var policy: PagingPolicy = .eager
   /// --pager; nil: uffd where the kernel allows it, else signal.
   public var pager: Pager?
-  /// --uffd-server; nil: same-cpu.
+  /// --uffd-server; nil: workers.
   public var serverPlacement: ServerPlacement?
   public var argv0: [UInt8]?
   public var verbose = false
@@ -130,9 +133,9 @@ public struct RunOption: Sendable {
         "with demand, hybrid or replay: how faults reach elfload: uffd (userfaultfd and a server process; the default where the kernel allows it) or signal (a SIGSEGV handler)"
     ),
     RunOption(
-      name: .uffdServer, long: "--uffd-server", valueName: "same-cpu|any",
+      name: .uffdServer, long: "--uffd-server", valueName: "workers|single",
       help:
-        "with the userfaultfd pager: where a fault is served: same-cpu (the default: by a worker pinned to the faulting thread's CPU at SCHED_IDLE, so no CPU halts on the way: ~8 us a fault here; a normal-priority watcher takes over when other work keeps the CPUs busy) or any (one normal-priority server wherever the scheduler puts it: a halted CPU woken each way, ~40 us a fault on an idle 2-CPU VM, as fast on a busy one)"),
+        "with the userfaultfd pager, who serves a fault: workers (the default: a worker pinned to each CPU the program faults on, at SCHED_IDLE, so that no CPU halts on the way: ~8 us a fault on an idle 2-CPU VM; a normal-priority watcher takes over while other work keeps the CPUs busy) or single (one normal-priority server that moves to the faulting thread's CPU every 64 faults, the design before: ~40 us a fault on an idle VM, as good as workers on a busy one)"),
     RunOption(
       name: .cold, long: "--cold",
       help:
@@ -176,6 +179,7 @@ public struct RunOption: Sendable {
       case .prefetch: return "with hybrid: pages brought in after each fault, or auto"
       case .profile: return "with replay: the profile written by elfload record"
       case .pager: return "uffd (userfaultfd) or signal (a SIGSEGV handler)"
+      case .uffdServer: return "with uffd: workers on the faulting CPUs (default) or single"
       case .cold: return "drop the program's pages from the page cache first"
       case .argv0: return "the program's argv[0], like exec -a"
       case .verbose: return "say on stderr what is mapped where"
@@ -292,13 +296,13 @@ extension CommandLineParse {
           return .usageError("the value '\(text(value))' is invalid for '--pager <uffd|signal>'; use 'uffd' or 'signal'")
         }
       case .uffdServer:
-        if value == Array("same-cpu".utf8) {
-          settings.serverPlacement = .sameCPU
-        } else if value == Array("any".utf8) {
-          settings.serverPlacement = .any
+        if value == Array("workers".utf8) {
+          settings.serverPlacement = .workers
+        } else if value == Array("single".utf8) {
+          settings.serverPlacement = .single
         } else {
           return .usageError(
-            "the value '\(text(value))' is invalid for '--uffd-server <same-cpu|any>'; use 'same-cpu' or 'any'")
+            "the value '\(text(value))' is invalid for '--uffd-server <workers|single>'; use 'workers' or 'single'")
         }
       case .argv0: settings.argv0 = value
       case .verbose: settings.verbose = true
