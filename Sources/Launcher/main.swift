@@ -13,17 +13,42 @@ func elfloadMain(_ stack: UnsafeMutablePointer<UInt64>) -> Never {
   case .tool, .usageError:
     Companion.exec(startup)
   case .run(let settings, let programIndex):
-    let given = argv[programIndex]
-    let path = OpenExec.resolve(given, searchPath: startup.environmentValue("PATH"))
+    // `--fd N` has no PROGRAM word; `-` reads the program from standard input.
+    let fromStream = settings.fd == nil && argv[programIndex] == Array("-".utf8)
+    let given = settings.fd.map { Array("--fd \($0)".utf8) } ?? argv[programIndex]
     var arguments = Array(argv[programIndex...])
+    var path = given
+    var descriptor: FileDescriptor?
+    if let fd = settings.fd {
+      descriptor = FileDescriptor(rawValue: fd)
+      path = OpenExec.descriptorPath(FileDescriptor(rawValue: fd))
+      arguments.insert(path, at: 0)
+    } else if !fromStream {
+      path = OpenExec.resolve(given, searchPath: startup.environmentValue("PATH"))
+    }
     if let argv0 = settings.argv0 { arguments[0] = argv0 }
     var request = ExecRequest(
       path: path, arguments: arguments, environment: startup.environment, policy: settings.policy,
       pager: settings.pager, cold: settings.cold, shared: nil,
       log: Log(verbose: settings.verbose))
-    do {
+    request.descriptor = descriptor
+    request.reopen = descriptor != nil
+    do throws(LoadError) {
+      // A profile names files by device and inode: a program with no name has no lasting identity.
+      if settings.record != nil,
+        fromStream || descriptor.flatMap({ try? Kernel.status($0) }).map({ $0.links == 0 }) == true
+      {
+        throw LoadError.recordInMemory
+      }
       // From here on, with --stats and the like, the parent only waits and reports.
       if settings.measures { request.shared = try Supervisor.start(settings, program: given) }
+      if fromStream {
+        let memfd = try ProgramStream.read(.standardInput, limit: ProgramStream.limit)
+        request.descriptor = memfd
+        request.path = OpenExec.descriptorPath(memfd)
+        // argv[0] is the path, as for --fd: "-" would make a shell a login shell.
+        if settings.argv0 == nil { request.arguments[0] = request.path }
+      }
       try Execve.run(request, startup: startup, stackLimit: stackLimit)
     } catch {
       fail(path: given, error)

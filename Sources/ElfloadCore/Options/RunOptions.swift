@@ -84,6 +84,8 @@ public struct RunSettings: Equatable, Sendable {
   public var record: [UInt8]?
   /// --cold: the program's and interpreter's pages dropped from the page cache first.
   public var cold = false
+  /// --fd N: run the program open on descriptor N (fexecve); no PROGRAM word.
+  public var fd: Int32?
   public init() {}
 
   /// Whether elfload supervises the run (forks, waits, reports).
@@ -92,7 +94,7 @@ public struct RunSettings: Equatable, Sendable {
 
 /// One option of `elfload [options] PROGRAM`.
 public struct RunOption: Sendable {
-  public enum Name: Sendable { case mode, prefetch, profile, pager, cold, argv0, verbose, stats, statsJSON, trace, residency }
+  public enum Name: Sendable { case mode, prefetch, profile, pager, cold, fd, argv0, verbose, stats, statsJSON, trace, residency }
   public var name: Name
   public var long: String
   public var short: String?
@@ -122,6 +124,11 @@ public struct RunOption: Sendable {
       name: .cold, long: "--cold",
       help:
         "drop the program's and its interpreter's pages from the page cache first (posix_fadvise DONTNEED), to measure a cold start; says how many pages stay because another process maps them"),
+    RunOption(
+      name: .fd, long: "--fd", valueName: "n",
+      help:
+        "run the program open on descriptor N (a memfd, a file a parent opened) as fexecve(N) would: no PROGRAM word, the words after the options are its arguments after argv[0], which is /dev/fd/N (see also PROGRAM -, below)"
+    ),
     RunOption(name: .argv0, long: "--argv0", valueName: "name", help: "give the program NAME as argv[0], like exec -a"),
     RunOption(name: .verbose, long: "--verbose", short: "-v", help: "say on stderr what is mapped where, before the program starts"),
     RunOption(
@@ -247,6 +254,11 @@ extension CommandLineParse {
         } else {
           return .usageError("the value '\(text(value))' is invalid for '--pager <uffd|signal>'; use 'uffd' or 'signal'")
         }
+      case .fd:
+        guard value.count <= 10, value.allSatisfy({ $0 >= 48 && $0 <= 57 }), let n = Int32(text(value)) else {
+          return .usageError("--fd must be an open descriptor's number, not '\(text(value))'")
+        }
+        settings.fd = n
       case .argv0: settings.argv0 = value
       case .verbose: settings.verbose = true
       case .stats: settings.stats = true
@@ -290,7 +302,9 @@ extension CommandLineParse {
     if settings.pager != nil, case .eager = settings.policy {
       return .usageError("--pager applies to --mode demand, hybrid and replay (the mode is eager)")
     }
-    guard i < argv.count else { return .usageError("Missing the program to run: elfload PROGRAM [ARGS...]") }
+    guard i < argv.count || settings.fd != nil else {
+      return .usageError("Missing the program to run: elfload PROGRAM [ARGS...]")
+    }
     return .run(settings, programIndex: i)
   }
 }
