@@ -13,7 +13,7 @@ func elfloadMain(_ stack: UnsafeMutablePointer<UInt64>) -> Never {
   case .tool, .usageError:
     Companion.exec(startup)
   case .run(let settings, let programIndex):
-    // `--fd N` has no PROGRAM word; `-` reads the program from standard input.
+    // `--fd N NAME ARGS`: NAME is argv[0], as fexecve takes it; `-` reads the program from standard input.
     let fromStream = settings.fd == nil && argv[programIndex] == Array("-".utf8)
     let given = settings.fd.map { Array("--fd \($0)".utf8) } ?? argv[programIndex]
     var arguments = Array(argv[programIndex...])
@@ -22,7 +22,6 @@ func elfloadMain(_ stack: UnsafeMutablePointer<UInt64>) -> Never {
     if let fd = settings.fd {
       descriptor = FileDescriptor(rawValue: fd)
       path = OpenExec.descriptorPath(FileDescriptor(rawValue: fd))
-      arguments.insert(path, at: 0)
     } else if !fromStream {
       path = OpenExec.resolve(given, searchPath: startup.environmentValue("PATH"))
     }

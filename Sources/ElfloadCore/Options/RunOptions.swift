@@ -84,7 +84,7 @@ public struct RunSettings: Equatable, Sendable {
   public var record: [UInt8]?
   /// --cold: the program's and interpreter's pages dropped from the page cache first.
   public var cold = false
-  /// --fd N: run the program open on descriptor N (fexecve); no PROGRAM word.
+  /// --fd N: run the program open on descriptor N (fexecve); the PROGRAM word is only argv[0].
   public var fd: Int32?
   public init() {}
 
@@ -127,7 +127,7 @@ public struct RunOption: Sendable {
     RunOption(
       name: .fd, long: "--fd", valueName: "n",
       help:
-        "run the program open on descriptor N (a memfd, a file a parent opened) as fexecve(N) would: no PROGRAM word, the words after the options are its arguments after argv[0], which is /dev/fd/N (see also PROGRAM -, below)"
+        "run the program open on descriptor N (a memfd, a file a parent opened) as fexecve(N) would; PROGRAM is then only its argv[0] (elfload --fd 3 echo hello 3</bin/echo)"
     ),
     RunOption(name: .argv0, long: "--argv0", valueName: "name", help: "give the program NAME as argv[0], like exec -a"),
     RunOption(name: .verbose, long: "--verbose", short: "-v", help: "say on stderr what is mapped where, before the program starts"),
@@ -302,7 +302,8 @@ extension CommandLineParse {
     if settings.pager != nil, case .eager = settings.policy {
       return .usageError("--pager applies to --mode demand, hybrid and replay (the mode is eager)")
     }
-    guard i < argv.count || settings.fd != nil else {
+    guard i < argv.count else {
+      if let fd = settings.fd { return .usageError("--fd \(fd) needs the program's argv[0]: elfload --fd \(fd) NAME [ARGS...]") }
       return .usageError("Missing the program to run: elfload PROGRAM [ARGS...]")
     }
     return .run(settings, programIndex: i)
