@@ -11,7 +11,7 @@ struct Elfload: ParsableCommand {
   /// The usage line, from the option table.
   static var runUsage: String {
     let options = RunOption.all.map { "[\($0.short.map { "\($0)|" } ?? "")\($0.synopsis)]" }
-    return "elfload " + options.joined(separator: " ") + " [--] <program> [<args> ...]"
+    return "elfload " + options.joined(separator: " ") + " [--] <program>|- [<args> ...]"
   }
 
   /// The run options, from the option table, as help lists them.
@@ -50,6 +50,12 @@ struct Elfload: ParsableCommand {
       Runs static, static-PIE and dynamically linked x86-64 programs (loading \
       their PT_INTERP interpreter as the kernel does) and #! scripts. A PROGRAM \
       without a slash is looked up in PATH.
+
+      A PROGRAM of - is read from standard input into a sealed memfd and run as \
+      fexecve of it would (AT_EXECFN and argv[0] /dev/fd/N): an ELF program as far as \
+      its headers reach, so what follows it on the stream is its standard input; a #! \
+      script to the end of the stream. At most 1 GiB, or RLIMIT_FSIZE when lower. \
+      --fd N runs the program open on descriptor N the same way.
 
       Options for running (before PROGRAM; -- ends them):
       \(runOptionsHelp)
