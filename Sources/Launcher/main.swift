@@ -45,6 +45,8 @@ func elfloadMain(_ stack: UnsafeMutablePointer<UInt64>) -> Never {
         let memfd = try ProgramStream.read(.standardInput, limit: ProgramStream.limit)
         request.descriptor = memfd
         request.path = OpenExec.descriptorPath(memfd)
+        request.log(
+          "the program: \((try? Kernel.status(memfd).size) ?? 0) bytes read from standard input into a sealed memfd, \(text(request.path))")
         // argv[0] is the path, as for --fd: "-" would make a shell a login shell.
         if settings.argv0 == nil { request.arguments[0] = request.path }
       }
