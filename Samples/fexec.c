@@ -4,7 +4,7 @@
 //   fexec [-n NAME] [-k] FILE ARGV...         memfd NAME (default "prog") holding FILE, close-on-exec
 //                                             unless -k; fexecve(memfd, ARGV)
 //   fexec -x PROG [-n NAME] [-k] FILE ARGV... the same memfd, but execv(PROG, ARGV): elfload --fd
-//   fexec -f [-k] [-x PROG] FILE ARGV...      FILE itself, opened read-only, instead of a memfd
+//   fexec -f [-p] [-k] [-x PROG] FILE ARGV... FILE itself, opened read-only (-p: O_PATH), not a memfd
 //   fexec -s pipe|socket|file [-t TAIL] [-o] FILE PROG ARGV...
 //                                             standard input carries FILE's bytes, then TAIL; -o keeps
 //                                             the stream open after them (the writer waits until the
@@ -59,8 +59,8 @@ static void write_all(int fd, const char *p, size_t n) {
 
 int main(int argc, char **argv) {
   const char *name = "prog", *exec_path = NULL, *stream = NULL, *tail = "";
-  int keep = 0, stay_open = 0, open_file = 0, opt;
-  while ((opt = getopt(argc, argv, "+n:kx:s:t:of")) != -1) {
+  int keep = 0, stay_open = 0, open_file = 0, path_only = 0, opt;
+  while ((opt = getopt(argc, argv, "+n:kx:s:t:ofp")) != -1) {
     switch (opt) {
     case 'n': name = optarg; break;
     case 'k': keep = 1; break;
@@ -69,6 +69,7 @@ int main(int argc, char **argv) {
     case 't': tail = optarg; break;
     case 'o': stay_open = 1; break;
     case 'f': open_file = 1; break;
+    case 'p': path_only = 1; break;
     default: fprintf(stderr, "usage: see Samples/fexec.c\n"); return 125;
     }
   }
@@ -122,7 +123,7 @@ int main(int argc, char **argv) {
 
   int memfd;
   if (open_file) {
-    memfd = open(argv[optind], O_RDONLY | (keep ? 0 : O_CLOEXEC));
+    memfd = open(argv[optind], (path_only ? O_PATH : O_RDONLY) | (keep ? 0 : O_CLOEXEC));
     if (memfd < 0) die(argv[optind]);
   } else {
     memfd = memfd_create(name, (keep ? 0 : MFD_CLOEXEC) | MFD_ALLOW_SEALING);

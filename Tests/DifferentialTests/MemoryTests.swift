@@ -30,10 +30,10 @@ enum FromMemory {
   /// `elfload [options] --fd N /dev/fd/N ARGS`, N a memfd named "prog" holding `file` (or, with `openFile`,
   /// the file itself opened read-only), as a parent would pass it.
   static func descriptor(
-    _ file: String, _ args: [String], options: [String] = [], openFile: Bool = false, environment: [String]? = nil
+    _ file: String, _ args: [String], options: [String] = [], openFile: [String] = [], environment: [String]? = nil
   ) -> Outcome {
     run(
-      [fexec, "-n", "prog", "-k"] + (openFile ? ["-f"] : []) + ["-x", Paths.elfload, file, Paths.elfload] + options
+      [fexec, "-n", "prog", "-k"] + openFile + ["-x", Paths.elfload, file, Paths.elfload] + options
         + ["--fd", "{fd}", "{path}"] + args,
       environment: environment)
   }
@@ -183,6 +183,17 @@ struct MemoryTests {
     #expect(nothing.stdout.hasSuffix("stdin: (end)\n"), "\(stream): \(nothing)")
   }
 
+  /// With a terminal for standard input, `elfload -` is a person's mistake: one line, 64, at once.
+  @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/script")))
+  func terminalIsRefused() {
+    let outcome = run(["/usr/bin/script", "-qec", "\(Paths.elfload) -; echo status $?", "/dev/null"], timeout: 10)
+    #expect(outcome.ending == .exited(0), "\(outcome)")
+    #expect(
+      outcome.stdout.replacingOccurrences(of: "\r", with: "")
+        == "elfload: -: standard input is a terminal; pipe the program in: cat PROGRAM | elfload - ARGS\nstatus 64\n",
+      "\(outcome)")
+  }
+
   /// A script is read to the end of its stream (its size is unknowable): its standard input is
   /// then at its end, never the script's own text.
   @Test func scriptStandardInputIsEmpty() {
@@ -282,18 +293,27 @@ struct MemoryTests {
   /// kernel refuses (no such descriptor, a pipe, a file without execute permission) is refused.
   @Test func descriptorCases() {
     let whoami = Paths.sample("whoami", .staticExec)
-    let file = FromMemory.descriptor(whoami, [], openFile: true)
-    #expect(file.ending == .exited(0) && file.stdout.contains("AT_EXECFN: /dev/fd/3\ncomm: whoami\n"), "\(file)")
+    // A file opened read-only, and one opened O_PATH (the kernel opens the file again: so does elfload).
+    for open in [["-f"], ["-f", "-p"]] {
+      let native = run([FromMemory.fexec, "-k"] + open + [whoami, "{path}"])
+      #expect(native.stdout.contains("AT_EXECFN: /dev/fd/3\ncomm: whoami\n"), "\(native)")
+      let file = FromMemory.descriptor(whoami, [], openFile: open)
+      #expect(file == native, "native:\n\(native)\nunder elfload:\n\(file)")
+    }
     let dir = scratchDirectory("memory-fd")
     let plain = dir + "/not-executable"
     FileManager.default.createFile(atPath: plain, contents: FileManager.default.contents(atPath: whoami), attributes: [.posixPermissions: 0o644])
+    let writable = dir + "/executable"
+    writeExecutable(writable, Array(FileManager.default.contents(atPath: whoami) ?? Data()))
     let cases: [(String, String)] = [
       ("exec \"$0\" --fd 7 x", "elfload: --fd 7: cannot open: Bad file descriptor\n"),
       ("true | exec \"$0\" --fd 0 x", "elfload: --fd 0: is a FIFO (named pipe), not a program\n"),
       ("exec \"$0\" --fd 3 x 3<\"$1\"", "elfload: --fd 3: permission denied: the file is not executable (execve would refuse it too; chmod +x it)\n"),
+      // Open for writing (here, by the descriptor itself): fexecve's ETXTBSY.
+      ("exec \"$0\" --fd 3 x 3<>\"$2\"", "elfload: --fd 3: text file busy: a process has it open for writing (execve refuses it too, with ETXTBSY)\n"),
     ]
     for (command, message) in cases {
-      let outcome = run(["/bin/sh", "-c", command, Paths.elfload, plain])
+      let outcome = run(["/bin/sh", "-c", command, Paths.elfload, plain, writable])
       #expect(outcome == Outcome(stdout: "", stderr: message, ending: .exited(126), seconds: 0), "\(command): \(outcome)")
     }
   }
