@@ -307,7 +307,11 @@ struct MemoryTests {
     writeExecutable(writable, Array(FileManager.default.contents(atPath: whoami) ?? Data()))
     let cases: [(String, String)] = [
       ("exec \"$0\" --fd 7 x", "elfload: --fd 7: cannot open: Bad file descriptor\n"),
-      ("true | exec \"$0\" --fd 0 x", "elfload: --fd 0: is a FIFO (named pipe), not a program\n"),
+      (
+        "true | exec \"$0\" --fd 0 x",
+        "elfload: --fd 0: is a FIFO (named pipe), not a program (execve refuses it too; a program that comes through one runs with: elfload - ARGS < it)\n"
+      ),
+      ("exec \"$0\" - <&-", "elfload: -: cannot read the program from standard input: fstat: Bad file descriptor\n"),
       ("exec \"$0\" --fd 3 x 3<\"$1\"", "elfload: --fd 3: permission denied: the file is not executable (execve would refuse it too; chmod +x it)\n"),
       // Open for writing (here, by the descriptor itself): fexecve's ETXTBSY.
       ("exec \"$0\" --fd 3 x 3<>\"$2\"", "elfload: --fd 3: text file busy: a process has it open for writing (execve refuses it too, with ETXTBSY)\n"),

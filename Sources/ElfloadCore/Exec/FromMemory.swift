@@ -95,6 +95,8 @@ public enum ProgramStream {
   public static func read(_ input: FileDescriptor, limit: (bytes: UInt64, byFileSizeLimit: Bool)) throws(LoadError)
     -> FileDescriptor
   {
+    // (A closed standard input would otherwise be the memfd's own descriptor, 0.)
+    do { _ = try Kernel.status(input) } catch { throw .stream(error) }
     if Kernel.isTerminal(input) { throw .streamIsTerminal }
     let memfd: FileDescriptor
     do {

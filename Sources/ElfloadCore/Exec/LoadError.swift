@@ -67,7 +67,9 @@ public enum LoadError: Error, Sendable, CustomStringConvertible {
     case .open(let e):
       return "cannot open: \(e.errno)"
     case .notRegularFile(let kind):
-      return "is \(kind), not a program"
+      // (Compared as bytes: the launcher has no Unicode tables for String ==.)
+      let pipe = [FileType.fifo, FileType.socket].contains { Array(FileType.name($0).utf8) == Array(kind.utf8) }
+      return "is \(kind), not a program\(pipe ? " (execve refuses it too; a program that comes through one runs with: elfload - ARGS < it)" : "")"
     case .notExecutable:
       return "permission denied: the file is not executable (execve would refuse it too; chmod +x it)"
     case .invalid(let e):
