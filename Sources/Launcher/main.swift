@@ -15,7 +15,7 @@ func elfloadMain(_ stack: UnsafeMutablePointer<UInt64>) -> Never {
   case .run(let settings, let programIndex):
     // `--fd N NAME ARGS`: NAME is argv[0], as fexecve takes it; `-` reads the program from standard input.
     let fromStream = settings.fd == nil && argv[programIndex] == Array("-".utf8)
-    let given = settings.fd.map { Array("--fd \($0)".utf8) } ?? argv[programIndex]
+    let given = settings.fd.map { Array("--fd \(Int($0))".utf8) } ?? argv[programIndex]
     var arguments = Array(argv[programIndex...])
     var path = given
     var descriptor: FileDescriptor?
@@ -45,8 +45,6 @@ func elfloadMain(_ stack: UnsafeMutablePointer<UInt64>) -> Never {
         let memfd = try ProgramStream.read(.standardInput, limit: ProgramStream.limit)
         request.descriptor = memfd
         request.path = OpenExec.descriptorPath(memfd)
-        request.log(
-          "the program: \((try? Kernel.status(memfd).size) ?? 0) bytes read from standard input into a sealed memfd, \(text(request.path))")
         // argv[0] is the path, as for --fd: "-" would make a shell a login shell.
         if settings.argv0 == nil { request.arguments[0] = request.path }
       }

@@ -136,7 +136,7 @@ func companionLines(_ argv: [String]) {
   (["elfload", "record", "./p"], "record needs --profile FILE"),
   (["elfload", "record", "--profile", "p", "--mode", "replay", "./p"], "record runs the program under --mode demand"),
   (["elfload", "--mode", "replay", "--profile", "p", "--prefetch", "auto", "./p"], "--prefetch applies to --mode hybrid"),
-  (["elfload", "--fd", "3"], "--fd 3 needs the program's argv[0]: elfload --fd 3 NAME [ARGS...]"),
+  (["elfload", "--fd", "3"], "--fd N needs the program's argv[0] after it: elfload --fd N NAME [ARGS...]"),
   (["elfload", "--fd", "x", "p"], "--fd must be an open descriptor's number, not 'x'"),
   (["elfload", "--fd", "-1", "p"], "not '-1'"),
   (["elfload", "--fd", "2147483648", "p"], "not '2147483648'"),

@@ -175,7 +175,7 @@ public enum ProgramStream {
 extension OpenExec {
   /// The path the kernel gives a program run from descriptor `fd`: its AT_EXECFN, and the
   /// script's name its `#!` interpreter is given.
-  public static func descriptorPath(_ fd: FileDescriptor) -> [UInt8] { Array("/dev/fd/\(fd.rawValue)".utf8) }
+  public static func descriptorPath(_ fd: FileDescriptor) -> [UInt8] { Array("/dev/fd/\(Int(fd.rawValue))".utf8) }
 
   /// Opens the program on descriptor `fd` as execveat(fd, "", AT_EMPTY_PATH) does: it must be
   /// an executable regular file (the mount's noexec counts), not open for writing; the kernel
@@ -191,7 +191,7 @@ extension OpenExec {
     var own = fd
     if reopen {
       do {
-        own = try Kernel.open(Array("/proc/self/fd/\(fd.rawValue)".utf8), OpenFlags.readOnly | OpenFlags.nonBlocking)
+        own = try Kernel.open(Array("/proc/self/fd/\(Int(fd.rawValue))".utf8), OpenFlags.readOnly | OpenFlags.nonBlocking)
       } catch {
         guard error.errno == .ENOENT else { throw .open(error) }
         do { own = try Kernel.duplicate(fd) } catch { throw .open(error) }
@@ -228,7 +228,7 @@ extension OpenExec {
   /// the file that was finally run (`memfd:NAME` for a memfd; a script's interpreter's own name,
   /// symbolic links followed), not `N`. nil when /proc cannot say.
   public static func dentryName(_ fd: FileDescriptor) -> [UInt8]? {
-    guard let link = try? Kernel.readLink(Array("/proc/self/fd/\(fd.rawValue)".utf8)),
+    guard let link = try? Kernel.readLink(Array("/proc/self/fd/\(Int(fd.rawValue))".utf8)),
       let last = link.split(separator: UInt8(ascii: "/")).last
     else { return nil }
     var name = Array(last)

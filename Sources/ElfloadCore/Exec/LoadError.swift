@@ -127,7 +127,7 @@ public enum LoadError: Error, Sendable, CustomStringConvertible {
         "no memfd to hold the program: \(e)\(e.errno == .EACCES ? " (vm.memfd_noexec=2 forbids executable memfds)" : "")"
     case .scriptCloseOnExec(let fd):
       return
-        "a #! script on a close-on-exec descriptor: its interpreter could not open /dev/fd/\(fd) once exec closed it, so the kernel refuses it too (ENOENT); clear FD_CLOEXEC"
+        "a #! script on a close-on-exec descriptor: its interpreter could not open /dev/fd/\(Int(fd)) once exec closed it, so the kernel refuses it too (ENOENT); clear FD_CLOEXEC"
     case .recordInMemory:
       return
         "record: the program is in memory (a memfd or a deleted file), which a profile cannot name (it names files by device, inode, size and mtime); record it from a file"

@@ -255,10 +255,10 @@ extension CommandLineParse {
           return .usageError("the value '\(text(value))' is invalid for '--pager <uffd|signal>'; use 'uffd' or 'signal'")
         }
       case .fd:
-        guard value.count <= 10, value.allSatisfy({ $0 >= 48 && $0 <= 57 }), let n = Int32(text(value)) else {
+        guard value.count <= 10, value.allSatisfy({ $0 >= 48 && $0 <= 57 }), let n = Int(text(value)), n <= Int(Int32.max) else {
           return .usageError("--fd must be an open descriptor's number, not '\(text(value))'")
         }
-        settings.fd = n
+        settings.fd = Int32(n)
       case .argv0: settings.argv0 = value
       case .verbose: settings.verbose = true
       case .stats: settings.stats = true
@@ -303,7 +303,7 @@ extension CommandLineParse {
       return .usageError("--pager applies to --mode demand, hybrid and replay (the mode is eager)")
     }
     guard i < argv.count else {
-      if let fd = settings.fd { return .usageError("--fd \(fd) needs the program's argv[0]: elfload --fd \(fd) NAME [ARGS...]") }
+      if settings.fd != nil { return .usageError("--fd N needs the program's argv[0] after it: elfload --fd N NAME [ARGS...]") }
       return .usageError("Missing the program to run: elfload PROGRAM [ARGS...]")
     }
     return .run(settings, programIndex: i)
