@@ -149,7 +149,7 @@ struct MemoryTests {
     let native = FromMemory.native(script, ["a", "b c"], name: source == .stdin ? "stdin" : "prog", keep: true)
     #expect(native.ending == .exited(4), "\(native)")
     #expect(native.stdout.hasPrefix("/dev/fd/3 a b c\n"), "\(native)")
-    for policy in [Policy.eager, .demand] + Policy.uffd.prefix(1) {
+    for policy in Policy.allCases {
       let loaded = source.loaded(script, ["a", "b c"], options: policy.options)
       if isRoot { #expect(loaded == native, "\(policy): native:\n\(native)\nunder elfload:\n\(loaded)") }
       else { #expect(loaded.stdout.hasPrefix("/dev/fd/3 a b c\n"), "\(loaded)") }
