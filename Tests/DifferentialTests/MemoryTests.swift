@@ -253,8 +253,12 @@ struct MemoryTests {
   @Test(.enabled(if: isRoot && FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare")))
   func nothingWrittenToStorage() {
     let whoami = Paths.sample("whoami", .dynamic)
-    let script =
-      "mount -t tmpfs none /tmp && cd /tmp && \"$0\" -s pipe \"$1\" \"$2\" - >/dev/shm/out.$$ 2>&1; ls -A /tmp; grep '^mapped files' /dev/shm/out.$$; rm -f /dev/shm/out.$$"
+    // The programs are copied out first: the repository itself may be under /tmp, which the mount hides.
+    let script = """
+      d=$(mktemp -d /dev/shm/elfload-storage-XXXXXX) && cp "$0" "$1" "$2" "$d" || exit 9
+      mount -t tmpfs none /tmp && cd /tmp && "$d/fexec" -s pipe "$d/whoami" "$d/elfload" - >"$d/out" 2>&1
+      ls -A /tmp; grep '^mapped files' "$d/out"; rm -rf "$d"
+      """
     let outcome = run(["/usr/bin/unshare", "--mount", "/bin/sh", "-c", script, FromMemory.fexec, whoami, Paths.elfload])
     #expect(outcome.ending == .exited(0), "\(outcome)")
     #expect(outcome.stdout.hasPrefix("mapped files: /memfd:stdin (deleted) "), "\(outcome)")
