@@ -96,7 +96,8 @@ public enum ProgramStream {
     -> FileDescriptor
   {
     // (A closed standard input would otherwise be the memfd's own descriptor, 0.)
-    do { _ = try Kernel.status(input) } catch { throw .stream(error) }
+    let type: UInt32
+    do { type = try Kernel.status(input).type } catch { throw .stream(error) }
     if Kernel.isTerminal(input) { throw .streamIsTerminal }
     let memfd: FileDescriptor
     do {
@@ -107,7 +108,9 @@ public enum ProgramStream {
       do { memfd = try Kernel.memfdCreate(memfdName, [.closeOnExec, .allowSealing]) } catch { throw .memfd(error) }
     }
     do {
-      try copy(input, into: memfd, limit: limit)
+      // A pipe is spliced and a file sent into the memfd, in the kernel: one copy, not two.
+      let inKernel: Bool? = type == FileType.fifo ? true : type == FileType.regular ? false : nil
+      try copy(input, into: memfd, limit: limit, inKernel: inKernel)
       return memfd
     } catch {
       Kernel.close(memfd)
@@ -115,20 +118,31 @@ public enum ProgramStream {
     }
   }
 
-  static func copy(_ input: FileDescriptor, into memfd: FileDescriptor, limit: (bytes: UInt64, byFileSizeLimit: Bool))
-    throws(LoadError)
-  {
-    var buffer = [UInt8](repeating: 0, count: chunk)
+  /// (`inKernel`: true for a pipe (splice), false for a file (sendfile), nil: read and write.)
+  static func copy(
+    _ input: FileDescriptor, into memfd: FileDescriptor, limit: (bytes: UInt64, byFileSizeLimit: Bool), inKernel: Bool?
+  ) throws(LoadError) {
+    var inKernel = inKernel
+    var buffer = [UInt8](repeating: 0, count: inKernel == nil ? chunk : 1)
     var got: UInt64 = 0
     /// Reads up to `target` bytes in all (never more); false at the end of the stream.
     func fill(to target: UInt64) throws(LoadError) -> Bool {
       while got < target {
         let n: Int
-        do { n = try Kernel.readSome(input, &buffer, from: 0, count: Int(min(UInt64(chunk), target - got))) } catch {
-          throw .stream(error)
+        if let isPipe = inKernel {
+          do { n = try Kernel.transfer(from: input, isPipe: isPipe, to: memfd, count: Int(min(1 << 30, target - got))) } catch {
+            guard error.errno == .EINVAL || error.errno == .ENOSYS else { throw .stream(error) }
+            inKernel = nil
+            buffer = [UInt8](repeating: 0, count: chunk)
+            continue
+          }
+        } else {
+          do { n = try Kernel.readSome(input, &buffer, from: 0, count: Int(min(UInt64(chunk), target - got))) } catch {
+            throw .stream(error)
+          }
+          if n > 0 { do { try Kernel.writeAll(memfd, buffer, count: n) } catch { throw .system(error) } }
         }
         if n == 0 { return false }
-        do { try Kernel.writeAll(memfd, buffer, count: n) } catch { throw .system(error) }
         got += UInt64(n)
       }
       return true
@@ -137,8 +151,9 @@ public enum ProgramStream {
     func fillToEnd() throws(LoadError) {
       guard try fill(to: limit.bytes) else { return }
       // At the limit: one byte more says whether the stream goes on.
+      var byte: [UInt8] = [0]
       let n: Int
-      do { n = try Kernel.readSome(input, &buffer, from: 0, count: 1) } catch { throw .stream(error) }
+      do { n = try Kernel.readSome(input, &byte, from: 0, count: 1) } catch { throw .stream(error) }
       if n > 0 { throw .streamTooLarge(limit: limit.bytes, byFileSizeLimit: limit.byFileSizeLimit) }
     }
     _ = try fill(to: min(ELFExtent.headerSize, limit.bytes))

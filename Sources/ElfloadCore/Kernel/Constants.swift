@@ -5,14 +5,14 @@
 public enum Syscall: Int {
   case read = 0, write = 1, close = 3, fstat = 5, poll = 7, mmap = 9, nanosleep = 35, mprotect = 10, munmap = 11
   case rtSigaction = 13, rtSigprocmask = 14, ioctl = 16, pread64 = 17, access = 21, sched_yield = 24
-  case mremap = 25, mincore = 27, madvise = 28, getpid = 39, clone = 56, fork = 57, execve = 59
+  case mremap = 25, mincore = 27, madvise = 28, getpid = 39, sendfile = 40, clone = 56, fork = 57, execve = 59
   case exit = 60, wait4 = 61, kill = 62, fcntl = 72, fdatasync = 75, readlink = 89, getrusage = 98, ptrace = 101
   case fstatfs = 138
   case geteuid = 107, getppid = 110
   case rtSigpending = 127, rtSigtimedwait = 128, personality = 135
   case prctl = 157, arch_prctl = 158, gettid = 186, clockGettime = 228, exitGroup = 231
   case fadvise64 = 221, tgkill = 234, openat = 257, newfstatat = 262, prlimit64 = 302, getrandom = 318
-  case memfdCreate = 319
+  case splice = 275, memfdCreate = 319
   case execveat = 322, pidfdOpen = 434, closeRange = 436, faccessat2 = 439
 }
 

@@ -180,6 +180,22 @@ public enum Kernel {
     }
   }
 
+  /// Moves up to `count` bytes from `input` (at its offset) to the end of what was written to
+  /// `output`, in the kernel, retried on EINTR: `splice` from a pipe, `sendfile` from a file.
+  /// Bytes moved, 0 at the end; EINVAL where the kernel cannot (a socket: read and write it).
+  public static func transfer(from input: FileDescriptor, isPipe: Bool, to output: FileDescriptor, count: Int)
+    throws(SystemCallError) -> Int
+  {
+    while true {
+      let n =
+        isPipe
+        ? syscall(.splice, Int(input.rawValue), 0, Int(output.rawValue), 0, count, 0)
+        : syscall(.sendfile, Int(output.rawValue), Int(input.rawValue), 0, count)
+      if n == -Int(Errno.EINTR.rawValue) { continue }
+      return try check(isPipe ? "splice" : "sendfile", n)
+    }
+  }
+
   /// `close(fd)`.
   public static func close(_ fd: FileDescriptor) {
     _ = syscall(.close, Int(fd.rawValue))
