@@ -4,19 +4,27 @@ import ElfloadCore
 import Foundation
 import Testing
 
-/// A pipe holding `bytes`, its writing end closed: what `elfload -` reads from.
-private func pipe(holding bytes: [UInt8]) throws -> FileDescriptor {
+/// A pipe holding `bytes`, its writing end closed: what `elfload -` reads from. `slowly`: the
+/// writer pauses between chunks, and the reading end is non-blocking (a parent's choice).
+private func pipe(holding bytes: [UInt8], slowly: Bool = false) throws -> FileDescriptor {
   var ends: [Int32] = [0, 0]
   try #require(Glibc.pipe(&ends) == 0)
+  if slowly { _ = fcntl(ends[0], F_SETFL, O_NONBLOCK) }
   let writing = ends[1]
   // A pipe holds 64 KiB; the writer runs beside the reader for more.
   let writer = Thread {
+    // A reader that stops early (a refusal) makes the write fail with EPIPE, not kill the tests.
+    var pipeSignal = sigset_t()
+    sigemptyset(&pipeSignal)
+    sigaddset(&pipeSignal, SIGPIPE)
+    pthread_sigmask(SIG_BLOCK, &pipeSignal, nil)
     _ = bytes.withUnsafeBytes { buffer in
       var done = 0
       while done < buffer.count {
-        let n = Glibc.write(writing, buffer.baseAddress! + done, buffer.count - done)
+        let n = Glibc.write(writing, buffer.baseAddress! + done, min(buffer.count - done, slowly ? 4096 : Int.max))
         if n <= 0 { break }
         done += n
+        if slowly { usleep(1000) }
       }
     }
     close(writing)
@@ -105,6 +113,16 @@ func extentOfARealProgramIsItsSize(_ path: String) throws {
   // Sealed: nobody can change it under the running program.
   #expect(Glibc.write(memfd.rawValue, "x", 1) == -1 && errno == EPERM)
   #expect(Kernel.isCloseOnExec(memfd) == true)
+}
+
+/// A non-blocking stream that is slow to come is waited for, not refused (EAGAIN).
+@Test func aNonBlockingStreamIsWaitedFor() throws {
+  let program = try #require(FileManager.default.contents(atPath: "/bin/true").map { Array($0) })
+  let input = try pipe(holding: program + Array("after\n".utf8), slowly: true)
+  defer { close(input.rawValue) }
+  let memfd = try ProgramStream.read(input, limit: (ProgramStream.defaultLimit, false))
+  defer { Kernel.close(memfd) }
+  #expect(try contents(memfd) == program)
 }
 
 /// A script is read to the end of its stream, and left open across exec for its interpreter.

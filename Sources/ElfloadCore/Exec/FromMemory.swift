@@ -131,6 +131,11 @@ public enum ProgramStream {
         let n: Int
         if let isPipe = inKernel {
           do { n = try Kernel.transfer(from: input, isPipe: isPipe, to: memfd, count: Int(min(1 << 30, target - got))) } catch {
+            // A non-blocking stream (its parent's choice) is waited for, not refused.
+            if error.errno == .EAGAIN {
+              Kernel.waitUntilReadable(input)
+              continue
+            }
             guard error.errno == .EINVAL || error.errno == .ENOSYS else { throw .stream(error) }
             inKernel = nil
             buffer = [UInt8](repeating: 0, count: chunk)
@@ -138,6 +143,10 @@ public enum ProgramStream {
           }
         } else {
           do { n = try Kernel.readSome(input, &buffer, from: 0, count: Int(min(UInt64(chunk), target - got))) } catch {
+            if error.errno == .EAGAIN {
+              Kernel.waitUntilReadable(input)
+              continue
+            }
             throw .stream(error)
           }
           if n > 0 { do { try Kernel.writeAll(memfd, buffer, count: n) } catch { throw .system(error) } }
@@ -152,8 +161,13 @@ public enum ProgramStream {
       guard try fill(to: limit.bytes) else { return }
       // At the limit: one byte more says whether the stream goes on.
       var byte: [UInt8] = [0]
-      let n: Int
-      do { n = try Kernel.readSome(input, &byte, from: 0, count: 1) } catch { throw .stream(error) }
+      var n = -1
+      while n < 0 {
+        do { n = try Kernel.readSome(input, &byte, from: 0, count: 1) } catch {
+          guard error.errno == .EAGAIN else { throw .stream(error) }
+          Kernel.waitUntilReadable(input)
+        }
+      }
       if n > 0 { throw .streamTooLarge(limit: limit.bytes, byFileSizeLimit: limit.byFileSizeLimit) }
     }
     _ = try fill(to: min(ELFExtent.headerSize, limit.bytes))

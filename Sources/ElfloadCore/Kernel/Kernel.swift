@@ -196,6 +196,13 @@ public enum Kernel {
     }
   }
 
+  /// `poll(fd, POLLIN)` without a timeout: waits until `fd` has something to read (or its end).
+  public static func waitUntilReadable(_ fd: FileDescriptor) {
+    // struct pollfd: int fd; short events (POLLIN 1); short revents.
+    var entry: [Int32] = [fd.rawValue, 1]
+    while entry.withUnsafeMutableBytes({ syscall(.poll, Int(bitPattern: $0.baseAddress), 1, -1) }) == -Int(Errno.EINTR.rawValue) {}
+  }
+
   /// `close(fd)`.
   public static func close(_ fd: FileDescriptor) {
     _ = syscall(.close, Int(fd.rawValue))
