@@ -39,7 +39,7 @@ enum Help {
 
   /// The run's usage, from the option table: its words, a bracketed group each.
   static var usageWords: [String] {
-    ["elfload"] + RunOption.all.map { "[\($0.short.map { "\($0)|" } ?? "")\($0.synopsis)]" } + ["[--]", "<program>", "[<args> ...]"]
+    ["elfload"] + RunOption.all.map { "[\($0.short.map { "\($0)|" } ?? "")\($0.synopsis)]" } + ["[--]", "<program>|-", "[<args> ...]"]
   }
 
   /// The usage of everything but a run.
@@ -86,6 +86,7 @@ enum Help {
     elfload: run a Linux x86-64 ELF program as execve would, from user space.
 
     Usage: elfload [options] [--] PROGRAM [ARGS...]
+           elfload [options] - [ARGS...]      (the program read from standard input)
            elfload record --profile FILE [options] [--] PROGRAM [ARGS...]
            elfload inspect PROGRAM     (and: heatmap, residency)
 
@@ -130,6 +131,7 @@ enum Help {
       \(paragraphs([
         "elfload PROGRAM ARGS... reads PROGRAM, maps its PT_LOAD segments, builds the initial stack and auxiliary vector exactly as the kernel's execve does (on the same stack the kernel gave elfload), and jumps to the program's entry point. The program cannot tell the difference, apart from what user space cannot change: set-uid bits are not honoured, and /proc/self/exe names the program only with the privileges to change it (root has them).",
         "Runs static, static-PIE and dynamically linked x86-64 programs (loading their PT_INTERP interpreter as the kernel does) and #! scripts. A PROGRAM without a slash is looked up in PATH, as env does: one that PATH does not lead to is not found (127), even in the working directory.",
+        "A PROGRAM of - is read from standard input into a sealed memfd and run as fexecve of it would (AT_EXECFN and argv[0] /dev/fd/N): an ELF program as far as its headers reach, so what follows it on the stream is its standard input; a #! script to the end of the stream. At most 1 GiB, or RLIMIT_FSIZE when lower. --fd N runs the program open on descriptor N the same way.",
       ]))
 
       Options for running (before PROGRAM; -- ends them):
@@ -154,7 +156,7 @@ enum Help {
 
       Pagers (--pager, for demand, hybrid and replay):
       \(list([
-        ("uffd", "the segments are anonymous memory registered with a userfaultfd; a server process (elfload-uffd, not the program's child) fills each page from the file, or with zeros. Serves everything natively runs, but needs root or vm.unprivileged_userfaultfd=1; the program's segments show in /proc/self/maps without their file name. The default where the kernel allows it."),
+        ("uffd", "the segments are anonymous memory registered with a userfaultfd; a server process (elfload-uffd, not the program's child) fills each page from the file, or with zeros. Serves everything natively runs, but needs root or vm.unprivileged_userfaultfd=1; the program's segments show in /proc/self/maps without their file name. The default where the kernel allows it. Who serves a fault (--uffd-server): workers (a worker pinned to each CPU the program faults on, at SCHED_IDLE, so no CPU halts on the way; a normal-priority watcher takes over while no CPU is idle) or single (one normal-priority server following the faulting thread's CPU)."),
         ("signal", "every page reserved with no access; elfload's SIGSEGV handler, in the program, gives it its protection when first touched (read-only data is mapped readable up front)."),
       ], column: 12))
 

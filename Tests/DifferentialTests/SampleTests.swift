@@ -158,6 +158,33 @@ enum UffdDifferences {
   }
 }
 
+/// A sample's run under elfload judged against its native run: identical, but for what the
+/// known limits of the signal pager and the userfaultfd pager's anonymous segments explain.
+func expectSameAsNative(_ sample: SampleRun, _ configuration: Configuration, native: Outcome, loaded: Outcome) {
+  #expect(native.ending != .timedOut)
+  // No check in a sample may fail, natively or under elfload.
+  #expect(!native.stdout.contains("FAIL"), "\(native)")
+  guard configuration.policy.signalPaged else {
+    let seen =
+      configuration.policy.usesUffd && sample.name.hasPrefix("probe")
+      ? UffdDifferences.normalise(probe: loaded, native: native) : loaded
+    #expect(seen == native, "native:\n\(native)\nunder elfload:\n\(loaded)")
+    return
+  }
+  let expected = DemandDifferences.expected(native, sample)
+  let seen =
+    sample.name.hasPrefix("probe") ? DemandDifferences.normalise(probe: loaded, native: native) : loaded
+  if DemandDifferences.mayDieInPthreadCreate(sample), seen.ending == .signaled(SIGSEGV) {
+    // The documented limit, not a pass: say so in the test log.
+    print(
+      "known limit: \(sample.name) (\(configuration.testDescription)) was killed by SIGSEGV in a signal-blocked window"
+    )
+    #expect(expected.stdout.hasPrefix(seen.stdout), "output before the kill must match:\n\(loaded)")
+    return
+  }
+  #expect(seen == expected, "expected:\n\(expected)\nunder elfload:\n\(loaded)")
+}
+
 let baseEnvironment = ProcessInfo.processInfo.environment.map { "\($0)=\($1)" }.sorted()
 
 @Suite("Samples under every policy, both flavours")
@@ -171,28 +198,7 @@ struct SampleTests {
     let (native, loaded) = compare(
       program, sample.args, options: configuration.policy.options,
       environment: baseEnvironment + sample.extraEnvironment)
-    #expect(native.ending != .timedOut)
-    // No check in a sample may fail, natively or under elfload.
-    #expect(!native.stdout.contains("FAIL"), "\(native)")
-    guard configuration.policy.signalPaged else {
-      let seen =
-        configuration.policy.usesUffd && sample.name.hasPrefix("probe")
-        ? UffdDifferences.normalise(probe: loaded, native: native) : loaded
-      #expect(seen == native, "native:\n\(native)\nunder elfload:\n\(loaded)")
-      return
-    }
-    let expected = DemandDifferences.expected(native, sample)
-    let seen =
-      sample.name.hasPrefix("probe") ? DemandDifferences.normalise(probe: loaded, native: native) : loaded
-    if DemandDifferences.mayDieInPthreadCreate(sample), seen.ending == .signaled(SIGSEGV) {
-      // The documented limit, not a pass: say so in the test log.
-      print(
-        "known limit: \(sample.name) (\(configuration.testDescription)) was killed by SIGSEGV in a signal-blocked window"
-      )
-      #expect(expected.stdout.hasPrefix(seen.stdout), "output before the kill must match:\n\(loaded)")
-      return
-    }
-    #expect(seen == expected, "expected:\n\(expected)\nunder elfload:\n\(loaded)")
+    expectSameAsNative(sample, configuration, native: native, loaded: loaded)
   }
 
   @Test("the NULL dereference dies by SIGSEGV both ways", arguments: Configuration.all)

@@ -76,11 +76,14 @@ public enum OpenExec {
     }
   }
 
-  static func classify(_ fd: FileDescriptor, _ path: [UInt8], refuseWriters: Bool) throws(LoadError) -> ExecutableFile {
+  /// (`path` nil: a descriptor's file, whose permission is asked of the descriptor.)
+  static func classify(_ fd: FileDescriptor, _ path: [UInt8]?, refuseWriters: Bool) throws(LoadError) -> ExecutableFile {
     let status: FileStatus
     do { status = try Kernel.status(fd) } catch { throw .system(error) }
     guard status.type == FileType.regular else { throw .notRegularFile(FileType.name(status.type)) }
-    do { try Kernel.access(path, executeAccess) } catch { throw .notExecutable }
+    do {
+      if let path { try Kernel.access(path, executeAccess) } else { try Kernel.access(fd, executeAccess) }
+    } catch { throw .notExecutable }
     if refuseWriters && isOpenForWriting(fd) { throw .textBusy }
     if status.size == 0 { throw .empty }
     let source: FileSource
@@ -160,13 +163,13 @@ public enum OpenExec {
 
   /// Follows `#!` lines from `path` as exec_binprm does (up to 5 levels):
   /// the program to load, opened, and its argv. AT_EXECFN and the task's
-  /// name stay the path the user gave.
-  public static func followScripts(_ path: [UInt8], _ arguments: [[UInt8]], refuseWriters: Bool = true) throws(LoadError) -> (
-    path: [UInt8], arguments: [[UInt8]], program: OpenedProgram
-  ) {
+  /// name stay the path the user gave. (`depth`: levels of scripts already followed.)
+  public static func followScripts(_ path: [UInt8], _ arguments: [[UInt8]], refuseWriters: Bool = true, depth: Int = 0)
+    throws(LoadError) -> (path: [UInt8], arguments: [[UInt8]], program: OpenedProgram)
+  {
     var path = path
     var arguments = arguments
-    var depth = 0
+    var depth = depth
     while true {
       let opened: ExecutableFile
       do { opened = try openFile(path, refuseWriters: refuseWriters) } catch {

@@ -98,6 +98,8 @@ public struct RunSettings: Equatable, Sendable {
   public var record: [UInt8]?
   /// --cold: the program's and interpreter's pages dropped from the page cache first.
   public var cold = false
+  /// --fd N: run the program open on descriptor N (fexecve); the PROGRAM word is only argv[0].
+  public var fd: Int32?
   public init() {}
 
   /// Whether elfload supervises the run (forks, waits, reports).
@@ -106,7 +108,7 @@ public struct RunSettings: Equatable, Sendable {
 
 /// One option of `elfload [options] PROGRAM`.
 public struct RunOption: Sendable {
-  public enum Name: Sendable { case mode, prefetch, profile, pager, uffdServer, cold, argv0, verbose, stats, statsJSON, trace, residency }
+  public enum Name: Sendable { case mode, prefetch, profile, pager, uffdServer, cold, fd, argv0, verbose, stats, statsJSON, trace, residency }
   public var name: Name
   public var long: String
   public var short: String?
@@ -140,6 +142,11 @@ public struct RunOption: Sendable {
       name: .cold, long: "--cold",
       help:
         "drop the program's and its interpreter's pages from the page cache first (posix_fadvise DONTNEED), to measure a cold start; says how many pages stay because another process maps them"),
+    RunOption(
+      name: .fd, long: "--fd", valueName: "n",
+      help:
+        "run the program open on descriptor N (a memfd, a file a parent opened) as fexecve(N) would; PROGRAM is then only its argv[0] (elfload --fd 3 echo hello 3</bin/echo)"
+    ),
     RunOption(name: .argv0, long: "--argv0", valueName: "name", help: "give the program NAME as argv[0], like exec -a (NAME may be empty: --argv0 '')"),
     RunOption(name: .verbose, long: "--verbose", short: "-v", help: "say on stderr what is mapped where, before the program starts"),
     RunOption(
@@ -181,6 +188,7 @@ public struct RunOption: Sendable {
       case .pager: return "uffd (userfaultfd) or signal (a SIGSEGV handler)"
       case .uffdServer: return "with uffd: workers on the faulting CPUs (default) or single"
       case .cold: return "drop the program's pages from the page cache first"
+      case .fd: return "run the program open on descriptor N, as fexecve(N)"
       case .argv0: return "the program's argv[0], like exec -a"
       case .verbose: return "say on stderr what is mapped where"
       case .stats: return "time, memory and faults on stderr at the end"
@@ -304,6 +312,11 @@ extension CommandLineParse {
           return .usageError(
             "the value '\(text(value))' is invalid for '--uffd-server <workers|single>'; use 'workers' or 'single'")
         }
+      case .fd:
+        guard value.count <= 10, value.allSatisfy({ $0 >= 48 && $0 <= 57 }), let n = Int(text(value)), n <= Int(Int32.max) else {
+          return .usageError("--fd must be an open descriptor's number, not '\(text(value))'")
+        }
+        settings.fd = Int32(n)
       case .argv0: settings.argv0 = value
       case .verbose: settings.verbose = true
       case .stats: settings.stats = true
@@ -353,7 +366,10 @@ extension CommandLineParse {
       }
       if settings.pager == .signal { return .usageError("--uffd-server applies to the userfaultfd pager, not --pager signal") }
     }
-    guard i < argv.count else { return .usageError("Missing the program to run: elfload PROGRAM [ARGS...]") }
+    guard i < argv.count else {
+      if settings.fd != nil { return .usageError("--fd N needs the program's argv[0] after it: elfload --fd N NAME [ARGS...]") }
+      return .usageError("Missing the program to run: elfload PROGRAM [ARGS...]")
+    }
     return .run(settings, programIndex: i)
   }
 }
