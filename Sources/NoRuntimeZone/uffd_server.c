@@ -642,6 +642,15 @@ static void close_all_but(struct kept *kept) {
 // blocked, no descriptor but the userfaultfd and the files; the watcher
 // started, then this thread serves as the worker on the program's CPU.
 __attribute__((noreturn)) static void become_server(int uffd) {
+  // Set up on another CPU than the program's, beside elfload's last steps
+  // (measured on the dynamic hello: 0.15-0.7 ms sooner done than on the
+  // program's); the first worker then moves to the program's CPU.
+  for (int32_t c = 0; c < max_workers && program_cpus.bytes > 0; c++) {
+    if (c != server.start_cpu && (program_cpus.mask[c / 64] >> (c % 64) & 1)) {
+      pin(c);
+      break;
+    }
+  }
   sys(__NR_setsid, 0, 0, 0, 0, 0);
   uint64_t all = ~(uint64_t)0;
   sys(__NR_rt_sigprocmask, SIG_SETMASK, (long)&all, 0, 8, 0);
