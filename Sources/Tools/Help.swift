@@ -156,7 +156,7 @@ enum Help {
 
       Pagers (--pager, for demand, hybrid and replay):
       \(list([
-        ("uffd", "the segments are anonymous memory registered with a userfaultfd; a server process (elfload-uffd, not the program's child) fills each page from the file, or with zeros. Serves everything natively runs, but needs root or vm.unprivileged_userfaultfd=1; the program's segments show in /proc/self/maps without their file name. The default where the kernel allows it. Who serves a fault (--uffd-server): workers (a worker pinned to each CPU the program faults on, at SCHED_IDLE, so no CPU halts on the way; a normal-priority watcher takes over while no CPU is idle) or single (one normal-priority server following the faulting thread's CPU)."),
+        ("uffd", "the segments are anonymous memory registered with a userfaultfd; a server process (elfload-uffd, not the program's child) fills each page from the file, or with zeros. Serves everything natively runs, but needs root (CAP_SYS_PTRACE: the kernel reports forks to no one else, whatever vm.unprivileged_userfaultfd says); the program's segments show in /proc/self/maps without their file name. The default where the kernel allows it. Who serves a fault (--uffd-server): workers (a worker pinned to each CPU the program faults on, at SCHED_IDLE, so no CPU halts on the way; a normal-priority watcher takes over while no CPU is idle) or single (one normal-priority server following the faulting thread's CPU)."),
         ("signal", "every page reserved with no access; elfload's SIGSEGV handler, in the program, gives it its protection when first touched (read-only data is mapped readable up front)."),
       ], column: 12))
 

@@ -283,7 +283,7 @@ var loaders = [
   elfloadLoader("auto-signal", ["--mode", "hybrid", "--prefetch", "auto", "--pager", "signal"]),
   Loader(name: "replay-signal", prefix: [], elfloadOptions: nil, replayPager: "signal"),
 ]
-// The userfaultfd pager, where the kernel grants it (root, or vm.unprivileged_userfaultfd=1).
+// The userfaultfd pager, where the kernel grants it (CAP_SYS_PTRACE: root).
 ensureRunbench()
 if runbenchCell([options.elfload, "--mode", "demand", "--pager", "uffd", "/bin/true"], runs: 1, warmup: 0)?.5 == 0 {
   loaders.append(

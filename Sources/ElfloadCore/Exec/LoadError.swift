@@ -133,7 +133,7 @@ public enum LoadError: Error, Sendable, CustomStringConvertible {
         "record: the program is in memory (a memfd or a deleted file), which a profile cannot name (it names files by device, inode, size and mtime); record it from a file"
     case .pagerUnavailable(let e):
       return
-        "--pager uffd: \(e); the kernel gives a userfaultfd that follows forks and serves its own accesses only to root (CAP_SYS_PTRACE) or with vm.unprivileged_userfaultfd=1: use --pager signal"
+        "--pager uffd: \(e); the kernel gives a userfaultfd that follows forks (UFFD_FEATURE_EVENT_FORK) only to a process with CAP_SYS_PTRACE (root), whatever vm.unprivileged_userfaultfd says: use --pager signal"
     }
   }
 }
