@@ -259,8 +259,8 @@ static void trace(const struct elfload_uffd_region *r, uint64_t first, uint64_t 
                       r->segment, r->image, fault);
 }
 
-static void wake(int fd, uint64_t page) {
-  struct uffdio_range range = {.start = page, .len = page_size};
+static void wake(int fd, uint64_t page, uint64_t pages) {
+  struct uffdio_range range = {.start = page, .len = pages * page_size};
   sys(__NR_ioctl, fd, UFFDIO_WAKE, (long)&range, 0, 0);
 }
 
@@ -301,11 +301,16 @@ void uffd_serve(int fd, uint32_t u, uint64_t address, uint32_t tid, int write, c
   if (r != NULL && (r->end - original) / page_size < pages) pages = (r->end - original) / page_size;
   if (r == NULL) pages = 1;  // grown in place, or unknown: zeros, as new anonymous memory reads
   if (pager.measured) __atomic_fetch_add(&pager.counters->in_flight, 1, __ATOMIC_SEQ_CST);
+  // A trace's rows are in the order the faults were served only if each is
+  // written before its thread runs on (to fault again, perhaps served by
+  // another worker first): when tracing, the copy does not wake, and a wake
+  // follows the rows (one more ioctl a fault, --trace and record only).
+  int tracing = pager.trace != NULL;
   long error = 0;
   uint64_t done = 0;
   for (unsigned tries = 0;; tries++) {
-    done = r == NULL || r->fd < 0 ? zero_pages(fd, page, pages, write, buffer, 1, &error)
-                                  : copy_file_pages(fd, r, page, original, pages, buffer, uffd_buffer_pages(), 1, &error);
+    done = r == NULL || r->fd < 0 ? zero_pages(fd, page, pages, write, buffer, !tracing, &error)
+                                  : copy_file_pages(fd, r, page, original, pages, buffer, uffd_buffer_pages(), !tracing, &error);
     if (done > 0) break;  // all, or up to a page that is there already: the prefetch ends there
     // The prefetch reaches into another mapping (the program split the
     // segment, e.g. mprotect of its RELRO part): one ioctl fills one mapping
@@ -326,7 +331,7 @@ void uffd_serve(int fd, uint32_t u, uint64_t address, uint32_t tid, int write, c
     // access and either goes on or faults anew. Not a fault the predictor
     // should learn from: its history is as it was.
     if (predictor != NULL) *predictor = before;
-    wake(fd, page);
+    wake(fd, page, 1);
     if (pager.measured) __atomic_fetch_sub(&pager.counters->in_flight, 1, __ATOMIC_SEQ_CST);
     return;
   }
@@ -335,10 +340,9 @@ void uffd_serve(int fd, uint32_t u, uint64_t address, uint32_t tid, int write, c
   count(&pager.counters->pages_mapped, installed);
   count(&pager.counters->pages_prefetched, installed - 1);
   elfload_count_prediction(ahead, pager.counters);
-  if (r != NULL) {
-    trace(r, page, installed, tid, 1);
-    if (ahead.stride != page_size) install_strided(fd, r, page, original, ahead, tid, buffer);
-  }
+  if (r != NULL) trace(r, page, installed, tid, 1);
+  if (tracing) wake(fd, page, installed);
+  if (r != NULL && ahead.stride != page_size) install_strided(fd, r, page, original, ahead, tid, buffer);
   if (pager.measured) __atomic_fetch_sub(&pager.counters->in_flight, 1, __ATOMIC_SEQ_CST);
 }
 
