@@ -25,6 +25,8 @@ struct Options {
   /// Add to DIR/results.csv (a cell measured again replaces its old one) and write the tables
   /// and charts from all of it.
   var append = false
+  /// A workload's runs taken in rounds, one run of each loader a round.
+  var interleave = false
 
   static func parse(_ args: [String]) -> Options {
     var o = Options()
@@ -47,11 +49,12 @@ struct Options {
       case "--workload": o.workloads.append(value())
       case "--fixed": o.fixed = true
       case "--append": o.append = true
+      case "--interleave": o.interleave = true
       case "-h", "--help":
         print(
           """
           usage: elfload-bench [--quick] [--runs N] [--out DIR] [--elfload PATH] [--samples DIR]
-                               [--workload NAME]... [--fixed] [--append]
+                               [--workload NAME]... [--fixed] [--append] [--interleave]
 
           Runs every workload natively and under each loader (elfload eager, demand and
           hybrid --prefetch 16, hybrid --prefetch auto and replay (of a profile elfload record
@@ -77,6 +80,10 @@ struct Options {
             --append     add to DIR/results.csv (a cell measured again replaces
                          the old one), then write results.md and the charts from
                          all of it: a benchmark run one workload at a time
+            --interleave a workload's runs in rounds, one run of each loader a
+                         round (after the warm-up rounds): a drift of the machine
+                         over the minutes a workload takes falls on every loader
+                         alike, not on those measured last
           """)
         exit(0)
       default: fail("unknown option \(args[i]) (see --help)")
@@ -111,6 +118,8 @@ struct Cell {
   var expectedStatus: Int
   var loaderFaults: Int?
   var prefetched: Int?
+  /// The userfaultfd server's CPU time (ms), from the --stats-json run; nil without a server.
+  var serverCPU: Double? = nil
   /// Pages of the program's and interpreter's PT_LOAD segments resident when it ended, and
   /// elfload's own pages left in it (--fixed: native and auto only; see residentPages).
   var resident: Int? = nil
@@ -243,16 +252,17 @@ func readResults(_ dir: String) -> (cells: [Cell], sweep: [(depth: Int, cell: Ce
   var startup: [Cell] = []
   for line in text.split(separator: "\n").dropFirst() {
     let f = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-    guard f.count == 12 || f.count == 14, let runs = Int(f[3]), let median = Double(f[4]), let p10 = Double(f[5]),
+    guard [12, 13, 15].contains(f.count), let runs = Int(f[3]), let median = Double(f[4]), let p10 = Double(f[5]),
       let p90 = Double(f[6]), let rss = Double(f[7]), let faults = Double(f[8])
     else { fail("\(dir)/results.csv: not a results line: \(line)") }
     let ok = f[11] == "true"
     // (A run before the loaders named their pager: its "demand", "hybrid16", ... were the signal pager's.)
     var cell = Cell(
       workload: f[1], loader: Charts.pagerNamed(f[2]), runs: runs, median: median, p10: p10, p90: p90, rss: rss, faults: faults,
-      status: ok ? 0 : 1, expectedStatus: 0, loaderFaults: Int(f[9]), prefetched: Int(f[10]))
+      status: ok ? 0 : 1, expectedStatus: 0, loaderFaults: Int(f[9]), prefetched: Int(f[10]),
+      serverCPU: f.count >= 13 ? Double(f[12]) : nil)
     // (Resident pages: since --fixed counted them.)
-    if f.count == 14 { (cell.resident, cell.ownPages) = (Int(f[12]), Int(f[13])) }
+    if f.count == 15 { (cell.resident, cell.ownPages) = (Int(f[13]), Int(f[14])) }
     switch f[0] {
     case "workloads": cells.append(cell)
     case "prefetch": sweep.append((Int(cell.loader.dropFirst("hybrid".count).prefix { $0.isNumber }) ?? 0, cell))
@@ -315,7 +325,7 @@ var loaders = [
   elfloadLoader("auto-signal", ["--mode", "hybrid", "--prefetch", "auto", "--pager", "signal"]),
   Loader(name: "replay-signal", prefix: [], elfloadOptions: nil, replayPager: "signal"),
 ]
-// The userfaultfd pager, where the kernel grants it (root, or vm.unprivileged_userfaultfd=1).
+// The userfaultfd pager, where the kernel grants it (CAP_SYS_PTRACE: root).
 ensureRunbench()
 if runbenchCell([options.elfload, "--mode", "demand", "--pager", "uffd", "/bin/true"], runs: 1, warmup: 0)?.5 == 0 {
   loaders.append(
@@ -326,6 +336,8 @@ if runbenchCell([options.elfload, "--mode", "demand", "--pager", "uffd", "/bin/t
     Loader(
       name: "hybrid16-uffd", prefix: [options.elfload, "--mode", "hybrid", "--prefetch", "16", "--pager", "uffd"],
       elfloadOptions: ["--mode", "hybrid", "--prefetch", "16", "--pager", "uffd"]))
+  // The server's other placement: one normal-priority thread following the faulting thread (the design before).
+  loaders.append(elfloadLoader("demand-uffd-single", ["--mode", "demand", "--pager", "uffd", "--uffd-server", "single"]))
   loaders.append(elfloadLoader("auto-uffd", ["--mode", "hybrid", "--prefetch", "auto", "--pager", "uffd"]))
   loaders.append(Loader(name: "replay-uffd", prefix: [], elfloadOptions: nil, replayPager: "uffd"))
 }
@@ -374,8 +386,9 @@ if !options.workloads.isEmpty {
 
 ensureRunbench()
 
-/// The loader's own counters, from one extra run with --stats-json.
-func counters(_ loader: Loader, _ workload: Workload) -> (Int, Int)? {
+/// The loader's own counters (faults served, pages prefetched, the server's CPU ms), from one
+/// extra run with --stats-json.
+func counters(_ loader: Loader, _ workload: Workload) -> (Int, Int, Double?)? {
   guard let opts = loader.elfloadOptions, opts.contains("demand") || opts.contains("hybrid") || opts.contains("replay")
   else {
     return nil
@@ -387,7 +400,7 @@ func counters(_ loader: Loader, _ workload: Workload) -> (Int, Int)? {
     let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
     let faults = object["loader_faults"] as? Int, let prefetched = object["pages_prefetched"] as? Int
   else { return nil }
-  return (faults, prefetched)
+  return (faults, prefetched, object["server_cpu_ms"] as? Double)
 }
 
 /// The status the program ends with natively, per workload.
@@ -414,14 +427,53 @@ var profiles: [String: String] = [:]
   let m = runbenchCell(argv, runs: runs, warmup: options.warmup) ?? (0, 0, 0, 0, 0, -1)
   if loader.name == "native" { nativeStatus[workload.name] = m.5 }
   let c = counters(loader, workload)
-  var cell = Cell(
-    workload: workload.name, loader: loader.name, runs: runs, median: m.0, p10: m.1, p90: m.2, rss: m.3,
-    faults: m.4, status: m.5, expectedStatus: nativeStatus[workload.name] ?? m.5, loaderFaults: c?.0,
-    prefetched: c?.1)
+  return counted(
+    Cell(
+      workload: workload.name, loader: loader.name, runs: runs, median: m.0, p10: m.1, p90: m.2, rss: m.3,
+      faults: m.4, status: m.5, expectedStatus: nativeStatus[workload.name] ?? m.5, loaderFaults: c?.0,
+      prefetched: c?.1, serverCPU: c?.2), loader, workload)
+}
+
+/// --fixed: a native or auto cell with its resident pages.
+func counted(_ cell: Cell, _ loader: Loader, _ workload: Workload) -> Cell {
+  var cell = cell
   if options.fixed && (loader.name == "native" || loader.name.hasPrefix("auto-")) {
     (cell.resident, cell.ownPages) = residentPages(loader, workload) ?? (nil, nil)
   }
   return cell
+}
+
+/// --interleave: every loader's runs of a workload in rounds, one run of each loader a round
+/// (after `options.warmup` rounds whose runs are not counted), each run timed by runbench as
+/// in `measure`; median and p10-p90 as runbench takes them, the largest peak RSS, the mean of
+/// the faults.
+@MainActor func measureInterleaved(_ given: [Loader], _ workload: Workload, runs: Int) -> [Cell] {
+  let loaders = given.map { concrete($0, workload) }
+  var samples = Array(repeating: [Double](), count: loaders.count)
+  var rss = Array(repeating: 0.0, count: loaders.count)
+  var faults = Array(repeating: 0.0, count: loaders.count)
+  var status = Array(repeating: -1, count: loaders.count)
+  for round in -options.warmup..<runs {
+    for (k, loader) in loaders.enumerated() {
+      guard let m = runbenchCell(loader.prefix + workload.argv, runs: 1, warmup: 0), round >= 0 else { continue }
+      samples[k].append(m.0)
+      rss[k] = max(rss[k], m.3)
+      faults[k] += m.4
+      status[k] = m.5
+    }
+  }
+  if let n = loaders.firstIndex(where: { $0.name == "native" }) { nativeStatus[workload.name] = status[n] }
+  return loaders.indices.map { k in
+    let t = samples[k].sorted()
+    let c = counters(loaders[k], workload)
+    return counted(
+      Cell(
+        workload: workload.name, loader: loaders[k].name, runs: t.count, median: t.isEmpty ? 0 : t[t.count / 2],
+        p10: t.isEmpty ? 0 : t[t.count / 10], p90: t.isEmpty ? 0 : t[t.count * 9 / 10], rss: rss[k],
+        faults: faults[k] / Double(max(t.count, 1)), status: status[k],
+        expectedStatus: nativeStatus[workload.name] ?? status[k], loaderFaults: c?.0, prefetched: c?.1, serverCPU: c?.2),
+      loaders[k], workload)
+  }
 }
 
 /// Peak RSS (the kernel's ru_maxrss) moves in steps of its per-CPU counters' batch (32 pages a
@@ -468,8 +520,11 @@ for workload in workloads + [Workload(name: "", argv: [sample("static", "bench3_
 
 var cells: [Cell] = []
 for workload in workloads {
-  for loader in loaders {
-    let cell = measure(loader, workload, runs: options.runs)
+  let measured =
+    options.interleave
+    ? measureInterleaved(loaders, workload, runs: options.runs)
+    : loaders.map { measure($0, workload, runs: options.runs) }
+  for (loader, cell) in zip(loaders, measured) {
     cells.append(cell)
     FileHandle.standardError.write(
       Data(
@@ -536,14 +591,33 @@ func ms(_ v: Double) -> String { String(format: "%.3f", v) }
 func opt(_ v: Int?) -> String { v.map(String.init) ?? "" }
 
 var csv =
-  "section,workload,loader,runs,median_ms,p10_ms,p90_ms,max_rss_kb,minor_faults,loader_faults,pages_prefetched,ok,resident_pages,elfload_pages\n"
+  "section,workload,loader,runs,median_ms,p10_ms,p90_ms,max_rss_kb,minor_faults,loader_faults,pages_prefetched,ok,server_cpu_ms,resident_pages,elfload_pages\n"
 func csvRow(_ section: String, _ c: Cell) -> String {
-  "\(section),\(c.workload),\(c.loader),\(c.runs),\(ms(c.median)),\(ms(c.p10)),\(ms(c.p90)),\(Int(c.rss)),\(Int(c.faults)),\(opt(c.loaderFaults)),\(opt(c.prefetched)),\(c.ok),\(opt(c.resident)),\(opt(c.ownPages))\n"
+  "\(section),\(c.workload),\(c.loader),\(c.runs),\(ms(c.median)),\(ms(c.p10)),\(ms(c.p90)),\(Int(c.rss)),\(Int(c.faults)),\(opt(c.loaderFaults)),\(opt(c.prefetched)),\(c.ok),\(c.serverCPU.map { ms($0) } ?? ""),\(opt(c.resident)),\(opt(c.ownPages))\n"
 }
 for c in cells { csv += csvRow("workloads", c) }
 for s in sweep { csv += csvRow("prefetch", s.cell) }
 for c in startup { csv += csvRow("startup", c) }
 write("results.csv", csv)
+
+/// What one demand fault costs, per pager and server placement: (demand's median - eager's) /
+/// the faults demand's pager served, on each workload where it served some.
+func perFaultTable(_ cells: [Cell]) -> String {
+  let demand = ["demand-signal", "demand-uffd", "demand-uffd-single"]
+  var table =
+    "\n## Cost of a demand fault\n\n(median wall time over eager's, divided by the faults the pager served; the server's CPU beside it)\n\n| workload | loader | faults | µs per fault over eager | server CPU µs per fault |\n|---|---|---:|---:|---:|\n"
+  for workload in Array(Set(cells.map(\.workload))).sorted() {
+    guard let eager = cells.first(where: { $0.workload == workload && $0.loader == "eager" }) else { continue }
+    for name in demand {
+      guard let c = cells.first(where: { $0.workload == workload && $0.loader == name }), let n = c.loaderFaults, n > 0
+      else { continue }
+      let over = (c.median - eager.median) * 1000 / Double(n)
+      let server = c.serverCPU.map { String(format: "%.2f", $0 * 1000 / Double(n)) } ?? ""
+      table += "| \(workload) | \(name) | \(n) | \(String(format: "%.2f", over)) | \(server) |\n"
+    }
+  }
+  return table
+}
 
 let note = runNote(runs: options.runs, warmup: options.warmup, machine: machineDescription())
 
@@ -578,11 +652,12 @@ func autoAgainstFixed(_ cells: [Cell]) -> String {
 }
 var md = "# elfload-bench results\n\n\(note)\n\n"
 md +=
-  "## Workloads\n\n| workload | loader | median ms | p10–p90 ms | peak RSS KiB | minor faults | loader faults |\n|---|---|---:|---:|---:|---:|---:|\n"
+  "## Workloads\n\n| workload | loader | median ms | p10–p90 ms | peak RSS KiB | minor faults | loader faults | server CPU ms |\n|---|---|---:|---:|---:|---:|---:|---:|\n"
 for c in cells {
   md +=
-    "| \(c.workload) | \(c.loader)\(c.ok ? "" : " (failed)") | \(ms(c.median)) | \(ms(c.p10))–\(ms(c.p90)) | \(Int(c.rss)) | \(Int(c.faults)) | \(opt(c.loaderFaults)) |\n"
+    "| \(c.workload) | \(c.loader)\(c.ok ? "" : " (failed)") | \(ms(c.median)) | \(ms(c.p10))–\(ms(c.p90)) | \(Int(c.rss)) | \(Int(c.faults)) | \(opt(c.loaderFaults)) | \(c.serverCPU.map { ms($0) } ?? "") |\n"
 }
+md += perFaultTable(cells)
 md +=
   "\n## Prefetch depth on the 64 MiB bss pass\n\n| --prefetch | median ms | loader faults | pages prefetched |\n|---:|---:|---:|---:|\n"
 for s in sweep {
