@@ -27,6 +27,8 @@ struct Options {
   var append = false
   /// A workload's runs taken in rounds, one run of each loader a round.
   var interleave = false
+  /// Only these loaders.
+  var loaders: [String] = []
 
   static func parse(_ args: [String]) -> Options {
     var o = Options()
@@ -50,11 +52,12 @@ struct Options {
       case "--fixed": o.fixed = true
       case "--append": o.append = true
       case "--interleave": o.interleave = true
+      case "--loader": o.loaders.append(value())
       case "-h", "--help":
         print(
           """
           usage: elfload-bench [--quick] [--runs N] [--out DIR] [--elfload PATH] [--samples DIR]
-                               [--workload NAME]... [--fixed] [--append] [--interleave]
+                               [--workload NAME]... [--loader NAME]... [--fixed] [--append] [--interleave]
 
           Runs every workload natively and under each loader (elfload eager, demand and
           hybrid --prefetch 16, hybrid --prefetch auto and replay (of a profile elfload record
@@ -80,6 +83,9 @@ struct Options {
             --append     add to DIR/results.csv (a cell measured again replaces
                          the old one), then write results.md and the charts from
                          all of it: a benchmark run one workload at a time
+            --loader NAME
+                         only this loader (again for more: native, eager,
+                         demand-signal, auto-uffd, hybrid4-signal, ...)
             --interleave a workload's runs in rounds, one run of each loader a
                          round (after the warm-up rounds): a drift of the machine
                          over the minutes a workload takes falls on every loader
@@ -131,7 +137,13 @@ struct Cell {
 let runbench = ".build/bench/runbench-static"
 
 func ensureRunbench() {
-  if FileManager.default.isExecutableFile(atPath: runbench) { return }
+  // (Built again when its source is newer: an old one may not know what this one asks of it.)
+  func modified(_ path: String) -> Date? { (try? fm.attributesOfItem(atPath: path))?[.modificationDate] as? Date }
+  if FileManager.default.isExecutableFile(atPath: runbench), let built = modified(runbench),
+    let source = modified("Benchmarks/runbench.c"), built >= source
+  {
+    return
+  }
   try? FileManager.default.createDirectory(atPath: ".build/bench", withIntermediateDirectories: true)
   let cc = Process()
   cc.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -142,19 +154,25 @@ func ensureRunbench() {
 }
 
 /// Runs `argv` `runs` times after warm-up runs, through runbench.
-func runbenchCell(_ argv: [String], runs: Int, warmup: Int) -> (Double, Double, Double, Double, Double, Int)?
-{
+func runbenchCell(_ argv: [String], runs: Int, warmup: Int) -> (Double, Double, Double, Double, Double, Int)? {
+  runbenchCells([argv], runs: runs, warmup: warmup)?.first
+}
+
+/// Runs each of `argvs` `runs` times after warm-up runs, through runbench: in rounds, one run of
+/// each a round, when there are several. Per command: median, p10, p90 (ms), peak RSS (KiB),
+/// minor faults per run, exit status.
+func runbenchCells(_ argvs: [[String]], runs: Int, warmup: Int) -> [(Double, Double, Double, Double, Double, Int)]? {
   let p = Process()
   p.executableURL = URL(fileURLWithPath: runbench)
-  p.arguments = ["-n", "\(runs)", "-w", "\(warmup)", "--"] + argv
+  p.arguments = ["-n", "\(runs)", "-w", "\(warmup)", "--"] + argvs.joined(separator: [":::"])
   let pipe = Pipe()
   p.standardOutput = pipe
   guard (try? p.run()) != nil else { return nil }
   let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
   p.waitUntilExit()
-  let f = out.split(separator: " ").map { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1 }
-  guard f.count == 7 else { return nil }
-  return (f[0] / 1000, f[1] / 1000, f[2] / 1000, f[3], f[4], Int(f[6]))
+  let lines = out.split(separator: "\n").map { $0.split(separator: " ").map { Double($0) ?? -1 } }
+  guard lines.count == argvs.count, lines.allSatisfy({ $0.count == 7 }) else { return nil }
+  return lines.map { f in (f[0] / 1000, f[1] / 1000, f[2] / 1000, f[3], f[4], Int(f[6])) }
 }
 
 // MARK: - Loaders and workloads
@@ -357,6 +375,12 @@ func tableOnly(_ loader: String) -> Bool {
 if let python = ulexecvePython {
   loaders.append(Loader(name: "ulexecve", prefix: [python, "-m", "ulexecve"], elfloadOptions: nil))
 }
+if !options.loaders.isEmpty {
+  for name in options.loaders where !loaders.contains(where: { $0.name == name }) {
+    fail("no loader \(name) here (see --help)")
+  }
+  loaders = loaders.filter { options.loaders.contains($0.name) }
+}
 
 var workloads = [
   Workload(name: "hello", argv: [sample("static", "hello")]),
@@ -444,35 +468,20 @@ func counted(_ cell: Cell, _ loader: Loader, _ workload: Workload) -> Cell {
 }
 
 /// --interleave: every loader's runs of a workload in rounds, one run of each loader a round
-/// (after `options.warmup` rounds whose runs are not counted), each run timed by runbench as
-/// in `measure`; median and p10-p90 as runbench takes them, the largest peak RSS, the mean of
-/// the faults.
+/// (runbench with all of them; after `options.warmup` rounds whose runs are not counted).
 @MainActor func measureInterleaved(_ given: [Loader], _ workload: Workload, runs: Int) -> [Cell] {
   let loaders = given.map { concrete($0, workload) }
-  var samples = Array(repeating: [Double](), count: loaders.count)
-  var rss = Array(repeating: 0.0, count: loaders.count)
-  var faults = Array(repeating: 0.0, count: loaders.count)
-  var status = Array(repeating: -1, count: loaders.count)
-  for round in -options.warmup..<runs {
-    for (k, loader) in loaders.enumerated() {
-      guard let m = runbenchCell(loader.prefix + workload.argv, runs: 1, warmup: 0), round >= 0 else { continue }
-      samples[k].append(m.0)
-      rss[k] = max(rss[k], m.3)
-      faults[k] += m.4
-      status[k] = m.5
-    }
-  }
-  if let n = loaders.firstIndex(where: { $0.name == "native" }) { nativeStatus[workload.name] = status[n] }
-  return loaders.indices.map { k in
-    let t = samples[k].sorted()
-    let c = counters(loaders[k], workload)
+  let measured =
+    runbenchCells(loaders.map { $0.prefix + workload.argv }, runs: runs, warmup: options.warmup)
+    ?? Array(repeating: (0, 0, 0, 0, 0, -1), count: loaders.count)
+  if let n = loaders.firstIndex(where: { $0.name == "native" }) { nativeStatus[workload.name] = measured[n].5 }
+  return zip(loaders, measured).map { loader, m in
+    let c = counters(loader, workload)
     return counted(
       Cell(
-        workload: workload.name, loader: loaders[k].name, runs: t.count, median: t.isEmpty ? 0 : t[t.count / 2],
-        p10: t.isEmpty ? 0 : t[t.count / 10], p90: t.isEmpty ? 0 : t[t.count * 9 / 10], rss: rss[k],
-        faults: faults[k] / Double(max(t.count, 1)), status: status[k],
-        expectedStatus: nativeStatus[workload.name] ?? status[k], loaderFaults: c?.0, prefetched: c?.1, serverCPU: c?.2),
-      loaders[k], workload)
+        workload: workload.name, loader: loader.name, runs: runs, median: m.0, p10: m.1, p90: m.2, rss: m.3, faults: m.4,
+        status: m.5, expectedStatus: nativeStatus[workload.name] ?? m.5, loaderFaults: c?.0, prefetched: c?.1,
+        serverCPU: c?.2), loader, workload)
   }
 }
 

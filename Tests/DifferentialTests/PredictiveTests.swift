@@ -37,19 +37,30 @@ struct PredictiveTests {
       unused: 0),
   ]
 
+  /// A sample run under --prefetch auto with `pager`, compared with its native run: its name
+  /// for messages, its --stats-json object, and its trace's lines and rows (the preamble apart).
+  static func runAuto(_ sample: String, _ flavour: Flavour, _ pager: String) throws -> (
+    name: String, stats: [String: Any], lines: [String], rows: [[String]]
+  ) {
+    let program = Paths.sample(sample, flavour)
+    let name = "\(sample)-\(flavour.rawValue)-\(pager)"
+    let json = "\(Self.scratch)/\(name).json"
+    let trace = "\(Self.scratch)/\(name).csv"
+    let native = run([program])
+    let loaded = run(
+      [Paths.elfload, "--mode", "hybrid", "--prefetch", "auto", "--pager", pager, "--stats-json", json, "--trace", trace, program])
+    #expect(loaded == native, "native:\n\(native)\nunder elfload:\n\(loaded)")
+    let stats = try #require(
+      try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
+    let lines = try String(contentsOfFile: trace, encoding: .utf8).split(separator: "\n").map(String.init)
+    let rows = lines.filter { !$0.hasPrefix("#") }.dropFirst().map { $0.split(separator: ",").map(String.init) }
+    return (name, stats, lines, rows)
+  }
+
   @Test("--prefetch auto: the faults, hits and misses the rule predicts", arguments: expectations, pagers)
   func autoCounts(_ expected: Expected, _ pager: String) throws {
     for flavour in [Flavour.staticExec, .staticPIE] {
-      let program = Paths.sample(expected.sample, flavour)
-      let name = "\(expected.sample)-\(flavour.rawValue)-\(pager)"
-      let json = "\(Self.scratch)/\(name).json"
-      let trace = "\(Self.scratch)/\(name).csv"
-      let native = run([program])
-      let loaded = run(
-        [Paths.elfload, "--mode", "hybrid", "--prefetch", "auto", "--pager", pager, "--stats-json", json, "--trace", trace, program])
-      #expect(loaded == native, "native:\n\(native)\nunder elfload:\n\(loaded)")
-      let stats = try #require(
-        try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
+      let (name, stats, _, rows) = try Self.runAuto(expected.sample, flavour, pager)
       #expect(stats["prefetch"] as? String == "auto", "\(stats)")
       #expect(stats["policy"] as? String == "hybrid --prefetch auto", "\(stats)")
       #expect(stats["loader_faults"] as? Int == 1 + expected.faultingPages.count, "\(name): \(stats)")
@@ -59,8 +70,6 @@ struct PredictiveTests {
       #expect(stats["predictor_misses"] as? Int == expected.misses, "\(name): \(stats)")
       if pager == "signal" { #expect(stats["prefetched_unused"] as? Int == expected.unused, "\(name): \(stats)") }
       // The trace: the bss pages that faulted, in order, and no page twice.
-      let rows = try String(contentsOfFile: trace, encoding: .utf8).split(separator: "\n").filter { !$0.hasPrefix("#") }
-        .dropFirst().map { $0.split(separator: ",").map(String.init) }
       let code = rows.first?[4]
       let bss = rows.filter { $0[4] != code }
       let firstPage = bss.compactMap { Int($0[5]) }.min() ?? 0
@@ -140,17 +149,7 @@ struct PredictiveTests {
   @Test("--prefetch auto: fault-around, readahead and strides in file pages, fault by fault", arguments: mechanisms)
   func mechanismCounts(_ expected: Mechanism) throws {
     for flavour in [Flavour.staticExec, .staticPIE] {
-      let program = Paths.sample(expected.sample, flavour)
-      let name = "\(expected.sample)-\(flavour.rawValue)-\(expected.pager)"
-      let json = "\(Self.scratch)/\(name).json"
-      let trace = "\(Self.scratch)/\(name).csv"
-      let native = run([program])
-      let loaded = run(
-        [Paths.elfload, "--mode", "hybrid", "--prefetch", "auto", "--pager", expected.pager, "--stats-json", json,
-          "--trace", trace, program])
-      #expect(loaded == native, "native:\n\(native)\nunder elfload:\n\(loaded)")
-      let stats = try #require(
-        try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
+      let (name, stats, lines, rows) = try Self.runAuto(expected.sample, flavour, expected.pager)
       let counted = [
         "loader_faults", "pages_mapped", "around_pages", "readahead_hits", "readahead_misses", "readahead_pages",
         "stride_hits", "stride_misses", "stride_pages",
@@ -161,12 +160,10 @@ struct PredictiveTests {
         "\(name): \(stats)")
       // The trace, an account of its own: the faults in order, where they were, and why every
       // other page came; no page twice.
-      let lines = try String(contentsOfFile: trace, encoding: .utf8).split(separator: "\n").map(String.init)
       let flags = Dictionary(
         lines.filter { $0.hasPrefix("# ") && $0.dropFirst(2).first?.isNumber == true }
           .map { $0.dropFirst(2).split(separator: ",").map(String.init) }.map { ($0[0] + "," + $0[1], $0[3]) },
         uniquingKeysWith: { a, _ in a })
-      let rows = lines.filter { !$0.hasPrefix("#") }.dropFirst().map { $0.split(separator: ",").map(String.init) }
       #expect(
         rows.filter { $0[6] == "fault" }.map { "\(flags[$0[3] + "," + $0[4]] ?? "?") \($0[5])" } == expected.faults, "\(name)")
       let why = Dictionary(grouping: rows, by: { $0[9] }).mapValues(\.count)
