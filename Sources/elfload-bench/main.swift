@@ -210,8 +210,10 @@ func machineDescription() -> String {
 
 /// What each chart says under its title: runs per cell and the machine (the
 /// sentence results.md opens with).
-func runNote(runs: Int, warmup: Int, machine: String) -> String {
-  "\(runs) runs per cell after \(warmup) warm-up runs, fresh processes; \(machine).\(quickLook(runs))"
+func runNote(runs: [Int], warmup: Int, machine: String, interleaved: Bool) -> String {
+  let counts = Set(runs).sorted().map(String.init).joined(separator: "/")
+  let rounds = interleaved ? " (a workload's loaders in rounds, one run of each a round)" : ""
+  return "\(counts) runs per cell after \(warmup) warm-up runs, fresh processes\(rounds); \(machine).\(quickLook(runs.min() ?? 0))"
 }
 
 /// What a chart of fewer than 11 runs a cell says of itself.
@@ -628,7 +630,9 @@ func perFaultTable(_ cells: [Cell]) -> String {
   return table
 }
 
-let note = runNote(runs: options.runs, warmup: options.warmup, machine: machineDescription())
+let note = runNote(
+  runs: (cells + startup + sweep.map(\.cell)).map(\.runs), warmup: options.warmup, machine: machineDescription(),
+  interleaved: options.interleave)
 
 /// results.md's table of --prefetch auto against every fixed N, per workload and pager (when
 /// the run has them: --fixed), with its goals: median time within 1.05x of the best fixed N's,
