@@ -317,10 +317,10 @@ static uint64_t install_below(int fd, const struct elfload_uffd_region *r, uint6
 // still missing: the page and those after it in one ioctl that wakes the
 // thread once they are all there (the server runs on the thread's CPU: the
 // thread cannot run on while it copies anyway) -- or, when there are pages
-// before it too, once those are there as well (a program that ended at once
-// would leave them out) -- then those along a stride (the thread runs
-// meanwhile: it goes on from the faulting page, and the first of them is a
-// stride away).
+// before it or along a stride too, once those are there as well: the thread
+// may run on another CPU (a busy machine: another worker, or the watcher,
+// serves it), and a page it reached before its prefetch would fault as if
+// none had been predicted; and a program that ended at once would leave them out.
 void uffd_serve(int fd, uint32_t u, uint64_t address, uint32_t tid, int write, char *buffer) {
   uint64_t page = page_down(address);
   uint64_t original = original_address(u, page);
@@ -341,7 +341,7 @@ void uffd_serve(int fd, uint32_t u, uint64_t address, uint32_t tid, int write, c
   // runs on (a program that ended at once would leave them out).
   int tracing = pager.trace != NULL;
   uint64_t under = r != NULL ? (original - ahead.low) / page_size : 0;
-  int wakes = !tracing && under == 0;
+  int wakes = !tracing && under == 0 && ahead.strided == 0;
   long error = 0;
   uint64_t done = 0;
   for (unsigned tries = 0;; tries++) {
@@ -374,8 +374,8 @@ void uffd_serve(int fd, uint32_t u, uint64_t address, uint32_t tid, int write, c
   uint64_t installed = done / page_size, below = 0, strided = 0;
   if (r != NULL) trace(r, page, installed, tid, 1, ahead.why);
   if (under > 0) below = install_below(fd, r, page, original, under, tid, ahead.why, buffer);
-  if (!wakes) wake(fd, page - under * page_size, under + installed);
   if (r != NULL) strided = install_strided(fd, r, page, original, &ahead, tid, buffer);
+  if (!wakes) wake(fd, page - under * page_size, under + installed);
   count(&pager.counters->faults, 1);
   count(&pager.counters->pages_mapped, installed + below + strided);
   count(&pager.counters->pages_prefetched, installed - 1 + below + strided);
