@@ -354,8 +354,10 @@ __attribute__((noreturn)) static void work(void *argument) {
   struct reader reader = {.worker = w, .buffer = w->buffer, .check_cpu = 0, .stat = {0, -1}, .follow = 0, .followed_cpu = -1, .since_look = 0};
   for (;;) {
     // Back to back: a thread that faults again while the worker serves finds
-    // it ready, with no wait and no look at /proc.
-    if (drain(&reader) > 0) {
+    // it ready, with no wait and no look at /proc. (Not while the watcher
+    // serves: two servers would serve one thread's faults out of order.)
+    int standing_aside = __atomic_load_n(&server.taken_over, __ATOMIC_ACQUIRE);
+    if (!standing_aside && drain(&reader) > 0) {
       w->wasted = 0;
       continue;
     }
@@ -363,7 +365,7 @@ __attribute__((noreturn)) static void work(void *argument) {
     polled[0].fd = w->doorbell;
     polled[0].events = POLLIN;
     polled[0].revents = 0;
-    int armed = __atomic_load_n(&w->armed, __ATOMIC_ACQUIRE) && !__atomic_load_n(&server.taken_over, __ATOMIC_ACQUIRE);
+    int armed = __atomic_load_n(&w->armed, __ATOMIC_ACQUIRE) && !standing_aside;
     uint32_t n = armed ? poll_set(polled, 1) : 1;
     long ready = sys(__NR_poll, (long)polled, n, -1, 0, 0);
     if (ready <= 0) continue;
@@ -373,6 +375,7 @@ __attribute__((noreturn)) static void work(void *argument) {
     }
     // The fault that woke the worker may come from a thread on another CPU.
     reader.check_cpu = 1;
+    if (__atomic_load_n(&server.taken_over, __ATOMIC_ACQUIRE)) continue;
     if (ready > (polled[0].revents != 0) && drain(&reader) == 0 && ++w->wasted >= wasted_wakes_to_disarm) {
       // Another worker served the faults this one was woken for: leave them to it.
       disarm(w);
