@@ -35,6 +35,15 @@ struct PredictiveTests {
     Expected(
       sample: "stride_pages", faultingPages: [0, 4, 8, 28, 64, 132, 264, 3, 2, 1], mapped: 103, hits: 4, misses: 1,
       unused: 0),
+    // Both directions, both ends of a region (pages counted from the first .data page; the bss
+    // follows its 64 .data pages in the same segment, a region of its own). Forward through the
+    // .data: the window opens at 2 (3-6), hits at 7, 16 and 33, whose window of 32 is cut to the
+    // 30 pages left (34-63). Backward through the bss, 463 down to 64: the stride (-1) is seen
+    // at 461 (window 460-457), hits at 456, 447, 430, 397, 332 and 203, whose window of 256 is
+    // cut at the region's start to the 139 pages left (202-64).
+    Expected(
+      sample: "walk_pages", faultingPages: [0, 1, 2, 7, 16, 33, 463, 462, 461, 456, 447, 430, 397, 332, 203],
+      mapped: 464, hits: 9, misses: 0, unused: 0),
   ]
 
   @Test("--prefetch auto: the faults, hits and misses the rule predicts", arguments: expectations, pagers)
