@@ -289,3 +289,16 @@ func compare(
   let loaded = run([Paths.elfload] + options + [program] + args, environment: environment, timeout: timeout)
   return (native, loaded)
 }
+
+extension Array {
+  /// The element at `index`, or nil past the end: for reading what the program under test wrote
+  /// (a CSV row, an SVG's numbers), which a bug can cut short -- an expectation then fails where a
+  /// subscript would crash the test runner, and every test after it with it.
+  subscript(at index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
+}
+
+/// Group `group` of the match `m` in `text`, as a number; NaN when it reads as none (a drawing bug
+/// then fails the expectations on it instead of trapping).
+func number(_ text: String, _ m: NSTextCheckingResult, _ group: Int) -> Double {
+  Range(m.range(at: group), in: text).flatMap { Double(text[$0]) } ?? .nan
+}

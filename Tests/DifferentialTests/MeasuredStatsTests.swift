@@ -149,7 +149,7 @@ struct MeasuredStatsTests {
     let slack = policy.usesUffd ? 10e6 : 1e6
     let gap = Double(m.lateNanoseconds - m.earlyNanoseconds)
     #expect(abs((late - early) - gap) <= slack, "time_ns apart \(late - early), the program's clock \(gap)")
-    let last = rows.compactMap { Double($0[1]) }.max() ?? 0
+    let last = rows.compactMap { $0[at: 1].flatMap(Double.init) }.max() ?? 0
     #expect(last <= wall, "the last stamp \(last) after wall_ms \(wall / 1e6)")
   }
 

@@ -70,6 +70,7 @@ struct PredictiveTests {
       // The trace: the bss pages that faulted, in order, and no page twice.
       let rows = try String(contentsOfFile: trace, encoding: .utf8).split(separator: "\n").filter { !$0.hasPrefix("#") }
         .dropFirst().map { $0.split(separator: ",").map(String.init) }
+      try #require(rows.allSatisfy { $0.count == 9 }, "\(name): \(rows.filter { $0.count != 9 })")
       let code = rows.first?[4]
       let bss = rows.filter { $0[4] != code }
       let firstPage = bss.compactMap { Int($0[5]) }.min() ?? 0
@@ -163,6 +164,65 @@ struct PredictiveTests {
       let lines = loaded.stderr.split(separator: "\n")
       #expect(lines.count == 1 + native.stderr.split(separator: "\n").count, "\(loaded)")
       #expect(lines.first?.hasPrefix("elfload: --profile \(profile) was recorded for other files") == true, "\(loaded)")
+    }
+  }
+
+  /// The words of an `image` line: image INDEX dev D inode I size S mtime SECONDS.NANOSECONDS path PATH.
+  static let identityFields = ["dev", "inode", "size", "mtime-seconds", "mtime-nanoseconds"]
+
+  @Test(
+    "every identity a profile holds is its file's (stat), and any one changed, of the program or its interpreter, is a profile ignored",
+    arguments: pagers)
+  func identities(_ pager: String) throws {
+    let program = Paths.sample("hello", .dynamic)
+    let profile = "\(Self.scratch)/identities-\(pager).profile"
+    #expect(run([Paths.elfload, "record", "--profile", profile, "--pager", pager, program]).ending == .exited(0))
+    let text = try String(contentsOfFile: profile, encoding: .utf8)
+    let images = text.split(separator: "\n").filter { $0.hasPrefix("image ") }.map { $0.split(separator: " ").map(String.init) }
+    let interpreter = "/lib64/ld-linux-x86-64.so.2"
+    try #require(images.count == 2 && images.allSatisfy { $0.count == 12 }, "\(images)")
+    for (index, (line, path)) in zip(images, [program, interpreter]).enumerated() {
+      var st = stat()
+      try #require(stat(path, &st) == 0, "\(path)")
+      let mtime = "\(st.st_mtim.tv_sec).\(String(format: "%09d", st.st_mtim.tv_nsec))"
+      #expect(
+        line == ["image", "\(index)", "dev", "\(st.st_dev)", "inode", "\(st.st_ino)", "size", "\(st.st_size)", "mtime", mtime, "path", path],
+        "image \(index): \(line)")
+    }
+    let native = run([program])
+    func replay(_ contents: String, _ label: String) throws -> (Outcome, [String: Any]) {
+      let path = "\(Self.scratch)/identities-\(pager)-\(label).profile"
+      FileManager.default.createFile(atPath: path, contents: Data(contents.utf8))
+      let json = path + ".json"
+      let outcome = run([Paths.elfload, "--mode", "replay", "--profile", path, "--pager", pager, "--stats-json", json, program])
+      let stats = try #require(
+        try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any], "\(label)")
+      return (outcome, stats)
+    }
+    let (same, sameStats) = try replay(text, "same")
+    #expect(same == native, "\(same)")
+    #expect((sameStats["pages_replayed"] as? Int ?? 0) > 0, "\(sameStats)")
+    for image in 0..<2 {
+      for (k, field) in Self.identityFields.enumerated() {
+        // The field's value, one more: the words after "dev", "inode", "size", and either side of mtime's dot.
+        var words = images[image]
+        if k < 3 {
+          words[3 + 2 * k] = String((UInt64(words[3 + 2 * k]) ?? 0) + 1)
+        } else {
+          let parts = words[9].split(separator: ".").map(String.init)
+          let seconds = try #require(parts.count == 2 ? Int64(parts[0]) : nil, "\(words)")
+          let nanoseconds = try #require(Int64(parts[1]), "\(words)")
+          words[9] = k == 3 ? "\(seconds + 1).\(parts[1])" : "\(seconds).\(String(format: "%09d", (nanoseconds + 1) % 1_000_000_000))"
+        }
+        let changed = text.replacingOccurrences(of: images[image].joined(separator: " "), with: words.joined(separator: " "))
+        let label = "\(image)-\(field)"
+        let (loaded, stats) = try replay(changed, label)
+        #expect(loaded.stdout == native.stdout && loaded.ending == native.ending, "\(label): \(loaded)")
+        #expect(
+          loaded.stderr.hasPrefix("elfload: --profile ") && loaded.stderr.contains("was recorded for other files")
+            && loaded.stderr.split(separator: "\n").count == 1, "\(label): \(loaded)")
+        #expect(stats["pages_replayed"] as? Int == 0 && stats["mode"] as? String == "replay", "\(label): \(stats)")
+      }
     }
   }
 

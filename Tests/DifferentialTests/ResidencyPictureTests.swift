@@ -35,14 +35,20 @@ struct ResidencyPictureTests {
       }
       let t = title.firstMatch(in: body, range: NSRange(body.startIndex..., in: body)).map(groups) ?? ["", ""]
       let rects = rect.matches(in: body, range: NSRange(body.startIndex..., in: body)).map(groups)
-      let top = rects.filter { $0[0] == "line" }.map { Double($0[2])! }.min() ?? 0
+      // (A number that does not read as one is NaN: the expectations on it fail, nothing traps.)
+      func n(_ text: String) -> Double { Double(text) ?? .nan }
+      let top = rects.filter { $0[0] == "line" }.map { n($0[2]) }.min() ?? 0
       var cells: [String: [Int]] = [:]
       var length = 0
       for r in rects {
-        let (x, y, w) = (Double(r[1])!, Double(r[2])!, Double(r[3])!)
+        let (x, y, w) = (n(r[1]), n(r[2]), n(r[3]))
+        guard x.isFinite, y.isFinite, w.isFinite, w >= 0, x >= left else {
+          Issue.record("a rectangle that is not a strip's: \(r)")
+          continue
+        }
         let first = Int(((y - top) / pitch).rounded()) * perLine + Int(((x - left) / cell).rounded())
-        let n = Int((w / cell).rounded())
-        if r[0] == "line" { length += n } else { cells[r[0], default: []] += Array(first..<first + n) }
+        let count = Int((w / cell).rounded())
+        if r[0] == "line" { length += count } else { cells[r[0], default: []] += Array(first..<first + count) }
       }
       return DrawnStrip(title: t[0] + " | " + t[1], cells: cells, length: length)
     }
