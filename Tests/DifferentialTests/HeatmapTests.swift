@@ -283,6 +283,61 @@ struct HeatmapTests {
     }
   }
 
+  /// A real run's trace, drawn by fault number and by time: every mark where its CSV row puts it.
+  /// Bands in (image, segment) order, a row's mark in its band's order; down a band, the page at
+  /// the scale the band's height and its segment's pages (the table's) give; across, the fault's
+  /// number (a prefetched page takes its fault's) or the time since the fork, from the left edge
+  /// to the right edge less a mark's width.
+  @Test(
+    "a real trace drawn: every mark where its row says, by fault number and by time",
+    arguments: [Policy.hybrid4, .hybridAuto] + Policy.uffd.filter { $0 == .hybrid4Uffd })
+  func realTraceMarks(_ policy: Policy) throws {
+    let program = Paths.sample("hello", .dynamic)
+    let csv = "\(Self.scratch)/marks-\(policy.rawValue.replacingOccurrences(of: " ", with: "")).csv"
+    let loaded = run([Paths.elfload] + policy.options + ["--trace", csv, program])
+    #expect(loaded == run([program]), "\(loaded)")
+    let lines = try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n").map(String.init)
+    let table = lines.filter { $0.hasPrefix("# ") && $0.dropFirst(2).first?.isNumber == true }
+      .map { $0.dropFirst(2).split(separator: ",").map(String.init) }
+    let rows = lines.drop { $0.hasPrefix("#") }.dropFirst().map { $0.split(separator: ",").map(String.init) }
+    try #require(rows.count > 10 && rows.allSatisfy { $0.count == 9 } && table.allSatisfy { $0.count == 8 })
+    struct Row { var key: Int; var page: Int; var time: Double; var fault: Bool; var faultNumber: Int; var pages: Int }
+    var faults = 0
+    var parsed: [Row] = []
+    for r in rows {
+      let (image, segment, page, time) = (Int(r[3]) ?? -1, Int(r[4]) ?? -1, Int(r[5]) ?? -1, Double(r[1]) ?? .nan)
+      if r[6] == "fault" { faults += 1 }
+      let pages = table.first { $0[0] == r[3] && $0[1] == r[4] }.flatMap { Int($0[4]) } ?? -1
+      parsed.append(Row(key: image * 100_000 + segment, page: page, time: time, fault: r[6] == "fault", faultNumber: max(faults, 1), pages: pages))
+    }
+    // Marks are drawn band by band, each band's rows in the trace's order.
+    let ordered = parsed.enumerated().sorted { ($0.element.key, $0.offset) < ($1.element.key, $1.offset) }.map(\.element)
+    let keys = Array(Set(parsed.map(\.key))).sorted()
+    for byTime in [false, true] {
+      let (outcome, svg) = Self.draw("marks-\(byTime)-\(policy.rawValue.replacingOccurrences(of: " ", with: ""))", lines.joined(separator: "\n") + "\n", time: byTime)
+      #expect(outcome.ending == .exited(0), "\(outcome)")
+      let text = try #require(svg)
+      let bands = Self.bands(text)
+      let marks = Self.marks(text)
+      try #require(bands.count == keys.count && marks.count == ordered.count, "\(bands.count) bands, \(marks.count) marks")
+      let plotWidth = Self.plotRight - Self.plotLeft
+      let span = byTime ? (parsed.map(\.time).max() ?? 1) : Double(max(faults - 1, 1))
+      let levels = byTime ? Double(parsed.count) : Double(max(faults, 1))
+      let width = max(min(plotWidth / levels, 6), 4)
+      for (row, mark) in zip(ordered, marks) {
+        let band = bands[keys.firstIndex(of: row.key) ?? 0]
+        let perPage = band.1 / Double(row.pages)
+        let height = max(perPage, 4)
+        let y = min(band.0 + Double(row.page) * perPage, band.0 + band.1 - height)
+        let across = byTime ? row.time : Double(row.faultNumber - 1)
+        let x = Self.plotLeft + across / span * (plotWidth - width)
+        #expect(mark.0 == (row.fault ? "fault" : "prefetch"), "\(row)")
+        #expect(abs(mark.1 - x) <= 0.15 && abs(mark.3 - width) <= 0.1, "\(byTime ? "time" : "fault") \(row): mark at x \(mark.1) width \(mark.3), expected \(x) width \(width)")
+        #expect(abs(mark.2 - y) <= 0.15 && abs(mark.4 - height) <= 0.1, "\(row): mark at y \(mark.2) height \(mark.4), expected \(y) height \(height) in \(band)")
+      }
+    }
+  }
+
   @Test("an empty trace is said, not drawn")
   func emptyTrace() {
     let (outcome, svg) = Self.draw("empty", Self.header)
