@@ -5,6 +5,14 @@ enum Cold {
   /// then counts the pages that stayed: the kernel keeps a page that some
   /// process maps (a shared library, an interpreter other programs run with).
   static func evict(_ fd: FileDescriptor, path: [UInt8], log: Log) {
+    // A memfd (elfload -) or a tmpfs file is memory with no storage behind it: nothing to drop.
+    if let type = try? Kernel.fileSystemType(fd),
+      type == FileSystemMagic.tmpfs || type == FileSystemMagic.ramfs || type == FileSystemMagic.hugetlbfs
+    {
+      Kernel.writeError(
+        "elfload: --cold: \(text(path)) is in memory (a memfd, or a file on tmpfs), not cached from storage: nothing to drop\n")
+      return
+    }
     // Dirty pages are not dropped: written back first (a program just built or copied).
     _ = Kernel.syscall(.fdatasync, Int(fd.rawValue))
     let dontNeed = 4

@@ -4,13 +4,18 @@ import NoRuntimeZone
 
 /// What to run and how.
 struct ExecRequest {
-  /// The program's path as given (it becomes AT_EXECFN).
+  /// The program's path as given (it becomes AT_EXECFN); /dev/fd/N for a descriptor.
   var path: [UInt8]
+  /// The program is the file open on this descriptor (--fd N, or `-`'s memfd), as fexecve runs it.
+  var descriptor: FileDescriptor?
+  /// Open the descriptor's file again (--fd: the caller's descriptor stays open, as fexecve leaves it).
+  var reopen = false
   /// argv, argv[0] included, byte for byte.
   var arguments: [[UInt8]]
   var environment: [[UInt8]]
   var policy: PagingPolicy
   var pager: Pager?
+  var serverPlacement: ServerPlacement
   /// --cold: drop the program's pages from the page cache first.
   var cold = false
   /// Counters and trace shared with a supervising parent (--stats, --trace).
@@ -25,7 +30,12 @@ enum Execve {
     let log = request.log
     log("elfload's own image at \(LoaderImage.range.map { "\($0)" } ?? "?")")
     guard let stackTop = startup.stackTop else { throw .noStartupStack }
-    let (programPath, arguments, program) = try OpenExec.followScripts(request.path, request.arguments)
+    let (programPath, arguments, program) =
+      if let fd = request.descriptor {
+        try OpenExec.followScripts(descriptor: fd, reopen: request.reopen, request.arguments)
+      } else {
+        try OpenExec.followScripts(request.path, request.arguments)
+      }
     // load_elf_binary opens the interpreter before it maps anything.
     var interpreter: OpenedProgram?
     if let path = program.image.interpreter { interpreter = try OpenExec.openInterpreter(path) }
@@ -39,7 +49,13 @@ enum Execve {
     var replay: Replay?
     if case .replay(let profile) = policy {
       replay = try Replay.load(profile, files: [program.fd] + (interpreter.map { [$0.fd] } ?? []))
-      if replay == nil { policy = .demand }
+      if let replay {
+        request.shared?.replaying(replay.profile)
+        if let missed = Profile.misses(replay.profile.pager) { log("--profile: \(missed)") }
+      } else {
+        policy = .demand
+        request.shared?.replayIgnored()
+      }
     }
     let randomize = randomization()
     var random = Randomness()
@@ -63,6 +79,8 @@ enum Execve {
       interpreterPlan = planned
     }
     let faults = try FaultPath.choose(policy, asked: request.pager, log: log)
+    elfload_uffd_set_placement(
+      request.serverPlacement == .single ? Int32(ELFLOAD_UFFD_PLACEMENT_SINGLE) : Int32(ELFLOAD_UFFD_PLACEMENT_WORKERS))
     let replayed: Replayed
     do {
       replayed = try policy.install(loads, held: held, faults: faults, shared: request.shared, replay: replay, log: log)
@@ -83,7 +101,9 @@ enum Execve {
       arguments: arguments, request: request, plan: plan, interpreterBase: interpreterPlan?.bias ?? 0,
       startup: startup, stackTop: stackTop, randomize: randomize, &random)
     log("stack \(hex(stack.base))-\(hex(stack.stackTop)), rsp \(hex(stack.stackPointer)), brk \(hex(brk))")
-    let memoryMap = setProcessState(request: request, plan: plan, stack: stack, brk: brk)
+    // execveat(fd, "", AT_EMPTY_PATH) names the task after the file it finally ran (Linux 6.14).
+    let taskName = request.descriptor.flatMap { _ in OpenExec.dentryName(program.fd) } ?? baseName(request.path)
+    let memoryMap = setProcessState(request: request, plan: plan, stack: stack, brk: brk, taskName: taskName)
     try startThread(
       faults: faults, program: program.fd, entry: interpreterPlan?.entry ?? plan.entry, stack: stack,
       memoryMap: memoryMap, stackLimit: stackLimit, shared: request.shared, policy: policy, log: log)
@@ -115,6 +135,11 @@ enum Execve {
   /// The kernel's force_fatal_sig: dies by `signal` whatever its disposition and mask were,
   /// as the supervisor dies like its child (a wait status of that death is the signal's number).
   static func forceFatalSignal(_ signal: Int32) -> Never { Supervisor.exitLike(signal) }
+
+  /// The file's base name: what execve names the task after.
+  static func baseName(_ path: [UInt8]) -> [UInt8] {
+    path.split(separator: UInt8(ascii: "/")).last.map { Array($0) } ?? path
+  }
 
   static func kind(_ image: Image, _ hasInterpreter: Bool) -> String {
     hasInterpreter
@@ -238,7 +263,7 @@ enum Execve {
   /// PR_SET_MM_MAP's start_brk/brk, arg/env bounds and saved auxv, so that
   /// sbrk, /proc/self/cmdline, environ and auxv look native. Returns the map
   /// it set, for the jump to set again with the program as /proc/self/exe.
-  static func setProcessState(request: ExecRequest, plan: LoadPlan, stack: InitialStack, brk: UInt64)
+  static func setProcessState(request: ExecRequest, plan: LoadPlan, stack: InitialStack, brk: UInt64, taskName: [UInt8])
     -> elfload_mm_map?
   {
     let log = request.log
@@ -249,8 +274,7 @@ enum Execve {
         log("could not make the stack executable (\(error)): the program asked for it in PT_GNU_STACK")
       }
     }
-    let base = request.path.split(separator: UInt8(ascii: "/")).last.map { Array($0) } ?? request.path
-    _ = Kernel.withCString(Array(base.prefix(15))) { try? Kernel.prctl(PrctlOption.setName, $0) }
+    _ = Kernel.withCString(Array(taskName.prefix(15))) { try? Kernel.prctl(PrctlOption.setName, $0) }
 
     var words = stack.auxv.flatMap { [$0.tag.rawValue, $0.value] }
     var map = elfload_mm_map(
@@ -332,19 +356,20 @@ enum Execve {
     return nil
   }
 
-  /// The loader's image and every chunk its allocator took, less `keep`. The
-  /// list is built again until building it allocated no new chunk.
+  /// The loader's image and every mapping its allocator holds, less `keep`. From here on
+  /// nothing the allocator holds is unmapped (elfload_allocator_freeze): a block freed and
+  /// unmapped now would leave a hole that the trampoline's own mappings could take, and then
+  /// unmap. The list is built again until building it took no new mapping.
   static func allOfTheLoader(image: AddressRange, keep: [UInt64]) -> [UInt64] {
-    var pairs = [UInt64](repeating: 0, count: 128)
-    var seen: UInt64 = .max
+    elfload_allocator_freeze()
     var unmap: [UInt64] = []
-    unmap.reserveCapacity(256)
     while true {
-      let count = pairs.withUnsafeMutableBufferPointer { elfload_allocator_chunks($0.baseAddress, 64) }
-      if count == seen { return unmap }
-      seen = count
-      let chunks = (0..<Int(count)).map { AddressRange(pairs[2 * $0], pairs[2 * $0] + pairs[2 * $0 + 1]) }
+      let count = Int(elfload_allocator_chunks(nil, 0))
+      var pairs = [UInt64](repeating: 0, count: 2 * count)
+      _ = pairs.withUnsafeMutableBufferPointer { elfload_allocator_chunks($0.baseAddress, UInt64(count)) }
+      let chunks = (0..<count).map { AddressRange(pairs[2 * $0], pairs[2 * $0] + pairs[2 * $0 + 1]) }
       unmap = loaderMemory(image: image, allocated: chunks, keep: keep)
+      if elfload_allocator_chunks(nil, 0) == UInt64(count) { return unmap }
     }
   }
 }

@@ -20,6 +20,12 @@ struct Replay {
     var identities: [FileIdentity] = []
     for fd in files {
       guard let status = try? Kernel.status(fd) else { return nil }
+      // (elfload record refuses such a program: a profile cannot be for it.)
+      if status.links == 0 {
+        Kernel.writeError(
+          "elfload: --profile \(text(path)): the program is in memory (a memfd or a deleted file), which a profile cannot name (it names files by device, inode, size and mtime); ignored, paging on demand\n")
+        return nil
+      }
       identities.append(FileIdentity(status))
     }
     guard profile.images.map({ $0.identity }) == identities else {

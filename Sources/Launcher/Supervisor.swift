@@ -16,6 +16,10 @@ struct JumpRecord {
   var systemMicroseconds: UInt64 = 0
   /// Pages of the PT_LOAD segments set up (program and interpreter), whatever the policy.
   var segmentPages: UInt64 = 0
+  /// 1 when --mode replay's profile was recorded for other files and the run was demand.
+  var replayIgnored: UInt64 = 0
+  /// The pager that recorded the replayed profile: 0 not said (version 1), else a FaultPath kind.
+  var profilePager: UInt64 = 0
 }
 
 /// For `elfload record`: which files the child loaded (program, interpreter),
@@ -89,6 +93,18 @@ struct SharedMeasurement {
     if unused || residency != nil {
       let watcher = elfload_watch(unused ? 1 : 0, residency)
       if watcher < 0 { log("no watcher for unused prefetched pages or residency (errno \(-watcher))") }
+    }
+  }
+
+  /// --mode replay's profile was recorded for other files: the run is demand, and the report says so.
+  func replayIgnored() { jump.pointee.replayIgnored = 1 }
+
+  /// The pager that recorded the profile being replayed, for the report to say what it missed.
+  func replaying(_ profile: Profile) {
+    switch profile.pager {
+    case .signal: jump.pointee.profilePager = UInt64(ELFLOAD_PAGER_SIGNAL)
+    case .uffd: jump.pointee.profilePager = UInt64(ELFLOAD_PAGER_UFFD)
+    case nil: jump.pointee.profilePager = 0
     }
   }
 
@@ -231,6 +247,7 @@ enum Supervisor {
     pager.serverWorkers = c.workers
     pager.serverCPUChecks = c.cpu_checks
     pager.serverTakeovers = c.takeovers
+    if serverCPU != nil || c.server_pid != 0 { pager.serverPlacement = settings.serverPlacement ?? .workers }
     // The program's own share: the child's, less what elfload cost it before
     // the jump (all of it, if it never got there).
     let j = jump.pointee
@@ -259,12 +276,19 @@ enum Supervisor {
     }
     let recorded = trace.map { $0.pointee.count } ?? 0
     let traced = trace.map { min($0.pointee.count, $0.pointee.capacity) } ?? 0
-    let report = Report(
-      program: text(program), policy: settings.policy,
-      pager: c.pager == UInt64(ELFLOAD_PAGER_UFFD) ? "uffd" : c.pager == UInt64(ELFLOAD_PAGER_SIGNAL) ? "signal" : nil,
+    // The policy that ran, and why it is not the one asked when it is not.
+    let ignored = j.replayIgnored != 0
+    func pagerName(_ kind: UInt64) -> Pager? {
+      kind == UInt64(ELFLOAD_PAGER_UFFD) ? .uffd : kind == UInt64(ELFLOAD_PAGER_SIGNAL) ? .signal : nil
+    }
+    var report = Report(
+      program: text(program), policy: ignored ? .demand : settings.policy,
+      fallback: ignored ? "replay asked: its --profile was recorded for other files, so it was ignored" : nil,
+      pager: pagerName(c.pager)?.name,
       wallNanoseconds: end.nanoseconds - start.nanoseconds,
       usage: resources, ending: Ending(waitStatus: status), counters: pager, traced: traced,
       dropped: recorded - traced, segmentPages: j.segmentPages, startup: startup)
+    if case .replay = report.policy, reached { report.profilePager = .some(pagerName(j.profilePager)) }
     if settings.stats { Kernel.writeError(report.summary) }
     if settings.stats || settings.verbose, let note = KnownLimits.note(
       settings.policy, report.ending, declined: c.declined, signalPager: c.pager == UInt64(ELFLOAD_PAGER_SIGNAL))
@@ -276,7 +300,7 @@ enum Supervisor {
       if let traceFile, let trace { try writeTrace(traceFile, trace, count: traced, start: start, end: end, pager: report.pager ?? "none") }
       if let residencyFile, let residency, reached { try writeResidency(residencyFile, residency) }
       if let profileFile, let trace, let recordedImages, reached {
-        try writeProfile(profileFile, trace, count: traced, images: recordedImages.images)
+        try writeProfile(profileFile, trace, count: traced, pager: pagerName(c.pager), images: recordedImages.images)
         if trace.pointee.count > traced {
           Kernel.writeError("elfload record: the run touched more pages than a record holds (\(traceCapacity)): the profile has the first ones\n")
         }
@@ -384,7 +408,8 @@ enum Supervisor {
   /// `elfload record`'s profile: each page's first fault, in order (a page
   /// faulted again -- in a forked child, after MADV_DONTNEED -- counts once).
   static func writeProfile(
-    _ fd: FileDescriptor, _ trace: UnsafeMutablePointer<elfload_trace>, count: UInt64, images: [ProfileImage]
+    _ fd: FileDescriptor, _ trace: UnsafeMutablePointer<elfload_trace>, count: UInt64, pager: Pager?,
+    images: [ProfileImage]
   ) throws(SystemCallError) {
     let records = UnsafeMutableRawPointer(trace).advanced(by: MemoryLayout<elfload_trace>.stride)
       .assumingMemoryBound(to: elfload_trace_record.self)
@@ -398,7 +423,7 @@ enum Supervisor {
     for touch in touches where firsts.last?.key != touch.key { firsts.append(touch) }
     firsts.sort { $0.order < $1.order }
     let pages = firsts.map { ProfilePage(image: Int($0.key >> 48), segment: Int($0.key >> 32 & 0xffff), page: $0.key & 0xffff_ffff) }
-    try Kernel.writeAll(fd, Profile(images: images, pages: pages).bytes)
+    try Kernel.writeAll(fd, Profile(pager: pager, images: images, pages: pages).bytes)
   }
 
   /// The residency CSV: the segment table, then the rows as the watcher wrote them (nothing if

@@ -13,17 +13,40 @@ func elfloadMain(_ stack: UnsafeMutablePointer<UInt64>) -> Never {
   case .tool, .usageError:
     Companion.exec(startup)
   case .run(let settings, let programIndex):
-    let given = argv[programIndex]
-    let path = OpenExec.resolve(given, searchPath: startup.environmentValue("PATH"))
+    // `--fd N NAME ARGS`: NAME is argv[0], as fexecve takes it; `-` reads the program from standard input.
+    let fromStream = settings.fd == nil && argv[programIndex] == Array("-".utf8)
+    let given = settings.fd.map { Array("--fd \(Int($0))".utf8) } ?? argv[programIndex]
     var arguments = Array(argv[programIndex...])
     if let argv0 = settings.argv0 { arguments[0] = argv0 }
-    var request = ExecRequest(
-      path: path, arguments: arguments, environment: startup.environment, policy: settings.policy,
-      pager: settings.pager, cold: settings.cold, shared: nil,
-      log: Log(verbose: settings.verbose))
-    do {
+    let descriptor = settings.fd.map { FileDescriptor(rawValue: $0) }
+    do throws(LoadError) {
+      // A profile names files by device and inode: a program with no name has no lasting identity.
+      if settings.record != nil,
+        fromStream || descriptor.flatMap({ try? Kernel.status($0) }).map({ $0.links == 0 }) == true
+      {
+        throw LoadError.recordInMemory
+      }
       // From here on, with --stats and the like, the parent only waits and reports.
-      if settings.measures { request.shared = try Supervisor.start(settings, program: given) }
+      let shared = settings.measures ? try Supervisor.start(settings, program: given) : nil
+      var path = given
+      if let descriptor {
+        path = OpenExec.descriptorPath(descriptor)
+      } else if !fromStream {
+        path = try OpenExec.resolve(given, searchPath: startup.environmentValue("PATH"))
+      }
+      var request = ExecRequest(
+        path: path, arguments: arguments, environment: startup.environment, policy: settings.policy,
+        pager: settings.pager, serverPlacement: settings.serverPlacement ?? .workers, cold: settings.cold,
+        shared: shared, log: Log(verbose: settings.verbose))
+      request.descriptor = descriptor
+      request.reopen = descriptor != nil
+      if fromStream {
+        let memfd = try ProgramStream.read(.standardInput, limit: ProgramStream.limit)
+        request.descriptor = memfd
+        request.path = OpenExec.descriptorPath(memfd)
+        // argv[0] is the path, as for --fd: "-" would make a shell a login shell.
+        if settings.argv0 == nil { request.arguments[0] = request.path }
+      }
       try Execve.run(request, startup: startup, stackLimit: stackLimit)
     } catch {
       fail(path: given, error)

@@ -46,36 +46,109 @@ EXPORT size_t strlen(const char *s) {
   return n;
 }
 
-// A bump allocator over chunks of anonymous memory. The launcher runs once
-// and leaves at the jump, which unmaps every chunk: freeing would buy nothing.
-enum { chunk_size = 256 << 10, max_chunks = 64 };
+// The launcher's allocator. Every block has a 16-byte header just below it. Blocks up to
+// 32 KiB (header included) come from size classes, powers of two, carved from 256 KiB chunks
+// and reused once freed: parsing a profile allocates per line, and 2^22 lines must not add up.
+// Larger blocks (a 64 MiB profile, the array of its pages) get a mapping of their own, unmapped
+// when freed. Every mapping, chunk or block, is on one list, which the jump unmaps
+// (elfload_allocator_chunks); from elfload_allocator_freeze on, nothing is unmapped any more, so
+// that list cannot go stale while the jump is prepared. A mapping the kernel refuses ends the
+// run with one line: Embedded Swift would trap on the failed allocation.
+struct mapping {
+  struct mapping *next, *prev;
+  uint64_t length, unused;
+};
+struct header {
+  uint32_t magic, class;  // class: the size class's index, or `large`
+  uint64_t offset;        // from the block's start (small) or the mapping's (large) to the pointer
+};
+enum { chunk_size = 256 << 10, smallest = 5, classes = 11, large = 0xffff };
+static const uint32_t magic = 0xe1f10ad;
 static struct {
-  uint64_t start[max_chunks], length[max_chunks];
-  uint64_t count, top, end, handed_out;
+  struct mapping *mappings;
+  uint64_t top, end, frozen;
+  void *free[classes];
 } heap;
 
-static int grow(size_t at_least) {
-  if (heap.count == max_chunks) return 0;
-  uint64_t length = at_least + 64 > chunk_size ? (at_least + 64 + 4095) & ~(uint64_t)4095 : chunk_size;
+// `elfload: out of memory: ...`, then exit 126 (cannot run), as for any other refusal.
+static void out_of_memory(uint64_t length, long error) {
+  char line[120] = "elfload: out of memory: mmap of ";
+  char *p = line + sizeof "elfload: out of memory: mmap of " - 1;
+  char digits[24];
+  int n = 0;
+  do digits[n++] = (char)('0' + length % 10); while ((length /= 10) != 0);
+  while (n > 0) *p++ = digits[--n];
+  const char *middle = " bytes for elfload's own use failed (errno ";
+  while (*middle) *p++ = *middle++;
+  do digits[n++] = (char)('0' + error % 10); while ((error /= 10) != 0);
+  while (n > 0) *p++ = digits[--n];
+  *p++ = ')';
+  *p++ = '\n';
+  elfload_syscall6(__NR_write, 2, (long)line, p - line, 0, 0, 0);
+  elfload_syscall6(__NR_exit_group, 126, 0, 0, 0, 0, 0);
+  __builtin_unreachable();
+}
+
+// A mapping of `length` bytes (a multiple of the page), on the list.
+static struct mapping *map(uint64_t length) {
   long address = elfload_syscall6(__NR_mmap, 0, (long)length, PROT_READ | PROT_WRITE,
                                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (address < 0 && address > -4096) return 0;
-  heap.start[heap.count] = (uint64_t)address;
-  heap.length[heap.count++] = length;
-  heap.top = (uint64_t)address;
-  heap.end = (uint64_t)address + length;
-  return 1;
+  if (address < 0 && address > -4096) out_of_memory(length, -address);
+  struct mapping *m = (struct mapping *)address;
+  m->length = length;
+  m->prev = 0;
+  m->next = heap.mappings;
+  if (heap.mappings) heap.mappings->prev = m;
+  heap.mappings = m;
+  return m;
+}
+
+// A block of class `c` (2^(c + smallest) bytes): a freed one, else carved from the chunk. The
+// rest of a chunk too small for it goes to the smaller classes' lists.
+static uint64_t take(uint32_t c) {
+  if (heap.free[c]) {
+    void *block = heap.free[c];
+    heap.free[c] = *(void **)block;
+    return (uint64_t)block;
+  }
+  uint64_t size = (uint64_t)1 << (c + smallest);
+  if (heap.end - heap.top < size) {
+    for (int k = (int)c - 1; k >= 0; k--) {
+      uint64_t piece = (uint64_t)1 << (k + smallest);
+      while (heap.end - heap.top >= piece) {
+        *(void **)heap.top = heap.free[k];
+        heap.free[k] = (void *)heap.top;
+        heap.top += piece;
+      }
+    }
+    struct mapping *m = map(chunk_size);
+    heap.top = (uint64_t)m + sizeof *m;
+    heap.end = (uint64_t)m + chunk_size;
+  }
+  uint64_t block = heap.top;
+  heap.top += size;
+  return block;
 }
 
 EXPORT int posix_memalign(void **out, size_t alignment, size_t size) {
   if (alignment < 16) alignment = 16;
-  uint64_t at = (heap.top + alignment - 1) & ~(uint64_t)(alignment - 1);
-  if (heap.count == 0 || at + size > heap.end) {
-    if (!grow(size + alignment)) return 12;  // ENOMEM
-    at = (heap.top + alignment - 1) & ~(uint64_t)(alignment - 1);
+  // The most a block needs: the header, the size, and room to align the pointer.
+  uint64_t need = sizeof(struct header) + (alignment - 16);
+  if (size > ((uint64_t)1 << 46) || alignment > ((uint64_t)1 << 30)) out_of_memory(size, 12);
+  need += size;
+  uint64_t at;
+  uint32_t c = 0;
+  if (need <= ((uint64_t)1 << (classes - 1 + smallest))) {
+    while (((uint64_t)1 << (c + smallest)) < need) c++;
+    uint64_t block = take(c);
+    at = (block + sizeof(struct header) + alignment - 1) & ~(uint64_t)(alignment - 1);
+    ((struct header *)at)[-1] = (struct header){magic, c, at - block};
+  } else {
+    uint64_t length = (need + sizeof(struct mapping) + 4095) & ~(uint64_t)4095;
+    uint64_t m = (uint64_t)map(length);
+    at = (m + sizeof(struct mapping) + sizeof(struct header) + alignment - 1) & ~(uint64_t)(alignment - 1);
+    ((struct header *)at)[-1] = (struct header){magic, large, at - m};
   }
-  heap.top = at + size;
-  heap.handed_out += size;
   *out = (void *)at;
   return 0;
 }
@@ -85,18 +158,37 @@ EXPORT void *malloc(size_t size) {
   return posix_memalign(&p, 16, size) == 0 ? p : 0;
 }
 
-EXPORT void free(void *p) { (void)p; }
+EXPORT void free(void *p) {
+  if (!p) return;
+  struct header *h = (struct header *)p - 1;
+  if (h->magic != magic) return;  // not one of ours: leave it
+  uint64_t start = (uint64_t)p - h->offset;
+  uint32_t c = h->class;
+  h->magic = 0;
+  if (c != large) {  // (the list's link may overwrite the header: read before)
+    *(void **)start = heap.free[c];
+    heap.free[c] = (void *)start;
+    return;
+  }
+  if (heap.frozen) return;  // stays on the list: the jump unmaps it
+  struct mapping *m = (struct mapping *)start;
+  if (m->prev) m->prev->next = m->next; else heap.mappings = m->next;
+  if (m->next) m->next->prev = m->prev;
+  elfload_syscall6(__NR_munmap, (long)m, (long)m->length, 0, 0, 0, 0);
+}
 
 uint64_t elfload_allocator_chunks(uint64_t *pairs, uint64_t capacity) {
   uint64_t n = 0;
-  for (; n < heap.count && n < capacity; n++) {
-    pairs[2 * n] = heap.start[n];
-    pairs[2 * n + 1] = heap.length[n];
+  for (struct mapping *m = heap.mappings; m; m = m->next, n++) {
+    if (n < capacity) {
+      pairs[2 * n] = (uint64_t)m;
+      pairs[2 * n + 1] = m->length;
+    }
   }
   return n;
 }
 
-uint64_t elfload_allocated_bytes(void) { return heap.handed_out; }
+void elfload_allocator_freeze(void) { heap.frozen = 1; }
 
 // print() in Embedded Swift writes through putchar: to stderr, unbuffered.
 EXPORT int putchar(int c) {

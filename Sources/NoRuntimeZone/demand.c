@@ -354,12 +354,23 @@ static long install(const struct elfload_demand_region *r, uint64_t page) {
   return 0;
 }
 
+// Populates [from, to) of `r`: the bss written at once (a write to the zero
+// page a read maps would fault again), the rest read.
+static long populate(const struct elfload_demand_region *r, uint64_t from, uint64_t to) {
+  return sys(__NR_madvise, (long)from, (long)(to - from),
+             r->anonymous && (r->protection & PROT_WRITE) ? MADV_POPULATE_WRITE : MADV_POPULATE_READ, 0, 0);
+}
+
 // --mode replay, before the jump: installs the pages of [start, start +
 // pages pages) that are in a region and still reserved, a run of them at a
 // time, and asks the kernel to populate them (MADV_POPULATE_READ: a write
 // later is the kernel's copy-on-write, not a fault of ours); pages outside
 // every region (read-only data, mapped readable up front) are only populated.
-// Returns the pages installed or populated.
+// As the fault path, it keeps within the map-count budget: past it (or when
+// mprotect says ENOMEM) a run is made accessible with the untouched pages
+// around it, up to its aligned windows, which adds no mapping; a later run's
+// page made accessible so is then only populated. Returns the pages
+// installed or populated.
 uint64_t elfload_demand_preinstall(uint64_t start, uint64_t pages) {
   uint64_t installed = 0, end = start + pages * page_size;
   for (uint64_t page = start; page < end;) {
@@ -377,6 +388,12 @@ uint64_t elfload_demand_preinstall(uint64_t start, uint64_t pages) {
       page += page_size;
       continue;
     }
+    if (kind_of(r, page) == page_faulted) {  // made accessible with an earlier run
+      populate(r, page, page + page_size);
+      installed++;
+      page += page_size;
+      continue;
+    }
     // A run of pages this call claims, up to the region's end or the staged page.
     uint64_t first = page;
     while (page < end && page < r->end && page != r->staged_page && claim(r, page)) page += page_size;
@@ -384,16 +401,28 @@ uint64_t elfload_demand_preinstall(uint64_t start, uint64_t pages) {
       page += page_size;  // taken already
       continue;
     }
-    uint64_t splits = (uint64_t)untouched(r, first - page_size) + (uint64_t)untouched(r, page);
-    long ret = sys(__NR_mprotect, (long)first, (long)(page - first), r->protection, 0, 0);
-    for (uint64_t p = first; p < page; p += page_size)
+    int spread = __atomic_load_n(&demand.spread, __ATOMIC_RELAXED) != 0;
+    uint64_t low = first, high = page;
+    if (spread) {
+      uint64_t window = (uint64_t)spread_pages * page_size;
+      uint64_t floor = first & ~(window - 1), ceiling = (page + window - 1) & ~(window - 1);
+      while (low > r->start && low - page_size >= floor && low - page_size != r->staged_page && claim(r, low - page_size))
+        low -= page_size;
+      while (high < r->end && high < ceiling && high != r->staged_page && claim(r, high)) high += page_size;
+    }
+    uint64_t splits = (uint64_t)untouched(r, low - page_size) + (uint64_t)untouched(r, high);
+    long ret = sys(__NR_mprotect, (long)low, (long)(high - low), r->protection, 0, 0);
+    for (uint64_t p = low; p < high; p += page_size)
       atomic_store_explicit(state_of(r, p), ret == 0 ? page_faulted : page_reserved, memory_order_release);
+    if (ret == -12 && !spread) {  // ENOMEM: the map count, most likely; this run again, spread
+      __atomic_store_n(&demand.spread, 1, __ATOMIC_RELAXED);
+      page = first;
+      continue;
+    }
     if (ret != 0) continue;
-    // The bss written at once (a write to the zero page a read maps would fault again).
-    sys(__NR_madvise, (long)first, (long)(page - first),
-        r->anonymous && (r->protection & PROT_WRITE) ? MADV_POPULATE_WRITE : MADV_POPULATE_READ, 0, 0);
+    populate(r, first, page);
     installed += (page - first) / page_size;
-    if (__atomic_add_fetch(&demand.splits, splits, __ATOMIC_RELAXED) > demand.split_budget)
+    if (!spread && __atomic_add_fetch(&demand.splits, splits, __ATOMIC_RELAXED) > demand.split_budget)
       __atomic_store_n(&demand.spread, 1, __ATOMIC_RELAXED);
   }
   return installed;

@@ -27,9 +27,6 @@
 #include <linux/userfaultfd.h>
 
 enum { page_size = uffd_page_size, max_regions = ELFLOAD_DEMAND_MAX_REGIONS, max_remaps = 64, max_files = 8 };
-#ifndef MADV_POPULATE_READ
-#define MADV_POPULATE_READ 22
-#endif
 
 static struct {
   struct elfload_uffd_region regions[max_regions];
@@ -349,9 +346,8 @@ void uffd_serve(int fd, uint32_t u, uint64_t address, uint32_t tid, int write, c
 
 // In the launcher, which still holds the userfaultfd: installs the runs
 // ((start, pages) pairs) without waking anybody (nobody runs yet), one
-// UFFDIO_COPY per run of file pages straight from the file's mapping --
-// populated first, so that the copy takes no page fault of elfload's own --
-// and one UFFDIO_ZEROPAGE per run of bss. Pages outside every region, or
+// UFFDIO_COPY per run of file pages straight from the file's mapping, and one
+// UFFDIO_ZEROPAGE per run of bss. Pages outside every region, or
 // there already, are skipped. Returns the pages installed.
 uint64_t elfload_uffd_preinstall(int uffd, const uint64_t *runs, uint64_t run_count) {
   // For the few pages that cannot come from the mapping (a tail to zero,
@@ -379,12 +375,13 @@ uint64_t elfload_uffd_preinstall(int uffd, const uint64_t *runs, uint64_t run_co
       if (r->fd < 0) {
         done = zero_pages(uffd, at, pages, 0, NULL, 0, &error);
       } else {
-        // Whole file pages from the mapping, populated in one call; the rest
-        // from the buffer.
+        // Whole file pages from the mapping; the rest from the buffer. (The
+        // copy faults the mapping in itself, the kernel's fault-around taking
+        // 16 pages a fault: measured, MADV_POPULATE_READ first was slower,
+        // 1.64 against 1.44 ms for python3.11's 793 pages.)
         if (sources.bytes[i] != NULL && at < sources.plain_end[i]) {
           uint64_t plain = stop < sources.plain_end[i] ? stop : sources.plain_end[i];
           pages = (plain - at) / page_size;
-          sys(__NR_madvise, (long)(sources.bytes[i] + (at - r->start)), (long)(plain - at), MADV_POPULATE_READ, 0, 0);
         }
         done = copy_file_pages(uffd, r, at, at, pages, buffer, buffer_pages, 0, &error);
       }

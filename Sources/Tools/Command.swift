@@ -9,132 +9,13 @@ struct Elfload: ParsableCommand {
   static let version = "0.2.0"
 
   /// The usage line, from the option table.
-  static var runUsage: String {
-    let options = RunOption.all.map { "[\($0.short.map { "\($0)|" } ?? "")\($0.synopsis)]" }
-    return "elfload " + options.joined(separator: " ") + " [--] <program> [<args> ...]"
-  }
-
-  /// The run options, from the option table, as help lists them.
-  static var runOptionsHelp: String {
-    RunOption.all.map { option in
-      let names = (option.short.map { "\($0), " } ?? "") + option.synopsis
-      return "  " + names.padding(toLength: max(24, names.count + 2), withPad: " ", startingAt: 0) + option.help
-    }.joined(separator: "\n")
-  }
-
-  /// The --stats-json fields, from their one definition.
-  static var statsFieldsHelp: String {
-    Report.fields.map { "  \($0.name): \($0.meaning)" }.joined(separator: "\n")
-  }
+  static var runUsage: String { Help.usageWords.joined(separator: " ") }
 
   static let configuration = CommandConfiguration(
     commandName: "elfload",
     abstract: "Run a Linux x86-64 ELF program the way execve would, from user space.",
-    usage: """
-      \(runUsage)
-      elfload record --profile <file> [options] [--] <program> [<args> ...]
-      elfload inspect <program>
-      elfload inspect --profile <file> [<program>]
-      elfload heatmap <trace> -o <file.svg>
-      elfload residency <residency> -o <file.svg>
-      elfload residency --native <file> -- <program> [<args> ...]
-      """,
-    discussion: """
-      elfload PROGRAM ARGS... reads PROGRAM, maps its PT_LOAD segments, builds the \
-      initial stack and auxiliary vector exactly as the kernel's execve does (on the \
-      same stack the kernel gave elfload), and jumps to the program's entry point. \
-      The program cannot tell the difference, apart from what user space cannot \
-      change: set-uid bits are not honoured, and /proc/self/exe names the program \
-      only with the privileges to change it (root has them).
-
-      Runs static, static-PIE and dynamically linked x86-64 programs (loading \
-      their PT_INTERP interpreter as the kernel does) and #! scripts. A PROGRAM \
-      without a slash is looked up in PATH.
-
-      Options for running (before PROGRAM; -- ends them):
-      \(runOptionsHelp)
-      (--stats, --stats-json, --trace and --residency run the program in a child of elfload, which \
-      passes on to it the signals it is sent -- not the terminal's Ctrl-C, which reaches \
-      the program directly -- and which the program does not outlive)
-
-      Statistics (--stats-json writes one JSON object with these fields; --stats shows the same):
-      \(statsFieldsHelp)
-
-      Paging policies (--mode):
-        eager, all  every segment mapped at start, as execve maps it: a private
-                    file mapping per segment, the bss tail zeroed, anonymous
-                    zero pages for the rest; the kernel then pages the file in
-                    lazily (the default)
-        demand      nothing of code, data and bss in memory at start; each page
-                    is brought in when the program first touches it, by a pager:
-        hybrid      demand, and each fault also brings in up to N following
-                    pages (--prefetch N, 1 to 512, default 1), or as many as
-                    the faults' pattern predicts (--prefetch auto, below)
-        replay      the pages a recorded run touched (--profile FILE, from
-                    elfload record) brought in before the program starts, in
-                    as few operations as there are runs of pages; the rest on
-                    demand. A profile recorded for another build of the
-                    program (device, inode, size or mtime differ) is ignored
-                    with one line on stderr: the run is then demand.
-
-      --prefetch auto, per segment (file pages and bss apart), as the kernel's
-      readahead grows its window and Leap follows strides: two faults in a row
-      the same distance apart (the stride: 1 page, or any number, either way)
-      open a window of 4 pages along the stride after the faulting page; a
-      fault exactly one stride past the window's last page (the program used
-      it all) doubles the window, up to 512 pages; any other fault while a
-      window is open closes it (a miss). Nothing past the segment's end. --stats
-      counts the hits and misses.
-
-      elfload record --profile FILE PROGRAM ARGS runs PROGRAM under demand paging
-      (either pager) and writes the pages it touched, program's and
-      interpreter's, in the order of first touch, with which files they belong
-      to: a text file, 'elfload inspect --profile FILE' explains it.
-
-      Pagers (--pager, for demand and hybrid):
-        uffd        the segments are anonymous memory registered with a
-                    userfaultfd; a server process (elfload-uffd, not the
-                    program's child) fills each page from the file, or with
-                    zeros. Serves everything natively runs, but needs root or
-                    vm.unprivileged_userfaultfd=1; the program's segments show
-                    in /proc/self/maps without their file name. The default
-                    where the kernel allows it.
-        signal      every page reserved with no access; elfload's SIGSEGV
-                    handler, in the program, gives it its protection when
-                    first touched (read-only data is mapped readable up front).
-
-      Limits of --pager signal (use --pager uffd or --mode eager instead):
-        - a system call that touches an untouched page fails with EFAULT
-          (read() into a fresh .bss buffer, for example);
-        - a program that installs its own SIGSEGV handler gets elfload's faults;
-        - a fault while SIGSEGV is blocked kills the program, and glibc blocks
-          every signal inside pthread_create and posix_spawn: a threaded or
-          spawning program can die by SIGSEGV if that code was never run before.
-        The program also sees a SIGSEGV handler it did not install.
-
-      Exit status: the program's own; or, when elfload cannot start it, 127 if the \
-      file does not exist and 126 if it cannot be run (not ELF, wrong machine, \
-      malformed, not executable, addresses already in use), with one line on stderr: \
-      elfload: PATH: what is wrong. A mistake in elfload's own options exits 64 \
-      (EX_USAGE) with the reason and the usage line.
-
-      elfload is two executables: the launcher (elfload, freestanding: no C library, \
-      no runtime) runs programs; it hands everything else -- --help, --version, \
-      inspect, heatmap, usage errors -- to elfload-tools beside it.
-
-      Examples:
-        elfload ./hello
-        elfload --verbose -- ./prog --its-own-flag
-        elfload --mode hybrid --prefetch 16 ./prog
-        elfload --mode hybrid --prefetch auto --stats ./prog
-        elfload record --profile prog.profile ./prog && elfload --mode replay --profile prog.profile ./prog
-        elfload --cold --mode replay --profile prog.profile --stats ./prog
-        elfload --argv0 sh ./busybox -c 'echo hi'
-        elfload inspect ./prog
-        elfload --mode demand --trace t.csv ./prog && elfload heatmap t.csv -o t.svg
-        elfload --residency r.csv ./prog && elfload residency r.csv -o r.svg
-        elfload residency --native n.csv -- ./prog   (the same picture of a native run)
-      """,
+    usage: ([runUsage] + Help.otherUsages).joined(separator: "\n"),
+    discussion: "'elfload --help' shows the most used options; 'elfload --help-all', all of it.",
     version: version,
     subcommands: [Run.self, Record.self, Inspect.self, Heatmap.self, Residency.self])
 
@@ -143,15 +24,30 @@ struct Elfload: ParsableCommand {
     switch CommandLineParse.parse(raw) {
     case .usageError(let message):
       FileHandle.standardError.write(
-        Data("Error: \(message)\nUsage: \(runUsage)\n  See 'elfload --help' for more information.\n".utf8))
+        Data("Error: \(message)\n\(Help.usage(lead: "Usage: ", indent: 15))\n  See 'elfload --help' for more information.\n".utf8))
       Foundation.exit(ExitCode.validationFailure.rawValue)
     case .run:
       // Asked to run a program: that is the launcher's job.
       Run.execLauncher(Array(CommandLine.arguments.dropFirst()))
     case .tool:
+      // The root's help is laid out here (Help), not by ArgumentParser: a first screen, and the
+      // whole reference with wrapped lines indented.
+      let arguments = toolArguments(Array(CommandLine.arguments.dropFirst()))
+      if arguments == ["--help"] || arguments == ["help"] {
+        print(Help.firstScreen, terminator: "")
+        return
+      }
+      if arguments == ["--help-all"] || arguments == ["help", "all"] {
+        print(Help.reference, terminator: "")
+        return
+      }
+      if arguments == ["help", "run"] {
+        print(Help.run, terminator: "")
+        return
+      }
       var command: any ParsableCommand
       do {
-        command = try parseAsRoot(toolArguments(Array(CommandLine.arguments.dropFirst())))
+        command = try parseAsRoot(arguments)
       } catch {
         exit(withError: error)
       }
@@ -180,8 +76,9 @@ extension Elfload {
   static func toolArguments(_ arguments: [String]) -> [String] {
     if let first = arguments.first, CommandLineParse.subcommands.contains(first) { return arguments }
     let word = arguments.first == "run" || arguments.first == "record" ? arguments.first : nil
-    let asked = arguments.dropFirst(word == nil ? 0 : 1).first { ["--help", "-h", "--version"].contains($0) }
+    let asked = arguments.dropFirst(word == nil ? 0 : 1).first { ["--help", "-h", "--help-all", "--version"].contains($0) }
     if asked == "--version" { return ["--version"] }
+    if asked == "--help-all" && word == nil { return ["--help-all"] }
     return word.map { ["help", $0] } ?? ["--help"]
   }
 
@@ -214,7 +111,7 @@ extension Elfload {
     static let configuration = CommandConfiguration(
       abstract: "Run PROGRAM with ARGS (the default command; the word 'run' is optional).",
       usage: Elfload.runUsage,
-      discussion: "Options:\n\(Elfload.runOptionsHelp)")
+      discussion: "Options: 'elfload --help-all'.")
 
     @Argument(
       parsing: .captureForPassthrough,
@@ -261,8 +158,8 @@ extension Elfload {
       }
       guard let program else { return }
       let given = Array(program.utf8)
-      let path = OpenExec.resolve(given, searchPath: ProcessInfo.processInfo.environment["PATH"].map { Array($0.utf8) })
       do {
+        let path = try OpenExec.resolve(given, searchPath: ProcessInfo.processInfo.environment["PATH"].map { Array($0.utf8) })
         // A #! script is described by what it runs; a dynamically linked
         // program, with its interpreter after it.
         let (programPath, arguments, opened) = try OpenExec.followScripts(path, [path], refuseWriters: false)

@@ -93,8 +93,9 @@ public func describeProfile(_ profile: Profile, path: String) -> String {
   func line(_ s: String = "") { out += s + "\n" }
   let distinct = Set(profile.pages.map { "\($0.image) \($0.segment) \($0.page)" }).count
   line(
-    "\(path): an elfload profile, version \(Profile.version): \(profile.pages.count) first touches (\(distinct) distinct pages) in \(profile.images.count) image\(profile.images.count == 1 ? "" : "s")"
+    "\(path): an elfload profile, version \(profile.pager == nil ? 1 : Profile.version): \(profile.pages.count) first touches (\(distinct) distinct pages) in \(profile.images.count) image\(profile.images.count == 1 ? "" : "s")"
   )
+  line(Profile.misses(profile.pager) ?? "recorded under the uffd pager: every first touch is in it")
   for (index, image) in profile.images.enumerated() {
     let id = image.identity
     line()

@@ -30,7 +30,9 @@ enum NativeResidency {
     } catch {
       fail("--native \(output): cannot create it: \(error)", status: 73)
     }
-    let path = OpenExec.resolve(Array(command[0].utf8), searchPath: ProcessInfo.processInfo.environment["PATH"].map { Array($0.utf8) })
+    let searchPath = ProcessInfo.processInfo.environment["PATH"].map { Array($0.utf8) }
+    // Not found in PATH: execve("") fails with ENOENT below, as execvp would.
+    let path = (try? OpenExec.resolve(Array(command[0].utf8), searchPath: searchPath)) ?? []
     // Everything the child uses is made before the fork: after it, it makes only system calls.
     let argv = command.map { strdup($0) } + [nil]
     let cPath = strdup(text(path))
@@ -152,7 +154,8 @@ enum NativeResidency {
     let atPHDR: UInt64 = 3
     let atBase: UInt64 = 7
     let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")) ?? ""
-    guard let phdr = entries[atPHDR], let program = image(exe), let linked = program.programHeaderAddress else { return "" }
+    guard let phdr = entries[atPHDR], let program = image(exe) else { return "" }
+    let linked = program.programHeaderAddress
     var table = rows(0, program, bias: phdr &- linked, path: exe)
     if let interpreter = program.interpreter.map({ text($0) }), let base = entries[atBase], base != 0,
       let image = image(interpreter)

@@ -88,6 +88,8 @@ struct Cell {
   var expectedStatus: Int
   var loaderFaults: Int?
   var prefetched: Int?
+  /// The userfaultfd server's CPU time (ms), from the --stats-json run; nil without a server.
+  var serverCPU: Double? = nil
 
   var ok: Bool { status == expectedStatus }
 }
@@ -215,14 +217,15 @@ if let dir = options.redraw {
   var startup: [Cell] = []
   for line in text.split(separator: "\n").dropFirst() {
     let f = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-    guard f.count == 12, let runs = Int(f[3]), let median = Double(f[4]), let p10 = Double(f[5]),
+    guard f.count == 12 || f.count == 13, let runs = Int(f[3]), let median = Double(f[4]), let p10 = Double(f[5]),
       let p90 = Double(f[6]), let rss = Double(f[7]), let faults = Double(f[8])
     else { fail("\(dir)/results.csv: not a results line: \(line)") }
     let ok = f[11] == "true"
     // (A run before the loaders named their pager: its "demand", "hybrid16", ... were the signal pager's.)
     let cell = Cell(
       workload: f[1], loader: Charts.pagerNamed(f[2]), runs: runs, median: median, p10: p10, p90: p90, rss: rss, faults: faults,
-      status: ok ? 0 : 1, expectedStatus: 0, loaderFaults: Int(f[9]), prefetched: Int(f[10]))
+      status: ok ? 0 : 1, expectedStatus: 0, loaderFaults: Int(f[9]), prefetched: Int(f[10]),
+      serverCPU: f.count == 13 ? Double(f[12]) : nil)
     switch f[0] {
     case "workloads": cells.append(cell)
     case "prefetch": sweep.append((Int(cell.loader.dropFirst("hybrid".count).prefix { $0.isNumber }) ?? 0, cell))
@@ -280,7 +283,7 @@ var loaders = [
   elfloadLoader("auto-signal", ["--mode", "hybrid", "--prefetch", "auto", "--pager", "signal"]),
   Loader(name: "replay-signal", prefix: [], elfloadOptions: nil, replayPager: "signal"),
 ]
-// The userfaultfd pager, where the kernel grants it (root, or vm.unprivileged_userfaultfd=1).
+// The userfaultfd pager, where the kernel grants it (CAP_SYS_PTRACE: root).
 ensureRunbench()
 if runbenchCell([options.elfload, "--mode", "demand", "--pager", "uffd", "/bin/true"], runs: 1, warmup: 0)?.5 == 0 {
   loaders.append(
@@ -291,6 +294,8 @@ if runbenchCell([options.elfload, "--mode", "demand", "--pager", "uffd", "/bin/t
     Loader(
       name: "hybrid16-uffd", prefix: [options.elfload, "--mode", "hybrid", "--prefetch", "16", "--pager", "uffd"],
       elfloadOptions: ["--mode", "hybrid", "--prefetch", "16", "--pager", "uffd"]))
+  // The server's other placement: one normal-priority thread following the faulting thread (the design before).
+  loaders.append(elfloadLoader("demand-uffd-single", ["--mode", "demand", "--pager", "uffd", "--uffd-server", "single"]))
   loaders.append(elfloadLoader("auto-uffd", ["--mode", "hybrid", "--prefetch", "auto", "--pager", "uffd"]))
   loaders.append(Loader(name: "replay-uffd", prefix: [], elfloadOptions: nil, replayPager: "uffd"))
 }
@@ -317,8 +322,9 @@ if !options.quick {
 
 ensureRunbench()
 
-/// The loader's own counters, from one extra run with --stats-json.
-func counters(_ loader: Loader, _ workload: Workload) -> (Int, Int)? {
+/// The loader's own counters (faults served, pages prefetched, the server's CPU ms), from one
+/// extra run with --stats-json.
+func counters(_ loader: Loader, _ workload: Workload) -> (Int, Int, Double?)? {
   guard let opts = loader.elfloadOptions, opts.contains("demand") || opts.contains("hybrid") || opts.contains("replay")
   else {
     return nil
@@ -330,7 +336,7 @@ func counters(_ loader: Loader, _ workload: Workload) -> (Int, Int)? {
     let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
     let faults = object["loader_faults"] as? Int, let prefetched = object["pages_prefetched"] as? Int
   else { return nil }
-  return (faults, prefetched)
+  return (faults, prefetched, object["server_cpu_ms"] as? Double)
 }
 
 /// The status the program ends with natively, per workload.
@@ -360,7 +366,7 @@ var profiles: [String: String] = [:]
   return Cell(
     workload: workload.name, loader: loader.name, runs: runs, median: m.0, p10: m.1, p90: m.2, rss: m.3,
     faults: m.4, status: m.5, expectedStatus: nativeStatus[workload.name] ?? m.5, loaderFaults: c?.0,
-    prefetched: c?.1)
+    prefetched: c?.1, serverCPU: c?.2)
 }
 
 // MARK: - The runs
@@ -425,23 +431,43 @@ func ms(_ v: Double) -> String { String(format: "%.3f", v) }
 func opt(_ v: Int?) -> String { v.map(String.init) ?? "" }
 
 var csv =
-  "section,workload,loader,runs,median_ms,p10_ms,p90_ms,max_rss_kb,minor_faults,loader_faults,pages_prefetched,ok\n"
+  "section,workload,loader,runs,median_ms,p10_ms,p90_ms,max_rss_kb,minor_faults,loader_faults,pages_prefetched,ok,server_cpu_ms\n"
 func csvRow(_ section: String, _ c: Cell) -> String {
-  "\(section),\(c.workload),\(c.loader),\(c.runs),\(ms(c.median)),\(ms(c.p10)),\(ms(c.p90)),\(Int(c.rss)),\(Int(c.faults)),\(opt(c.loaderFaults)),\(opt(c.prefetched)),\(c.ok)\n"
+  "\(section),\(c.workload),\(c.loader),\(c.runs),\(ms(c.median)),\(ms(c.p10)),\(ms(c.p90)),\(Int(c.rss)),\(Int(c.faults)),\(opt(c.loaderFaults)),\(opt(c.prefetched)),\(c.ok),\(c.serverCPU.map { ms($0) } ?? "")\n"
 }
 for c in cells { csv += csvRow("workloads", c) }
 for s in sweep { csv += csvRow("prefetch", s.cell) }
 for c in startup { csv += csvRow("startup", c) }
 write("results.csv", csv)
 
+/// What one demand fault costs, per pager and server placement: (demand's median - eager's) /
+/// the faults demand's pager served, on each workload where it served some.
+func perFaultTable(_ cells: [Cell]) -> String {
+  let demand = ["demand-signal", "demand-uffd", "demand-uffd-single"]
+  var table =
+    "\n## Cost of a demand fault\n\n(median wall time over eager's, divided by the faults the pager served; the server's CPU beside it)\n\n| workload | loader | faults | µs per fault over eager | server CPU µs per fault |\n|---|---|---:|---:|---:|\n"
+  for workload in Array(Set(cells.map(\.workload))).sorted() {
+    guard let eager = cells.first(where: { $0.workload == workload && $0.loader == "eager" }) else { continue }
+    for name in demand {
+      guard let c = cells.first(where: { $0.workload == workload && $0.loader == name }), let n = c.loaderFaults, n > 0
+      else { continue }
+      let over = (c.median - eager.median) * 1000 / Double(n)
+      let server = c.serverCPU.map { String(format: "%.2f", $0 * 1000 / Double(n)) } ?? ""
+      table += "| \(workload) | \(name) | \(n) | \(String(format: "%.2f", over)) | \(server) |\n"
+    }
+  }
+  return table
+}
+
 let note = runNote(runs: options.runs, warmup: options.warmup, machine: machineDescription())
 var md = "# elfload-bench results\n\n\(note)\n\n"
 md +=
-  "## Workloads\n\n| workload | loader | median ms | p10–p90 ms | peak RSS KiB | minor faults | loader faults |\n|---|---|---:|---:|---:|---:|---:|\n"
+  "## Workloads\n\n| workload | loader | median ms | p10–p90 ms | peak RSS KiB | minor faults | loader faults | server CPU ms |\n|---|---|---:|---:|---:|---:|---:|---:|\n"
 for c in cells {
   md +=
-    "| \(c.workload) | \(c.loader)\(c.ok ? "" : " (failed)") | \(ms(c.median)) | \(ms(c.p10))–\(ms(c.p90)) | \(Int(c.rss)) | \(Int(c.faults)) | \(opt(c.loaderFaults)) |\n"
+    "| \(c.workload) | \(c.loader)\(c.ok ? "" : " (failed)") | \(ms(c.median)) | \(ms(c.p10))–\(ms(c.p90)) | \(Int(c.rss)) | \(Int(c.faults)) | \(opt(c.loaderFaults)) | \(c.serverCPU.map { ms($0) } ?? "") |\n"
 }
+md += perFaultTable(cells)
 md +=
   "\n## Prefetch depth on the 64 MiB bss pass\n\n| --prefetch | median ms | loader faults | pages prefetched |\n|---:|---:|---:|---:|\n"
 for s in sweep {

@@ -34,6 +34,11 @@ struct Mutant {
   /// A program header the program can do without: PT_NOTE or PT_GNU_STACK.
   var spare: Int { (0..<phnum).first { type($0) == 4 || type($0) == 0x6474_e551 }! }
 
+  /// The PT_LOAD whose file bytes hold the program header table.
+  var phdrHolder: Int {
+    loads.last { u64(ph($0, 8)) <= UInt64(phoff) && UInt64(phoff) - u64(ph($0, 8)) < u64(ph($0, 32)) }!
+  }
+
   /// Makes the spare program header a PT_LOAD of one page (its `p_flags`
   /// `flags`) in the middle of PT_LOAD `i`, mapping the same file bytes, or
   /// none (a bss page).
@@ -186,6 +191,12 @@ struct CorpusCase: Sendable, CustomTestStringConvertible {
       let (text, spare) = (m.loads[1], m.spare)
       m.bytes.replaceSubrange(m.ph(spare, 0)..<m.ph(spare, 56), with: m.bytes[m.ph(text, 0)..<m.ph(text, 56)])
       m.put32(m.ph(spare, 4), 4)
+    },
+    // AT_PHDR is load_bias + the address in the PT_LOAD whose *file* range holds e_phoff, and
+    // load_bias + 0 when none does (load_elf_binary), whatever p_memsz covers or PT_PHDR says:
+    // natively ld.so then stops on an assertion, a static program dies (found by scripts/mutate).
+    CorpusCase(name: "the PT_LOAD holding the program headers ends before them in the file", mentions: "PT_LOAD") { m in
+      m.put64(m.ph(m.phdrHolder, 32), 1)
     },
     CorpusCase(name: "PT_INTERP missing", mentions: "interpreter", status: 127) { m in
       m.interpreter(Array("/nonexistent/ld.so\0".utf8))

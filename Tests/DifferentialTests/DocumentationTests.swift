@@ -4,14 +4,38 @@ import Testing
 
 @Suite("The README")
 struct DocumentationTests {
-  /// The lines of the README's Usage block that run elfload, without their comments.
-  static func usageLines() throws -> [String] {
+  /// The lines of the README's first sh block under `heading` that run elfload (or pipe into
+  /// it, or make the directory its examples write to), without their comments.
+  static func exampleLines(under heading: String = "## Usage\n") throws -> [String] {
     let readme = try String(contentsOfFile: Paths.root.appendingPathComponent("README.md").path, encoding: .utf8)
-    let usage = try #require(readme.components(separatedBy: "## Usage\n").dropFirst().first)
+    let usage = try #require(readme.components(separatedBy: heading).dropFirst().first)
     let block = try #require(usage.components(separatedBy: "```sh\n").dropFirst().first?.components(separatedBy: "```").first)
-    return block.split(separator: "\n").map(String.init).filter { $0.hasPrefix("elfload ") }.map { line in
-      // Comments start after a run of blanks; no example has a # of its own.
-      (line.range(of: "  #").map { String(line[..<$0.lowerBound]) } ?? line).trimmingCharacters(in: .whitespaces)
+    return block.split(separator: "\n").map(String.init).filter { $0.hasPrefix("elfload ") || $0.contains("| elfload ") || $0.hasPrefix("mkdir ") }
+      .map { line in
+        // Comments start after a run of blanks; no example has a # of its own.
+        (line.range(of: "  #").map { String(line[..<$0.lowerBound]) } ?? line).trimmingCharacters(in: .whitespaces)
+      }
+  }
+
+  static func usageLines() throws -> [String] { try exampleLines() }
+
+  @Test("every run-from-memory example runs as written, and prints what its comment says")
+  func runFromMemoryExamples() throws {
+    let lines = try Self.exampleLines(under: "### Run from memory (`elfload -`, `--fd N`)\n")
+    #expect(lines.count == 6, "\(lines)")
+    _ = Paths.samples  // built
+    let bin = (Paths.elfload as NSString).deletingLastPathComponent
+    let environment = ["PATH=\(bin):/usr/local/bin:/usr/bin:/bin", "LC_ALL=C"]
+    let expected = [
+      "hello from memory\n", "hello, world\n", nil, "/dev/fd/3 x\n", "the next line\n", "hello\n",
+    ]
+    for (line, output) in zip(lines, expected) {
+      let outcome = run(["/bin/sh", "-c", "cd \"$0\" && \(line)", Paths.root.path], environment: environment, timeout: 30)
+      #expect(outcome.ending == .exited(0) && outcome.stderr.isEmpty, "\(line)\n\(outcome)")
+      if let output { #expect(outcome.stdout == output, "\(line)\n\(outcome)") }
+      if line.contains("whoami") {
+        #expect(outcome.stdout.hasPrefix("argv[0]: /dev/fd/3\nargv[1]: a\nAT_EXECFN: /dev/fd/3\ncomm: memfd:stdin\n"), "\(outcome)")
+      }
     }
   }
 
@@ -19,9 +43,10 @@ struct DocumentationTests {
   func usageExamplesRun() throws {
     let lines = try Self.usageLines()
     #expect(lines.count >= 10, "\(lines)")
-    // A directory of its own with the repository's Samples in it, so that the
-    // files the examples write (s.json, t.csv, t.svg) go nowhere else.
+    // A directory of its own with the repository's Samples in it, standing for the
+    // repository's: the files the examples write land in it, and must be git-ignored.
     let dir = scratchDirectory("readme")
+    try? FileManager.default.removeItem(atPath: dir + "/.build")
     let samples = dir + "/Samples"
     try? FileManager.default.removeItem(atPath: samples)
     try FileManager.default.createSymbolicLink(
@@ -33,9 +58,19 @@ struct DocumentationTests {
       let outcome = run(["/bin/sh", "-c", "cd \"$0\" && \(line)", dir], environment: environment, timeout: 30)
       #expect(outcome.ending == .exited(0), "\(line)\n\(outcome)")
       if line.contains("--argv0 sh") { #expect(outcome.stdout == "sh\n", "\(line)\n\(outcome)") }
-      if line.contains("--help") { #expect(outcome.stdout.contains("Statistics"), "\(line)") }
+      if line.contains("--help-all") {
+        #expect(outcome.stdout.contains("Statistics"), "\(line)")
+      } else if line.contains("--help") {
+        #expect(outcome.stdout.contains("elfload --help-all"), "\(line)")
+      }
     }
-    #expect(FileManager.default.fileExists(atPath: dir + "/t.svg"))
+    #expect(FileManager.default.fileExists(atPath: dir + "/.build/examples/t.svg"))
+    // Nothing but the git-ignored .build (and Samples, standing for the repository's) is left:
+    // the examples do not litter a working tree.
+    let left = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0 != "Samples" }
+    #expect(left == [".build"], "the examples left \(left) in the working directory")
+    let ignored = try String(contentsOfFile: Paths.root.appendingPathComponent(".gitignore").path, encoding: .utf8)
+    #expect(ignored.split(separator: "\n").contains(".build/"))
   }
 }
 

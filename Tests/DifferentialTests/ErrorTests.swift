@@ -115,7 +115,10 @@ struct ErrorTests {
   func inspectFIFO() {
     let outcome = run([Paths.elfload, "inspect", Self.scratch + "/fifo"], timeout: 3, hangExpected: true)
     #expect(outcome.ending == .exited(126), "\(outcome)")
-    #expect(outcome.stderr == "elfload: \(Self.scratch)/fifo: is a FIFO (named pipe), not a program\n", "\(outcome)")
+    #expect(
+      outcome.stderr
+        == "elfload: \(Self.scratch)/fifo: is a FIFO (named pipe), not a program (execve refuses it too; a program that comes through one runs with: elfload - ARGS < it)\n",
+      "\(outcome)")
   }
 
   @Test("a missing companion: one line naming it, exit 126")
@@ -148,13 +151,69 @@ struct ErrorTests {
     #expect(outcome.stderr.contains("'eager'"), "\(outcome)")
   }
 
-  @Test("--help explains the modes and the exit statuses")
+  @Test("--help-all explains the modes and the exit statuses")
   func help() {
-    let outcome = run([Paths.elfload, "--help"])
+    let outcome = run([Paths.elfload, "--help-all"])
     #expect(outcome.ending == .exited(0))
     for phrase in ["--mode", "eager", "--argv0", "127", "126", "inspect", "/proc/self/exe"] {
       #expect(outcome.stdout.contains(phrase), "help lacks \(phrase)")
     }
+  }
+
+  /// The five most used options, as RunOptions.swift marks them.
+  static let firstScreenOptions = ["--mode <policy>", "--prefetch <n|auto>", "--pager <uffd|signal>", "--stats", "-v, --verbose"]
+
+  /// --help was 200 lines with every wrapped line at column 0. Its first screen is what a user
+  /// needs: usage, the policies, the five most used options, where the rest is.
+  @Test("--help is one screen: usage, the policies, the five most used options, where the rest is")
+  func firstScreen() {
+    for argv in [["--help"], ["-h"], ["help"], ["--mode", "demand", "--help"]] {
+      let outcome = run([Paths.elfload] + argv)
+      #expect(outcome.ending == .exited(0) && outcome.stderr.isEmpty, "\(argv): \(outcome)")
+      let lines = outcome.stdout.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+      #expect(lines.count <= 24 && lines.allSatisfy { $0.count <= 80 }, "\(argv): \(lines.count) lines:\n\(outcome.stdout)")
+      #expect(lines.contains { $0.hasPrefix("Usage: elfload [options] [--] PROGRAM") }, "\(outcome.stdout)")
+      for policy in ["eager", "demand", "hybrid", "replay"] {
+        #expect(lines.contains { $0.hasPrefix("  \(policy) ") }, "\(policy): \(outcome.stdout)")
+      }
+      let optionLines = lines.filter { $0.hasPrefix("  -") }.map { String($0.dropFirst(2).prefix(22)).trimmingCharacters(in: .whitespaces) }
+      #expect(optionLines == Self.firstScreenOptions, "\(optionLines)")
+      #expect(outcome.stdout.contains("elfload --help-all") && outcome.stdout.contains("elfload help all"), "\(outcome.stdout)")
+    }
+  }
+
+  /// The whole reference, with each option's help whole: a wrapped line is indented under its
+  /// text, so reading the lines after an option back gives its text exactly.
+  @Test("--help-all (or help all) is the whole reference, wrapped lines indented under their text")
+  func reference() throws {
+    let outcome = run([Paths.elfload, "--help-all"])
+    #expect(outcome.ending == .exited(0) && outcome.stderr.isEmpty, "\(outcome)")
+    #expect(run([Paths.elfload, "help", "all"]).stdout == outcome.stdout)
+    let lines = outcome.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+    #expect(lines.allSatisfy { $0.count <= 80 }, "\(lines.filter { $0.count > 80 })")
+    let start = try #require(lines.firstIndex { $0.hasPrefix("Options for running") })
+    var options: [String: String] = [:]
+    var current: String?
+    for line in lines[(start + 1)...] {
+      if line.hasPrefix("  -") {
+        let synopsis = String(line.dropFirst(2).prefix(24)).trimmingCharacters(in: .whitespaces)
+        options[synopsis] = String(line.dropFirst(26))
+        current = synopsis
+      } else if let name = current, line.hasPrefix(String(repeating: " ", count: 26)) {
+        options[name, default: ""] += " " + line.trimmingCharacters(in: .whitespaces)
+      } else {
+        break
+      }
+    }
+    let help = run([Paths.elfload, "run", "--help"]).stdout + run([Paths.elfload, "--help-all"]).stdout
+    for synopsis in ["--mode <policy>", "--prefetch <n|auto>", "--profile <file>", "--pager <uffd|signal>", "--cold",
+      "--argv0 <name>", "-v, --verbose", "--stats", "--stats-json <file>", "--trace <file>", "--residency <file>"]
+    {
+      let text = try #require(options[synopsis], "\(synopsis) missing from:\n\(outcome.stdout)")
+      #expect(text.count > 20 && help.contains(synopsis), "\(synopsis): \(text)")
+    }
+    #expect(options["--argv0 <name>"] == "give the program NAME as argv[0], like exec -a (NAME may be empty: --argv0 '')")
+    #expect(options["--stats-json <file>"] == "write the same numbers as JSON to FILE (-: stderr)")
   }
 
   @Test("--version")
@@ -206,6 +265,30 @@ struct ErrorTests {
     let outcome = run([Paths.elfload, "inspect", Self.scratch + "/text"])
     #expect(outcome.ending == .exited(126))
     #expect(outcome.stderr.hasPrefix("elfload: \(Self.scratch)/text: not an ELF file"))
+  }
+
+  /// execvp (and so env) looks a name without a slash up in PATH only: a program in the
+  /// working directory that PATH does not name is not found (127); one found but not
+  /// executable is "Permission denied" (126) when nothing else is found.
+  @Test("a name PATH does not lead to is not found, even in the working directory, like env")
+  func pathLookupFails() throws {
+    let dir = scratchDirectory("path-lookup")
+    try? FileManager.default.removeItem(atPath: dir + "/mypattern")
+    try FileManager.default.copyItem(atPath: Paths.sample("hello", .staticExec), toPath: dir + "/mypattern")
+    let env = ["PATH=/usr/bin:/bin"]
+    let native = run(["/usr/bin/env", "mypattern"], environment: env, directory: dir)
+    let loaded = run([Paths.elfload, "mypattern"], environment: env, directory: dir)
+    #expect(native.ending == .exited(127), "\(native)")
+    #expect(loaded.ending == native.ending && loaded.stdout.isEmpty, "\(loaded)")
+    #expect(loaded.stderr == "elfload: mypattern: no such file or directory\n", "\(loaded)")
+
+    // The scratch directory's noexec: a copy of hello, mode 0644.
+    let denied = ["PATH=/nonexistent:\(Self.scratch):/usr/bin"]
+    let nativeDenied = run(["/usr/bin/env", "noexec"], environment: denied)
+    let loadedDenied = run([Paths.elfload, "noexec"], environment: denied)
+    #expect(nativeDenied.ending == .exited(126), "\(nativeDenied)")
+    #expect(loadedDenied.ending == .exited(126) && loadedDenied.stdout.isEmpty, "\(loadedDenied)")
+    #expect(loadedDenied.stderr.hasPrefix("elfload: noexec: ") && loadedDenied.stderr.contains("executable"), "\(loadedDenied)")
   }
 
   @Test("a name without a slash is found in PATH, like env does")

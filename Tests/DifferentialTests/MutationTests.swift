@@ -57,7 +57,7 @@ struct WholeRunMutant: CustomStringConvertible {
 
   static func mutateOnce(_ m: inout Mutant, _ rng: inout MutationRandom) -> String {
     let phnum = m.phnum
-    switch Int.random(in: 0..<10, using: &rng) {
+    switch Int.random(in: 0..<11, using: &rng) {
     case 0..<5 where phnum > 0:
       // A program-header field: p_type, p_flags, p_offset, p_vaddr, p_filesz, p_memsz, p_align.
       let i = Int.random(in: 0..<phnum, using: &rng)
@@ -119,6 +119,14 @@ struct WholeRunMutant: CustomStringConvertible {
       let keep = Int.random(in: 0..<m.bytes.count, using: &rng)
       m.bytes.removeLast(m.bytes.count - keep)
       return "truncated to \(keep) bytes"
+    case 9 where m.loads.contains { m.u64(m.ph($0, 8)) <= UInt64(m.phoff) && m.u64(m.ph($0, 8)) &+ m.u64(m.ph($0, 32)) > UInt64(m.phoff) }:
+      // AT_PHDR's rule (load_elf_binary): the PT_LOAD whose file range holds e_phoff, or none
+      // (load_bias + 0). Its p_filesz cut to end at or before the headers, p_memsz kept.
+      let i = m.phdrHolder
+      let old = m.u64(m.ph(i, 32))
+      let new = UInt64(m.phoff) - m.u64(m.ph(i, 8)) - UInt64.random(in: 0...UInt64(m.phoff) - m.u64(m.ph(i, 8)), using: &rng)
+      m.put64(m.ph(i, 32), new)
+      return "program header \(i) (holding the program headers) p_filesz \(hex(old)) -> \(hex(new))"
     default:
       // A byte of the ELF or program headers set at random.
       let limit = min(m.bytes.count, max(64, m.phoff + 56 * m.phnum))

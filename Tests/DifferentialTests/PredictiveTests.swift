@@ -104,7 +104,7 @@ struct PredictiveTests {
     let recorded = run([Paths.elfload, "record", "--profile", profile, "--pager", pager] + argv)
     #expect(recorded == native, "native:\n\(native)\nrecorded:\n\(recorded)")
     let lines = try String(contentsOfFile: profile, encoding: .utf8).split(separator: "\n")
-    #expect(lines.first == "elfload profile 1")
+    #expect(Array(lines.prefix(2)) == ["elfload profile 2", "pager \(pager)"])
     let dynamic = run([Paths.elfload, "inspect", argv[0]]).stdout.contains("interpreter (PT_INTERP)")
     #expect(lines.filter { $0.hasPrefix("image ") }.count == (dynamic ? 2 : 1), "\(lines.prefix(6))")
     #expect(lines.contains { $0.split(separator: " ").count == 3 && $0.first?.isNumber == true })
@@ -159,11 +159,23 @@ struct PredictiveTests {
     try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -3600)], ofItemAtPath: copy)
     for program in [copy, Paths.sample("exit_code", .staticExec)] {
       let native = run([program])
-      let loaded = run([Paths.elfload, "--mode", "replay", "--profile", profile, "--pager", pager, program])
+      let json = "\(copy)-\(URL(fileURLWithPath: program).lastPathComponent).json"
+      let loaded = run([Paths.elfload, "--mode", "replay", "--profile", profile, "--pager", pager, "--stats-json", json, program])
       #expect(loaded.stdout == native.stdout && loaded.ending == native.ending, "\(loaded)")
       let lines = loaded.stderr.split(separator: "\n")
       #expect(lines.count == 1 + native.stderr.split(separator: "\n").count, "\(loaded)")
       #expect(lines.first?.hasPrefix("elfload: --profile \(profile) was recorded for other files") == true, "\(loaded)")
+      // The numbers are demand's, and say so: the policy that ran, and why not the one asked.
+      let stats = try #require(
+        try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
+      #expect(stats["mode"] as? String == "demand" && stats["policy"] as? String == "demand", "\(stats)")
+      #expect(stats["pages_replayed"] as? Int == 0, "\(stats)")
+      let fallback = try #require(stats["fallback"] as? String, "\(stats)")
+      #expect(fallback.contains("replay") && fallback.contains("recorded for other files"), "\(fallback)")
+      let summary = run([Paths.elfload, "--mode", "replay", "--profile", profile, "--pager", pager, "--stats", program])
+      let head = summary.stderr.split(separator: "\n").first { $0.hasPrefix("elfload stats: ") } ?? ""
+      #expect(head.contains("(demand, \(pager) pager; replay asked: ") && head.contains("recorded for other files"), "\(summary)")
+      #expect(!summary.stderr.contains("  replay: "), "\(summary)")
     }
   }
 
@@ -233,7 +245,7 @@ struct PredictiveTests {
     #expect(run([Paths.elfload, "record", "--profile", profile, program]).ending == .exited(0))
     let good = [UInt8](try Data(contentsOf: URL(fileURLWithPath: profile)))
     let native = run([program])
-    func replay(_ bytes: [UInt8], _ label: String) -> Outcome {
+    func replay(_ bytes: [UInt8], _ label: String, stats: [String] = [], under prefix: [String] = []) -> Outcome {
       let path = "\(Self.scratch)/bad-\(label).profile"
       FileManager.default.createFile(atPath: path, contents: Data(bytes))
       return run([Paths.elfload, "--mode", "replay", "--profile", path, program])
@@ -242,7 +254,9 @@ struct PredictiveTests {
     let bad: [(String, String)] = [
       ("empty", ""),
       ("binary", "\u{7f}ELF\u{2}\u{1}"),
-      ("version", text.replacingOccurrences(of: "elfload profile 1", with: "elfload profile 99")),
+      ("version", text.replacingOccurrences(of: "elfload profile 2", with: "elfload profile 99")),
+      ("pager", text.replacingOccurrences(of: "\npager ", with: "\npager none-")),
+      ("no-pager", text.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.hasPrefix("pager ") }.joined(separator: "\n")),
       ("huge-page", text + "0 1 99999999999999999999999\n"),
       ("page-outside", text + "0 1 4000000\n"),
       ("no-segment", text + "0 77 0\n"),
@@ -270,6 +284,149 @@ struct PredictiveTests {
         #expect(loaded == native, "cut at \(cut): \(loaded)")
       }
     }
+  }
+
+  /// The signal pager maps read-only data up front, so its record lacks those pages: the
+  /// profile says which pager wrote it, inspect and --stats say what a replay will miss, and a
+  /// replay under userfaultfd faults exactly on the pages the userfaultfd pager's record has and
+  /// the signal pager's does not.
+  @Test("a profile says which pager recorded it, and what the signal pager's misses")
+  func profilePager() throws {
+    try #require(Self.pagers.contains("uffd"), "needs the userfaultfd pager")
+    let program = Paths.sample("hello", .dynamic)
+    var pages: [String: Set<Substring>] = [:]
+    for pager in ["signal", "uffd"] {
+      let profile = "\(Self.scratch)/pager-\(pager).profile"
+      #expect(run([Paths.elfload, "record", "--profile", profile, "--pager", pager, program]).ending == .exited(0))
+      let lines = try String(contentsOfFile: profile, encoding: .utf8).split(separator: "\n")
+      #expect(Array(lines.prefix(2)) == ["elfload profile 2", "pager \(pager)"], "\(lines.prefix(3))")
+      pages[pager] = Set(lines.filter { $0.first?.isNumber == true })
+      let inspect = run([Paths.elfload, "inspect", "--profile", profile])
+      #expect(inspect.stdout.split(separator: "\n").dropFirst().first?.hasPrefix("recorded under the \(pager) pager") == true, "\(inspect)")
+      #expect(inspect.stdout.contains("read-only data") == (pager == "signal"), "\(inspect)")
+    }
+    let missed = try #require(pages["uffd"]).subtracting(try #require(pages["signal"]))
+    #expect(!missed.isEmpty)
+    let json = "\(Self.scratch)/pager-signal-replayed.json"
+    let replayed = run([
+      Paths.elfload, "--mode", "replay", "--profile", "\(Self.scratch)/pager-signal.profile", "--pager", "uffd",
+      "--stats-json", json, "--stats", program,
+    ])
+    #expect(replayed.stdout == "hello, world\n", "\(replayed)")
+    #expect(replayed.stderr.squeezed.contains("replay: \(try #require(pages["signal"]).count) pages installed from the profile before the jump (recorded under the signal pager: read-only data"), "\(replayed)")
+    let stats = try #require(
+      try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
+    #expect(stats["profile_pager"] as? String == "signal", "\(stats)")
+    #expect(stats["loader_faults"] as? Int == missed.count, "\(missed.sorted()): \(stats)")
+  }
+
+  /// The distinct pages a profile names: what a replay installs.
+  static func distinctPages(_ profile: String) throws -> Int {
+    let lines = try String(contentsOfFile: profile, encoding: .utf8).split(separator: "\n")
+    return Set(lines.filter { $0.first?.isNumber == true }).count
+  }
+
+  /// The sample that touches every other page of a 512 MiB bss (65 536 pages): the launcher's
+  /// allocator once ran out reading its profile, and elfload died by SIGILL. Recorded under
+  /// the userfaultfd pager where there is one: the signal pager's record misses the pages it
+  /// maps a window at a time once the map-count budget is spent (README).
+  @Test("a profile of 65 536 scattered pages replays as native, every page installed", arguments: pagers)
+  func scatteredProfile(_ pager: String) throws {
+    let program = Paths.sample("mapcount", .staticExec)
+    let recorder = Self.pagers.last ?? "signal"
+    let profile = "\(Self.scratch)/mapcount-\(recorder)-for-\(pager).profile"
+    let native = run([program])
+    let recorded = run([Paths.elfload, "record", "--profile", profile, "--pager", recorder, program])
+    #expect(recorded == native, "native:\n\(native)\nrecorded:\n\(recorded)")
+    let json = profile + ".json"
+    let replayed = run([
+      Paths.elfload, "--mode", "replay", "--profile", profile, "--pager", pager, "--stats-json", json, program,
+    ])
+    #expect(replayed == native, "native:\n\(native)\nreplayed:\n\(replayed)")
+    let stats = try #require(
+      try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
+    let pages = try Self.distinctPages(profile)
+    #expect(stats["pages_replayed"] as? Int == pages, "\(pages) pages in the profile: \(stats)")
+    if recorder == "uffd" {
+      #expect(pages > 65536 && stats["loader_faults"] as? Int == 0, "\(pages) pages in the profile: \(stats)")
+    }
+  }
+
+  /// What the launcher allocated is unmapped at the jump, its own mapping of a large block too:
+  /// a program replayed from a profile of 2^21 lines (a 48 MiB array of pages, a 12 MiB file)
+  /// has the same anonymous mappings as with the profile it was made from.
+  @Test("a large profile's memory is gone at the jump: the program's anonymous mappings are as with a small one", arguments: pagers)
+  func largeBlocksUnmapped(_ pager: String) throws {
+    let argv = ["/bin/cat", "/proc/self/maps"]
+    let small = "\(Self.scratch)/maps-\(pager).profile"
+    #expect(run([Paths.elfload, "record", "--profile", small, "--pager", pager] + argv).ending == .exited(0))
+    let lines = try String(contentsOfFile: small, encoding: .utf8).split(separator: "\n").map(String.init)
+    let pages = lines.filter { $0.first?.isNumber == true }
+    let head = lines.filter { $0.first?.isNumber != true }.joined(separator: "\n") + "\n"
+    let large = small + ".large"
+    let body = (0..<(1 << 21)).map { pages[$0 % pages.count] }.joined(separator: "\n") + "\n"
+    FileManager.default.createFile(atPath: large, contents: Data((head + body).utf8))
+    /// Anonymous mappings: how many, and their total size.
+    func anonymous(_ profile: String) -> [Int] {
+      let maps = run([Paths.elfload, "--mode", "replay", "--profile", profile, "--pager", pager] + argv, timeout: 60)
+      let rows = maps.stdout.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true) }
+        .filter { $0.count == 5 }
+      let bytes = rows.map { row -> Int in
+        let bounds = row[0].split(separator: "-").compactMap { Int($0, radix: 16) }
+        return bounds.count == 2 ? bounds[1] - bounds[0] : 0
+      }
+      return [rows.count, bytes.reduce(0, +)]
+    }
+    let withSmall = anonymous(small)
+    #expect(withSmall[0] > 0, "\(withSmall)")
+    #expect(anonymous(large) == withSmall)
+  }
+
+  /// README: a profile over 64 MiB or 2^22 pages is refused. One of exactly 2^22 pages (a
+  /// recorded profile's pages over and over) in exactly 64 MiB is read and replayed; one page or
+  /// one byte more is refused in one line.
+  @Test("a profile at the limits (2^22 pages, 64 MiB) replays as native; one page or byte more is refused")
+  func profileAtTheLimits() throws {
+    let program = Paths.sample("hello", .staticExec)
+    let recorded = "\(Self.scratch)/limits-hello.profile"
+    #expect(run([Paths.elfload, "record", "--profile", recorded, program]).ending == .exited(0))
+    let lines = try String(contentsOfFile: recorded, encoding: .utf8).split(separator: "\n").map(String.init)
+    let head = lines.filter { $0.first?.isNumber != true }.joined(separator: "\n") + "\n"
+    let pages = lines.filter { $0.first?.isNumber == true }
+    var body = [UInt8]()
+    body.reserveCapacity(Int(64 << 20))
+    body += Array(head.utf8)
+    for i in 0..<(1 << 22) { body += Array(pages[i % pages.count].utf8) + [10] }
+    let full = body + Array("#".utf8) + [UInt8](repeating: UInt8(ascii: "x"), count: (64 << 20) - body.count - 2) + [10]
+    #expect(full.count == 64 << 20)
+    func replay(_ bytes: [UInt8], _ label: String, stats: [String] = [], under prefix: [String] = []) -> Outcome {
+      let path = "\(Self.scratch)/limits-\(label).profile"
+      FileManager.default.createFile(atPath: path, contents: Data(bytes))
+      defer { unlink(path) }
+      // (A debug build reads 2^22 lines in about 5 s.)
+      return run(prefix + [Paths.elfload, "--mode", "replay", "--profile", path] + stats + [program], timeout: 60)
+    }
+    let native = run([program])
+    let atLimit = replay(full, "full", stats: ["--stats"])
+    #expect(atLimit.stdout == native.stdout && atLimit.ending == native.ending, "\(atLimit)")
+    #expect(atLimit.stderr.squeezed.contains("replay: \(Set(pages).count) pages installed from the profile"), "\(atLimit)")
+    // Memory elfload cannot have (RLIMIT_AS 60 MiB: it starts, the 64 MiB file does not fit).
+    let starved = replay(full, "starved", under: ["/bin/sh", "-c", "ulimit -v 61440 && exec \"$@\"", "sh"])
+    #expect(starved.ending == .exited(126) && starved.stdout.isEmpty, "\(starved)")
+    #expect(
+      starved.stderr.hasPrefix("elfload: out of memory: mmap of ") && starved.stderr.split(separator: "\n").count == 1,
+      "\(starved)")
+    let onePageMore = replay(body + Array((pages[0] + "\n").utf8), "page-more")
+    #expect(onePageMore.ending == .exited(126) && onePageMore.stdout.isEmpty, "\(onePageMore)")
+    #expect(
+      onePageMore.stderr.hasPrefix("elfload: --profile ") && onePageMore.stderr.hasSuffix("more than 4194304 pages\n")
+        && onePageMore.stderr.split(separator: "\n").count == 1, "\(onePageMore)")
+    let oneByteMore = replay(full + [10], "byte-more")
+    #expect(oneByteMore.ending == .exited(126) && oneByteMore.stdout.isEmpty, "\(oneByteMore)")
+    #expect(
+      oneByteMore.stderr.hasPrefix("elfload: --profile ")
+        && oneByteMore.stderr.hasSuffix("67108865 bytes, more than a profile can be (64 MiB)\n")
+        && oneByteMore.stderr.split(separator: "\n").count == 1, "\(oneByteMore)")
   }
 
   @Test("options: replay needs a profile, record needs demand, --profile needs one of them")
@@ -315,4 +472,9 @@ struct PredictiveTests {
     // (Its interpreter too, mapped by every dynamically linked process.)
     #expect(busy.stderr.contains("elfload: --cold: ") && busy.stderr.contains("of \(sleeper) stay in the page cache"), "\(busy)")
   }
+}
+
+extension String {
+  /// Runs of spaces made one (--stats aligns its values in columns).
+  var squeezed: String { replacingOccurrences(of: " +", with: " ", options: .regularExpression) }
 }

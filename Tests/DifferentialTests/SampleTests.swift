@@ -158,6 +158,33 @@ enum UffdDifferences {
   }
 }
 
+/// A sample's run under elfload judged against its native run: identical, but for what the
+/// known limits of the signal pager and the userfaultfd pager's anonymous segments explain.
+func expectSameAsNative(_ sample: SampleRun, _ configuration: Configuration, native: Outcome, loaded: Outcome) {
+  #expect(native.ending != .timedOut)
+  // No check in a sample may fail, natively or under elfload.
+  #expect(!native.stdout.contains("FAIL"), "\(native)")
+  guard configuration.policy.signalPaged else {
+    let seen =
+      configuration.policy.usesUffd && sample.name.hasPrefix("probe")
+      ? UffdDifferences.normalise(probe: loaded, native: native) : loaded
+    #expect(seen == native, "native:\n\(native)\nunder elfload:\n\(loaded)")
+    return
+  }
+  let expected = DemandDifferences.expected(native, sample)
+  let seen =
+    sample.name.hasPrefix("probe") ? DemandDifferences.normalise(probe: loaded, native: native) : loaded
+  if DemandDifferences.mayDieInPthreadCreate(sample), seen.ending == .signaled(SIGSEGV) {
+    // The documented limit, not a pass: say so in the test log.
+    print(
+      "known limit: \(sample.name) (\(configuration.testDescription)) was killed by SIGSEGV in a signal-blocked window"
+    )
+    #expect(expected.stdout.hasPrefix(seen.stdout), "output before the kill must match:\n\(loaded)")
+    return
+  }
+  #expect(seen == expected, "expected:\n\(expected)\nunder elfload:\n\(loaded)")
+}
+
 let baseEnvironment = ProcessInfo.processInfo.environment.map { "\($0)=\($1)" }.sorted()
 
 @Suite("Samples under every policy, both flavours")
@@ -171,28 +198,7 @@ struct SampleTests {
     let (native, loaded) = compare(
       program, sample.args, options: configuration.policy.options,
       environment: baseEnvironment + sample.extraEnvironment)
-    #expect(native.ending != .timedOut)
-    // No check in a sample may fail, natively or under elfload.
-    #expect(!native.stdout.contains("FAIL"), "\(native)")
-    guard configuration.policy.signalPaged else {
-      let seen =
-        configuration.policy.usesUffd && sample.name.hasPrefix("probe")
-        ? UffdDifferences.normalise(probe: loaded, native: native) : loaded
-      #expect(seen == native, "native:\n\(native)\nunder elfload:\n\(loaded)")
-      return
-    }
-    let expected = DemandDifferences.expected(native, sample)
-    let seen =
-      sample.name.hasPrefix("probe") ? DemandDifferences.normalise(probe: loaded, native: native) : loaded
-    if DemandDifferences.mayDieInPthreadCreate(sample), seen.ending == .signaled(SIGSEGV) {
-      // The documented limit, not a pass: say so in the test log.
-      print(
-        "known limit: \(sample.name) (\(configuration.testDescription)) was killed by SIGSEGV in a signal-blocked window"
-      )
-      #expect(expected.stdout.hasPrefix(seen.stdout), "output before the kill must match:\n\(loaded)")
-      return
-    }
-    #expect(seen == expected, "expected:\n\(expected)\nunder elfload:\n\(loaded)")
+    expectSameAsNative(sample, configuration, native: native, loaded: loaded)
   }
 
   @Test("the NULL dereference dies by SIGSEGV both ways", arguments: Configuration.all)
@@ -210,6 +216,18 @@ struct SampleTests {
     let loaded = run([Paths.elfload, "--argv0", "custom-name", program, "x"], environment: baseEnvironment)
     #expect(native.stdout.contains("argv[0] basename: custom-name"))
     #expect(loaded == native, "native:\n\(native)\nunder elfload:\n\(loaded)")
+  }
+
+  /// `exec -a ''` runs a program with an empty argv[0]; so does --argv0 '' (and --argv0=).
+  @Test("--argv0 '' gives an empty argv[0], like exec -a ''", arguments: Flavour.allCases)
+  func emptyArgv0(_ flavour: Flavour) {
+    let program = Paths.sample("bench1_args", flavour)
+    let native = run(["/bin/bash", "-c", "exec -a '' \"$0\" x", program], environment: baseEnvironment)
+    #expect(native.ending == .exited(0) && native.stdout.contains("argv[0] basename: \n"), "\(native)")
+    for option in [["--argv0", ""], ["--argv0="]] {
+      let loaded = run([Paths.elfload] + option + [program, "x"], environment: baseEnvironment)
+      #expect(loaded == native, "\(option): native:\n\(native)\nunder elfload:\n\(loaded)")
+    }
   }
 
   @Test("an empty environment", arguments: Flavour.allCases)

@@ -111,6 +111,36 @@ struct StatsTests {
       Set(bss) == Set(first..<(first + expected.mapped - 1)) && bss.count == expected.mapped - 1, "\(bss)")
   }
 
+  /// A student read the kernel's 2111/2158/2116 minor faults under eager/demand/hybrid, printed
+  /// beside the pager's, as "paging made no difference". The two counts are named apart, each
+  /// followed by a line saying what it counts, and each is the JSON's number from the same run.
+  @Test("--stats names the kernel's page faults apart from elfload's pager's, and says what each counts", arguments: [Policy.eager, .demand])
+  func faultsNamedApart(_ policy: Policy) throws {
+    let json = "\(Self.scratch)/named-\(policy.rawValue).json"
+    let loaded = run([Paths.elfload] + policy.options + ["--stats", "--stats-json", json, Paths.sample("touch_pages", .staticExec)])
+    #expect(loaded.ending == .exited(0), "\(loaded)")
+    let stats = try #require(
+      try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
+    let lines = loaded.stderr.split(separator: "\n").map(String.init)
+    func line(after label: String) -> (String, String)? {
+      guard let i = lines.firstIndex(where: { $0.hasPrefix("  \(label):") }), i + 1 < lines.count else { return nil }
+      return (lines[i], lines[i + 1])
+    }
+    let (kernel, kernelMeaning) = try #require(line(after: "kernel faults"), "\(loaded.stderr)")
+    let number = { (key: String) in stats[key] as? Int ?? -1 }
+    #expect(
+      kernel.hasSuffix(
+        ": \(number("minor_faults")) minor, \(number("major_faults")) major in the program; \(number("startup_minor_faults")) minor, \(number("startup_major_faults")) major in elfload before the jump"),
+      "\(kernel)\n\(stats)")
+    #expect(kernelMeaning.contains("(the kernel's count: ") && kernelMeaning.contains("any memory"), "\(kernelMeaning)")
+    let (pager, pagerMeaning) = try #require(line(after: "pager faults"), "\(loaded.stderr)")
+    #expect(pager.contains(":  \(number("loader_faults")) served, \(number("pages_mapped")) pages mapped"), "\(pager)\n\(stats)")
+    #expect(number("loader_faults") == (policy == .eager ? 0 : 101), "\(stats)")
+    #expect(pagerMeaning.contains("(elfload's pager's count: ") && pagerMeaning.contains("0 under eager"), "\(pagerMeaning)")
+    // No other line counts faults: the two are not printed side by side unnamed.
+    #expect(lines.filter { $0.contains("page faults") }.isEmpty, "\(loaded.stderr)")
+  }
+
   @Test(
     "--stats leaves the program's output alone, reports on stderr, and ends as the program did",
     arguments: Policy.allCases)
@@ -122,14 +152,14 @@ struct StatsTests {
     #expect(loaded.ending == .exited(5))
     #expect(loaded.stderr.hasPrefix(native.stderr + "elfload stats: \(program) ("), "\(loaded.stderr)")
     #expect(
-      loaded.stderr.contains("peak RSS") && loaded.stderr.contains("faults handled"), "\(loaded.stderr)")
+      loaded.stderr.contains("peak RSS") && loaded.stderr.contains("  pager faults:  "), "\(loaded.stderr)")
 
     let null = run([Paths.elfload] + policy.options + ["--stats", Paths.sample("null", .staticExec)])
     #expect(null.ending == .signaled(SIGSEGV), "\(null)")
     #expect(null.stderr.contains("signal 11"), "\(null.stderr)")
   }
 
-  @Test("every --stats-json field is defined once: in --help and in the README, and no other")
+  @Test("every --stats-json field is defined once: in --help-all and in the README, and no other")
   func fieldsAreDefined() throws {
     let json = "\(Self.scratch)/fields.json"
     let loaded = run([
@@ -139,12 +169,13 @@ struct StatsTests {
     let object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any]
     let keys = Array((object ?? [:]).keys)
     #expect(keys.count > 20)
-    let help = run([Paths.elfload, "--help"]).stdout
-    let section = try #require(help.components(separatedBy: "Statistics (--stats-json").dropFirst().first, "\(help)")
+    let help = run([Paths.elfload, "--help-all"]).stdout
+    let section = try #require(help.components(separatedBy: "Statistics: ").dropFirst().first, "\(help)")
+      .components(separatedBy: "\n\n").first ?? ""
+    // "  name   meaning", a field's name in the first column (its wrapped lines are indented further).
     let listed = Set(section.split(separator: "\n").compactMap { line -> String? in
-      guard line.hasPrefix("  "), let colon = line.firstIndex(of: ":") else { return nil }
-      let name = line[..<colon].trimmingCharacters(in: .whitespaces)
-      return name.allSatisfy { $0.isLowercase || $0 == "_" } && !name.isEmpty ? name : nil
+      guard line.hasPrefix("  "), !line.hasPrefix("   "), let name = line.split(separator: " ").first else { return nil }
+      return name.allSatisfy { $0.isLowercase || $0 == "_" } ? String(name) : nil
     })
     #expect(Set(keys) == listed, "in the JSON, not in --help: \(Set(keys).subtracting(listed)); in --help, not in the JSON: \(listed.subtracting(keys))")
     let readme = try String(contentsOfFile: Paths.root.appendingPathComponent("README.md").path, encoding: .utf8)

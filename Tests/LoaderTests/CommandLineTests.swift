@@ -5,7 +5,8 @@ import Testing
 /// Settings built for a test line.
 func settings(
   _ policy: PagingPolicy = .eager, argv0: String? = nil, verbose: Bool = false, stats: Bool = false,
-  json: String? = nil, trace: String? = nil, residency: String? = nil, record: String? = nil, cold: Bool = false
+  json: String? = nil, trace: String? = nil, residency: String? = nil, record: String? = nil, cold: Bool = false,
+  fd: Int32? = nil
 ) -> RunSettings {
   var s = RunSettings()
   s.policy = policy
@@ -17,6 +18,7 @@ func settings(
   s.residency = residency.map { Array($0.utf8) }
   s.record = record.map { Array($0.utf8) }
   s.cold = cold
+  s.fd = fd
   return s
 }
 
@@ -47,6 +49,9 @@ let runLines: [RunLine] = [
     settings: settings(argv0: "zz")),
   RunLine(argv: ["elfload", "--argv0=n", "./p"], programIndex: 2, settings: settings(argv0: "n")),
   RunLine(argv: ["elfload", "--argv0=a=b", "./p"], programIndex: 2, settings: settings(argv0: "a=b")),
+  // An empty argv[0], as exec -a '' gives.
+  RunLine(argv: ["elfload", "--argv0", "", "./p"], programIndex: 3, settings: settings(argv0: "")),
+  RunLine(argv: ["elfload", "--argv0=", "./p"], programIndex: 2, settings: settings(argv0: "")),
   // A login shell's argv[0] starts with a dash, as exec -a allows.
   RunLine(argv: ["elfload", "--argv0", "-sh", "./p"], programIndex: 3, settings: settings(argv0: "-sh")),
   RunLine(
@@ -86,6 +91,10 @@ let runLines: [RunLine] = [
   RunLine(
     argv: ["elfload", "record", "--mode", "demand", "--profile=q", "--", "./p"], programIndex: 6,
     settings: settings(.demand, record: "q")),
+  // --fd N: the word after the options is argv[0] (fexecve's), and the options end there.
+  RunLine(argv: ["elfload", "--fd", "3", "echo", "-n", "x"], programIndex: 3, settings: settings(fd: 3)),
+  RunLine(argv: ["elfload", "--fd=0", "--mode", "demand", "x"], programIndex: 4, settings: settings(.demand, fd: 0)),
+  RunLine(argv: ["elfload", "--fd", "2147483647", "-", "y"], programIndex: 3, settings: settings(fd: 2_147_483_647)),
 ]
 
 @Test(arguments: runLines)
@@ -113,6 +122,7 @@ func companionLines(_ argv: [String]) {
   (["elfload", "--mode=", "./p"], "empty value for '--mode <policy>'"),
   (["elfload", "--mode"], "missing value for '--mode <policy>'"),
   (["elfload", "--argv0"], "missing value for '--argv0 <name>'"),
+  (["elfload", "--trace", "", "./p"], "empty value for '--trace <file>'"),
   (["elfload", "--mode", "hybrid", "--prefetch", "0", "./p"], "--prefetch must be from 1 to 512 pages or auto, not '0'"),
   (["elfload", "--mode", "hybrid", "--prefetch", "513", "./p"], "not '513'"),
   (["elfload", "--mode", "hybrid", "--prefetch", "-1", "./p"], "not '-1'"),
@@ -130,6 +140,10 @@ func companionLines(_ argv: [String]) {
   (["elfload", "record", "./p"], "record needs --profile FILE"),
   (["elfload", "record", "--profile", "p", "--mode", "replay", "./p"], "record runs the program under --mode demand"),
   (["elfload", "--mode", "replay", "--profile", "p", "--prefetch", "auto", "./p"], "--prefetch applies to --mode hybrid"),
+  (["elfload", "--fd", "3"], "--fd N needs the program's argv[0] after it: elfload --fd N NAME [ARGS...]"),
+  (["elfload", "--fd", "x", "p"], "--fd must be an open descriptor's number, not 'x'"),
+  (["elfload", "--fd", "-1", "p"], "not '-1'"),
+  (["elfload", "--fd", "2147483648", "p"], "not '2147483648'"),
 ])
 func mistakes(_ argv: [String], _ phrase: String) {
   guard case .usageError(let message) = parseLine(argv) else {

@@ -326,15 +326,28 @@ func fitsKeepsTheImageInUserSpace(_ bias: UInt64, _ fits: Bool) throws {
   #expect(LoadPlan(image: try parsed(b), bias: 0).programHeaderAddress == 0x40_2018)
 }
 
-@Test func programHeaderAddressFromPT_PHDRWhenNoLoadHoldsThem() throws {
+/// No PT_LOAD's file bytes hold the table: load_bias + 0, whatever PT_PHDR says (load_elf_binary's
+/// phdr_addr starts at 0 and only a PT_LOAD sets it).
+@Test func programHeaderAddressIgnoresPT_PHDRWhenNoLoadHoldsThem() throws {
   var b = ELFBuilder.positionIndependent()
   b.phoff = 0x1200  // past every PT_LOAD's file bytes
   b.programHeaders.append(
     ProgramHeader(
       type: .phdr, flags: [.read], offset: 0x1200, vaddr: 0x3000, filesz: 224, memsz: 224, align: 8))
   let image = try parsed(b)
-  #expect(image.programHeaderAddress == 0x3000)
-  #expect(LoadPlan(image: image, bias: 0x10_0000).programHeaderAddress == 0x10_3000)
+  #expect(image.programHeaderAddress == 0)
+  #expect(LoadPlan(image: image, bias: 0x10_0000).programHeaderAddress == 0x10_0000)
+}
+
+/// The first PT_LOAD's memory covers the table but its file bytes stop before it (p_filesz 1,
+/// p_memsz 0x6c0, a mutant found by scripts/mutate): not held, load_bias + 0.
+@Test func programHeaderAddressNeedsTheFileBytes() throws {
+  var b = ELFBuilder.positionIndependent()
+  b.programHeaders[0].filesz = 1
+  b.programHeaders[0].memsz = 0x6c0
+  let image = try parsed(b)
+  #expect(image.programHeaderAddress == 0)
+  #expect(LoadPlan(image: image, bias: 0x10_0000).programHeaderAddress == 0x10_0000)
 }
 
 /// Neither: the kernel passes 0 + load_bias, and so does the plan.
@@ -342,7 +355,7 @@ func fitsKeepsTheImageInUserSpace(_ bias: UInt64, _ fits: Bool) throws {
   var b = ELFBuilder.positionIndependent()
   b.phoff = 0x1200
   let image = try parsed(b)
-  #expect(image.programHeaderAddress == nil)
+  #expect(image.programHeaderAddress == 0)
   #expect(LoadPlan(image: image, bias: 0x10_0000).programHeaderAddress == 0x10_0000)
 }
 
@@ -350,7 +363,7 @@ func fitsKeepsTheImageInUserSpace(_ bias: UInt64, _ fits: Bool) throws {
 @Test func programHeaderTableRightAfterTheFileBytes() throws {
   var b = ELFBuilder.executable()
   b.phoff = 0x200  // == text p_offset + p_filesz: not inside
-  #expect(try parsed(b).programHeaderAddress == nil)
+  #expect(try parsed(b).programHeaderAddress == 0)
   b.programHeaders[0].filesz = 0x201
   b.programHeaders[0].memsz = 0x201
   #expect(try parsed(b).programHeaderAddress == 0x40_0200)

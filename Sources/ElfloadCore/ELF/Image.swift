@@ -185,12 +185,14 @@ public struct Image: Sendable {
     }
   }
 
-  /// The link-time address of the program headers in memory, as the kernel
-  /// computes AT_PHDR since 5.18: the PT_LOAD whose file range holds e_phoff
-  /// (the last such, as its loop has no break); PT_PHDR when none does.
-  public var programHeaderAddress: UInt64? {
+  /// The link-time address of the program headers in memory, as load_elf_binary
+  /// computes AT_PHDR since 5.18: the PT_LOAD whose file range [p_offset,
+  /// p_offset + p_filesz) holds e_phoff (the last such, as its loop has no
+  /// break); 0 when none does (its phdr_addr starts at 0), whatever p_memsz
+  /// covers or PT_PHDR says.
+  public var programHeaderAddress: UInt64 {
     let holders = loadSegments.filter { $0.offset <= header.phoff && header.phoff - $0.offset < $0.filesz }
-    if let ph = holders.last { return header.phoff - ph.offset + ph.vaddr }
-    return programHeaders.first { $0.type == .phdr }?.vaddr
+    guard let ph = holders.last else { return 0 }
+    return header.phoff - ph.offset + ph.vaddr
   }
 }

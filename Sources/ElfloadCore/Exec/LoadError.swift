@@ -36,6 +36,18 @@ public enum LoadError: Error, Sendable, CustomStringConvertible {
   case pagerUnavailable(SystemCallError)
   /// --mode replay's profile cannot be read or is malformed.
   case profile(path: [UInt8], ProfileError)
+  /// `elfload -` with a terminal for standard input: a person typing, not a program.
+  case streamIsTerminal
+  /// `elfload -`: standard input cannot be read.
+  case stream(SystemCallError)
+  /// `elfload -`: the stream goes on past the limit (1 GiB, or RLIMIT_FSIZE).
+  case streamTooLarge(limit: UInt64, byFileSizeLimit: Bool)
+  /// `elfload -`: the kernel gives no memfd (vm.memfd_noexec=2 forbids executable ones).
+  case memfd(SystemCallError)
+  /// A `#!` script on a close-on-exec descriptor: fexecve's ENOENT.
+  case scriptCloseOnExec(descriptor: Int32)
+  /// `elfload record` of a program with no name (a memfd, a deleted file): a profile names files.
+  case recordInMemory
 
   /// 127 when the file does not exist, 126 when it cannot be run: the shell's
   /// convention, which `env`, `nohup` and `timeout` follow too.
@@ -43,6 +55,7 @@ public enum LoadError: Error, Sendable, CustomStringConvertible {
     switch self {
     case .notFound, .interpreter(_, .notFound), .scriptInterpreter(_, .notFound): return 127
     case .scriptInterpreter(_, let inner): return inner.exitStatus
+    case .streamIsTerminal: return 64
     default: return 126
     }
   }
@@ -54,7 +67,9 @@ public enum LoadError: Error, Sendable, CustomStringConvertible {
     case .open(let e):
       return "cannot open: \(e.errno)"
     case .notRegularFile(let kind):
-      return "is \(kind), not a program"
+      // (Compared as bytes: the launcher has no Unicode tables for String ==.)
+      let pipe = [FileType.fifo, FileType.socket].contains { Array(FileType.name($0).utf8) == Array(kind.utf8) }
+      return "is \(kind), not a program\(pipe ? " (execve refuses it too; a program that comes through one runs with: elfload - ARGS < it)" : "")"
     case .notExecutable:
       return "permission denied: the file is not executable (execve would refuse it too; chmod +x it)"
     case .invalid(let e):
@@ -100,9 +115,25 @@ public enum LoadError: Error, Sendable, CustomStringConvertible {
       return "more than \(limit) regions to page on demand; use --mode eager"
     case .profile(let path, let e):
       return "--profile \(text(path)): \(e)"
+    case .streamIsTerminal:
+      return "standard input is a terminal; pipe the program in: cat PROGRAM | elfload - ARGS"
+    case .stream(let e):
+      return "cannot read the program from standard input: \(e)"
+    case .streamTooLarge(let limit, let byFileSizeLimit):
+      return
+        "the program on standard input is larger than \(limit) bytes, the most elfload reads (\(byFileSizeLimit ? "RLIMIT_FSIZE, ulimit -f" : "1 GiB; a lower ulimit -f lowers it")); nothing was run"
+    case .memfd(let e):
+      return
+        "no memfd to hold the program: \(e)\(e.errno == .EACCES ? " (vm.memfd_noexec=2 forbids executable memfds)" : "")"
+    case .scriptCloseOnExec(let fd):
+      return
+        "a #! script on a close-on-exec descriptor: its interpreter could not open /dev/fd/\(Int(fd)) once exec closed it, so the kernel refuses it too (ENOENT); clear FD_CLOEXEC"
+    case .recordInMemory:
+      return
+        "record: the program is in memory (a memfd or a deleted file), which a profile cannot name (it names files by device, inode, size and mtime); record it from a file"
     case .pagerUnavailable(let e):
       return
-        "--pager uffd: \(e); the kernel gives a userfaultfd that follows forks and serves its own accesses only to root (CAP_SYS_PTRACE) or with vm.unprivileged_userfaultfd=1: use --pager signal"
+        "--pager uffd: \(e); the kernel gives a userfaultfd that follows forks (UFFD_FEATURE_EVENT_FORK) only to a process with CAP_SYS_PTRACE (root), whatever vm.unprivileged_userfaultfd says: use --pager signal"
     }
   }
 }

@@ -76,11 +76,14 @@ public enum OpenExec {
     }
   }
 
-  static func classify(_ fd: FileDescriptor, _ path: [UInt8], refuseWriters: Bool) throws(LoadError) -> ExecutableFile {
+  /// (`path` nil: a descriptor's file, whose permission is asked of the descriptor.)
+  static func classify(_ fd: FileDescriptor, _ path: [UInt8]?, refuseWriters: Bool) throws(LoadError) -> ExecutableFile {
     let status: FileStatus
     do { status = try Kernel.status(fd) } catch { throw .system(error) }
     guard status.type == FileType.regular else { throw .notRegularFile(FileType.name(status.type)) }
-    do { try Kernel.access(path, executeAccess) } catch { throw .notExecutable }
+    do {
+      if let path { try Kernel.access(path, executeAccess) } else { try Kernel.access(fd, executeAccess) }
+    } catch { throw .notExecutable }
     if refuseWriters && isOpenForWriting(fd) { throw .textBusy }
     if status.size == 0 { throw .empty }
     let source: FileSource
@@ -160,13 +163,13 @@ public enum OpenExec {
 
   /// Follows `#!` lines from `path` as exec_binprm does (up to 5 levels):
   /// the program to load, opened, and its argv. AT_EXECFN and the task's
-  /// name stay the path the user gave.
-  public static func followScripts(_ path: [UInt8], _ arguments: [[UInt8]], refuseWriters: Bool = true) throws(LoadError) -> (
-    path: [UInt8], arguments: [[UInt8]], program: OpenedProgram
-  ) {
+  /// name stay the path the user gave. (`depth`: levels of scripts already followed.)
+  public static func followScripts(_ path: [UInt8], _ arguments: [[UInt8]], refuseWriters: Bool = true, depth: Int = 0)
+    throws(LoadError) -> (path: [UInt8], arguments: [[UInt8]], program: OpenedProgram)
+  {
     var path = path
     var arguments = arguments
-    var depth = 0
+    var depth = depth
     while true {
       let opened: ExecutableFile
       do { opened = try openFile(path, refuseWriters: refuseWriters) } catch {
@@ -185,19 +188,24 @@ public enum OpenExec {
   }
 
   /// A name without a slash is looked up in PATH, as `env`, `strace` and
-  /// `valgrind` do; execve itself would not, but a person typing `elfload ls`
-  /// means /bin/ls. A name with a slash is used as it is.
-  public static func resolve(_ name: [UInt8], searchPath: [UInt8]?) -> [UInt8] {
+  /// `valgrind` do (execvp's rule); execve itself would not, but a person typing
+  /// `elfload ls` means /bin/ls. A name with a slash is used as it is. As execvp:
+  /// an empty PATH entry is the working directory, and nothing else is (a
+  /// program there that PATH does not name is not found); the first executable
+  /// regular file wins; failing that, the first file found that cannot be run
+  /// (execvp's EACCES), for opening to refuse; failing that, not found.
+  public static func resolve(_ name: [UInt8], searchPath: [UInt8]?) throws(LoadError) -> [UInt8] {
     guard !name.contains(UInt8(ascii: "/")), !name.isEmpty else { return name }
     let search = searchPath ?? Array("/usr/local/bin:/usr/bin:/bin".utf8)
+    var denied: [UInt8]?
     for directory in search.split(separator: UInt8(ascii: ":"), omittingEmptySubsequences: false) {
       let dir = directory.isEmpty ? [UInt8(ascii: ".")] : Array(directory)
       let candidate = dir + [UInt8(ascii: "/")] + name
-      guard let status = try? Kernel.status(candidate), status.type == FileType.regular,
-        (try? Kernel.access(candidate, executeAccess)) != nil
-      else { continue }
-      return candidate
+      guard let status = try? Kernel.status(candidate) else { continue }
+      if status.type == FileType.regular, (try? Kernel.access(candidate, executeAccess)) != nil { return candidate }
+      if denied == nil { denied = candidate }
     }
-    return name
+    guard let denied else { throw .notFound }
+    return denied
   }
 }

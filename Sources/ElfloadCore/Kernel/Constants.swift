@@ -4,13 +4,15 @@
 /// x86-64 system call numbers (arch/x86/entry/syscalls/syscall_64.tbl).
 public enum Syscall: Int {
   case read = 0, write = 1, close = 3, fstat = 5, poll = 7, mmap = 9, nanosleep = 35, mprotect = 10, munmap = 11
-  case rtSigaction = 13, rtSigprocmask = 14, pread64 = 17, access = 21, sched_yield = 24
-  case mremap = 25, mincore = 27, madvise = 28, getpid = 39, clone = 56, fork = 57, execve = 59
+  case rtSigaction = 13, rtSigprocmask = 14, ioctl = 16, pread64 = 17, access = 21, sched_yield = 24
+  case mremap = 25, mincore = 27, madvise = 28, getpid = 39, sendfile = 40, clone = 56, fork = 57, execve = 59
   case exit = 60, wait4 = 61, kill = 62, fcntl = 72, fdatasync = 75, readlink = 89, getrusage = 98, ptrace = 101
+  case fstatfs = 138
   case geteuid = 107, getppid = 110
   case rtSigpending = 127, rtSigtimedwait = 128, personality = 135
   case prctl = 157, arch_prctl = 158, gettid = 186, clockGettime = 228, exitGroup = 231
   case fadvise64 = 221, tgkill = 234, openat = 257, newfstatat = 262, prlimit64 = 302, getrandom = 318
+  case splice = 275, memfdCreate = 319
   case execveat = 322, pidfdOpen = 434, closeRange = 436, faccessat2 = 439
 }
 
@@ -61,6 +63,12 @@ public enum OpenFlags {
 
 /// `AT_FDCWD`: paths relative to the working directory.
 public let atCurrentDirectory: Int32 = -100
+/// `AT_EMPTY_PATH`: the call is about the descriptor itself.
+public let atEmptyPath: Int32 = 0x1000
+/// `O_PATH` in a descriptor's status flags.
+public let openPathOnly: Int32 = 0o10000000
+/// `TCGETS`: whether a descriptor is a terminal (ioctl).
+public let terminalGetAttributes: Int = 0x5401
 
 /// File types in st_mode.
 public enum FileType {
@@ -87,10 +95,45 @@ public enum FileType {
 
 /// `fcntl` commands and lease types.
 public enum FileControl {
+  public static let getDescriptorFlags: Int32 = 1
+  public static let setDescriptorFlags: Int32 = 2
+  /// FD_CLOEXEC, the one descriptor flag.
+  public static let closeOnExecFlag: Int = 1
+  public static let getStatusFlags: Int32 = 3
   public static let setSignal: Int32 = 10
+  public static let duplicateCloseOnExec: Int32 = 1030
+  public static let addSeals: Int32 = 1033
   public static let setLease: Int32 = 1024
   public static let readLease: Int = 0
   public static let noLease: Int = 2
+}
+
+/// F_ADD_SEALS's seals (include/uapi/linux/fcntl.h): what can no longer be done to a memfd.
+public struct Seals: OptionSet, Sendable {
+  public var rawValue: Int32
+  public init(rawValue: Int32) { self.rawValue = rawValue }
+  /// No more seals.
+  public static let seal = Seals(rawValue: 0x1)
+  public static let shrink = Seals(rawValue: 0x2)
+  public static let grow = Seals(rawValue: 0x4)
+  public static let write = Seals(rawValue: 0x8)
+}
+
+/// memfd_create's flags (include/uapi/linux/memfd.h).
+public struct MemfdFlags: OptionSet, Sendable {
+  public var rawValue: Int32
+  public init(rawValue: Int32) { self.rawValue = rawValue }
+  public static let closeOnExec = MemfdFlags(rawValue: 0x1)
+  public static let allowSealing = MemfdFlags(rawValue: 0x2)
+  /// Executable whatever vm.memfd_noexec says (Linux 6.3; EINVAL before).
+  public static let executable = MemfdFlags(rawValue: 0x10)
+}
+
+/// `f_type` of fstatfs: the file systems whose files are memory, with no storage behind them.
+public enum FileSystemMagic {
+  public static let tmpfs: Int64 = 0x0102_1994
+  public static let ramfs: Int64 = 0x8584_58f6
+  public static let hugetlbfs: Int64 = 0x9584_58f6
 }
 
 /// `madvise` advice.
@@ -108,6 +151,7 @@ public enum PrctlOption {
 
 /// Resource numbers for prlimit64.
 public enum Resource {
+  public static let fileSize: Int32 = 1
   public static let stack: Int32 = 3
   public static let addressSpace: Int32 = 9
 }

@@ -23,6 +23,7 @@ public struct Errno: RawRepresentable, Equatable, Hashable, Sendable, Error, Cus
   public static let EISDIR = Errno(rawValue: 21)
   public static let EINVAL = Errno(rawValue: 22)
   public static let ETXTBSY = Errno(rawValue: 26)
+  public static let EFBIG = Errno(rawValue: 27)
   public static let ENOSPC = Errno(rawValue: 28)
   public static let ENAMETOOLONG = Errno(rawValue: 36)
   public static let ENOSYS = Errno(rawValue: 38)

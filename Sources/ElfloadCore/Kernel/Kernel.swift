@@ -7,6 +7,7 @@ import CKernel
 public struct FileDescriptor: RawRepresentable, Equatable, Hashable, Sendable {
   public var rawValue: Int32
   public init(rawValue: Int32) { self.rawValue = rawValue }
+  public static let standardInput = FileDescriptor(rawValue: 0)
   public static let standardOutput = FileDescriptor(rawValue: 1)
   public static let standardError = FileDescriptor(rawValue: 2)
 }
@@ -20,6 +21,8 @@ public struct FileStatus: Sendable {
   public var modifiedSeconds: Int64 = 0
   public var modifiedNanoseconds: Int64 = 0
   public var owner: UInt32 = 0
+  /// Names the file has: 0 for a memfd and a deleted file.
+  public var links: UInt64 = 0
   public var type: UInt32 { mode & FileType.mask }
 
   init(_ st: elfload_stat) {
@@ -30,6 +33,7 @@ public struct FileStatus: Sendable {
     modifiedSeconds = Int64(bitPattern: st.times.2)
     modifiedNanoseconds = Int64(bitPattern: st.times.3)
     owner = st.st_uid
+    links = st.st_nlink
   }
 }
 
@@ -107,6 +111,98 @@ public enum Kernel {
     return FileStatus(st)
   }
 
+  /// `faccessat2(fd, "", mode, AT_EMPTY_PATH)`: `access` of an open file, mount options included.
+  public static func access(_ fd: FileDescriptor, _ mode: Int32) throws(SystemCallError) {
+    let r = withCString([]) { syscall(.faccessat2, Int(fd.rawValue), $0, Int(mode), Int(atEmptyPath)) }
+    _ = try check("faccessat2", r)
+  }
+
+  /// `fstatfs(fd).f_type`: which kind of file system holds the file.
+  public static func fileSystemType(_ fd: FileDescriptor) throws(SystemCallError) -> Int64 {
+    // struct statfs is 120 bytes on x86-64; f_type is its first word.
+    var words = [Int64](repeating: 0, count: 15)
+    let r = words.withUnsafeMutableBytes { syscall(.fstatfs, Int(fd.rawValue), Int(bitPattern: $0.baseAddress)) }
+    _ = try check("fstatfs", r)
+    return words[0]
+  }
+
+  /// `memfd_create(name, flags)`: an anonymous file in memory.
+  public static func memfdCreate(_ name: [UInt8], _ flags: MemfdFlags) throws(SystemCallError) -> FileDescriptor {
+    let r = withCString(name) { syscall(.memfdCreate, $0, Int(flags.rawValue)) }
+    return FileDescriptor(rawValue: Int32(try check("memfd_create", r)))
+  }
+
+  /// `fcntl(fd, F_ADD_SEALS, seals)`.
+  public static func addSeals(_ fd: FileDescriptor, _ seals: Seals) throws(SystemCallError) {
+    _ = try check("fcntl(F_ADD_SEALS)", syscall(.fcntl, Int(fd.rawValue), Int(FileControl.addSeals), Int(seals.rawValue)))
+  }
+
+  /// Whether `fd` is closed by execve (FD_CLOEXEC); nil when it is not open.
+  public static func isCloseOnExec(_ fd: FileDescriptor) -> Bool? {
+    let r = syscall(.fcntl, Int(fd.rawValue), Int(FileControl.getDescriptorFlags))
+    return r < 0 ? nil : r & FileControl.closeOnExecFlag != 0
+  }
+
+  /// Sets or clears FD_CLOEXEC.
+  public static func setCloseOnExec(_ fd: FileDescriptor, _ on: Bool) throws(SystemCallError) {
+    let flags = on ? FileControl.closeOnExecFlag : 0
+    _ = try check("fcntl(F_SETFD)", syscall(.fcntl, Int(fd.rawValue), Int(FileControl.setDescriptorFlags), flags))
+  }
+
+  /// `fcntl(fd, F_GETFL)`: the open file's status flags.
+  public static func statusFlags(_ fd: FileDescriptor) throws(SystemCallError) -> Int32 {
+    Int32(truncatingIfNeeded: try check("fcntl(F_GETFL)", syscall(.fcntl, Int(fd.rawValue), Int(FileControl.getStatusFlags))))
+  }
+
+  /// `fcntl(fd, F_DUPFD_CLOEXEC, 0)`: another descriptor for the same open file.
+  public static func duplicate(_ fd: FileDescriptor) throws(SystemCallError) -> FileDescriptor {
+    let r = syscall(.fcntl, Int(fd.rawValue), Int(FileControl.duplicateCloseOnExec), 0)
+    return FileDescriptor(rawValue: Int32(try check("fcntl(F_DUPFD_CLOEXEC)", r)))
+  }
+
+  /// Whether `fd` is a terminal (ioctl TCGETS answers).
+  public static func isTerminal(_ fd: FileDescriptor) -> Bool {
+    var termios = [UInt8](repeating: 0, count: 64)
+    return termios.withUnsafeMutableBytes {
+      syscall(.ioctl, Int(fd.rawValue), terminalGetAttributes, Int(bitPattern: $0.baseAddress))
+    } == 0
+  }
+
+  /// One `read(fd)` into `buffer[from..<from + count]`, retried on EINTR: bytes read, 0 at the end.
+  public static func readSome(_ fd: FileDescriptor, _ buffer: inout [UInt8], from: Int, count: Int)
+    throws(SystemCallError) -> Int
+  {
+    precondition(from >= 0 && count >= 0 && from + count <= buffer.count)
+    while true {
+      let n = buffer.withUnsafeMutableBytes { syscall(.read, Int(fd.rawValue), Int(bitPattern: $0.baseAddress) + from, count) }
+      if n == -Int(Errno.EINTR.rawValue) { continue }
+      return try check("read", n)
+    }
+  }
+
+  /// Moves up to `count` bytes from `input` (at its offset) to the end of what was written to
+  /// `output`, in the kernel, retried on EINTR: `splice` from a pipe, `sendfile` from a file.
+  /// Bytes moved, 0 at the end; EINVAL where the kernel cannot (a socket: read and write it).
+  public static func transfer(from input: FileDescriptor, isPipe: Bool, to output: FileDescriptor, count: Int)
+    throws(SystemCallError) -> Int
+  {
+    while true {
+      let n =
+        isPipe
+        ? syscall(.splice, Int(input.rawValue), 0, Int(output.rawValue), 0, count, 0)
+        : syscall(.sendfile, Int(output.rawValue), Int(input.rawValue), 0, count)
+      if n == -Int(Errno.EINTR.rawValue) { continue }
+      return try check(isPipe ? "splice" : "sendfile", n)
+    }
+  }
+
+  /// `poll(fd, POLLIN)` without a timeout: waits until `fd` has something to read (or its end).
+  public static func waitUntilReadable(_ fd: FileDescriptor) {
+    // struct pollfd: int fd; short events (POLLIN 1); short revents.
+    var entry: [Int32] = [fd.rawValue, 1]
+    while entry.withUnsafeMutableBytes({ syscall(.poll, Int(bitPattern: $0.baseAddress), 1, -1) }) == -Int(Errno.EINTR.rawValue) {}
+  }
+
   /// `close(fd)`.
   public static func close(_ fd: FileDescriptor) {
     _ = syscall(.close, Int(fd.rawValue))
@@ -165,12 +261,13 @@ public enum Kernel {
     return digits > 0 ? value : nil
   }
 
-  /// Writes all of `bytes`, through short writes and EINTR.
-  public static func writeAll(_ fd: FileDescriptor, _ bytes: [UInt8]) throws(SystemCallError) {
+  /// Writes all of `bytes` (its first `count`), through short writes and EINTR.
+  public static func writeAll(_ fd: FileDescriptor, _ bytes: [UInt8], count: Int? = nil) throws(SystemCallError) {
+    let count = min(count ?? bytes.count, bytes.count)
     var done = 0
-    while done < bytes.count {
+    while done < count {
       let n = bytes.withUnsafeBytes {
-        syscall(.write, Int(fd.rawValue), Int(bitPattern: $0.baseAddress) + done, $0.count - done)
+        syscall(.write, Int(fd.rawValue), Int(bitPattern: $0.baseAddress) + done, count - done)
       }
       if n == -Int(Errno.EINTR.rawValue) { continue }
       if n == 0 { throw SystemCallError("write", errno: .EIO) }

@@ -23,6 +23,8 @@ public struct PagerCounters: Equatable, Sendable {
   public var serverWorkers: UInt64 = 0
   public var serverCPUChecks: UInt64 = 0
   public var serverTakeovers: UInt64 = 0
+  /// --uffd-server, when a userfaultfd server ran.
+  public var serverPlacement: ServerPlacement?
   public init() {}
 }
 
@@ -50,10 +52,18 @@ public struct Report: Sendable {
   /// The JSON's version: 2 added schema, cpu_ms, startup_*, segment_pages,
   /// and pages_mapped became the pager's alone (0 under eager); 3 added
   /// predictor_hits, predictor_misses, pages_replayed, the mode replay and
-  /// the prefetch "auto"; 4 added server_cpu_ms, server_watcher_faults and replay_ms.
+  /// the prefetch "auto"; 4 added server_cpu_ms, server_placement, server_workers,
+  /// server_watcher_faults, replay_ms, fallback and profile_pager, and policy and mode became
+  /// the policy that ran (demand, when replay's profile was for other files).
   public static let schema = 4
   public var program: String
+  /// The policy that ran.
   public var policy: PagingPolicy
+  /// Why the policy that ran is not the one asked, when it is not.
+  public var fallback: String?
+  /// Under replay: the pager that recorded the profile (.some(nil): the profile does not say);
+  /// nil otherwise.
+  public var profilePager: Pager??
   /// "uffd" or "signal" under demand and hybrid; nil under eager.
   public var pager: String?
   public var wallNanoseconds: UInt64
@@ -67,10 +77,11 @@ public struct Report: Sendable {
   public var startup: StartupCost
 
   public init(
-    program: String, policy: PagingPolicy, pager: String? = nil, wallNanoseconds: UInt64, usage: ResourceUsage,
-    ending: Ending, counters: PagerCounters, traced: UInt64, dropped: UInt64, segmentPages: UInt64 = 0,
-    startup: StartupCost = StartupCost()
+    program: String, policy: PagingPolicy, fallback: String? = nil, pager: String? = nil, wallNanoseconds: UInt64,
+    usage: ResourceUsage, ending: Ending, counters: PagerCounters, traced: UInt64, dropped: UInt64,
+    segmentPages: UInt64 = 0, startup: StartupCost = StartupCost()
   ) {
+    self.fallback = fallback
     self.segmentPages = segmentPages
     self.startup = startup
     self.program = program
@@ -107,14 +118,21 @@ public struct Report: Sendable {
     }
   }
 
+  /// What --stats prints. The kernel's page faults and elfload's pager's faults are two
+  /// counts of different things, named apart, each with a line that says what it counts: the
+  /// kernel's are every fault on any memory, and barely move between policies; the pager's are
+  /// where paging policies differ.
   public var summary: String {
     let unused = counters.prefetchedUnused.map { "\($0) never touched" } ?? "unused unknown"
     return """
-      elfload stats: \(program) (\(policy.description)\(pager.map { ", \($0) pager" } ?? "")), \(endingText)
-        time:    wall \(wall) ms from the fork, of which elfload's loading \(startupWall) ms
-        program: cpu \(cpu) ms (user \(user), sys \(system): split by timer-tick sampling); peak RSS \(usage.maxRSSKiB) KiB; page faults \(usage.minorFaults) minor, \(usage.majorFaults) major
-        elfload: cpu \(startupCPU) ms; page faults \(startup.usage.minorFaults) minor, \(startup.usage.majorFaults) major (before the jump)
-        pager:   \(segmentPages) segment pages; \(counters.faults) faults handled, \(counters.pagesMapped) pages mapped on demand, \(counters.pagesPrefetched) of them prefetched (\(unused)), \(counters.waits) waits
+      elfload stats: \(program) (\(policy.description)\(pager.map { ", \($0) pager" } ?? "")\(fallback.map { "; \($0)" } ?? "")), \(endingText)
+        time:          wall \(wall) ms from the fork, of which elfload's loading \(startupWall) ms
+        program:       cpu \(cpu) ms (user \(user), sys \(system): split by timer-tick sampling); peak RSS \(usage.maxRSSKiB) KiB
+        elfload:       cpu \(startupCPU) ms before the jump
+        kernel faults: \(usage.minorFaults) minor, \(usage.majorFaults) major in the program; \(startup.usage.minorFaults) minor, \(startup.usage.majorFaults) major in elfload before the jump
+                       (the kernel's count: a fault per page first touched, on any memory -- heap, stack, libraries -- whoever serves it, so policies barely move it)
+        pager faults:  \(counters.faults) served, \(counters.pagesMapped) pages mapped, \(counters.pagesPrefetched) of them prefetched (\(unused)), \(counters.waits) waits; \(segmentPages) segment pages
+                       (elfload's pager's count: the faults it served itself, on the program's and interpreter's segments; 0 under eager, where the kernel serves them: here policies differ)
       \(serverLine)\(policyLine)
       """
   }
@@ -122,19 +140,24 @@ public struct Report: Sendable {
   /// What the userfaultfd server cost, beside the program: its own process's CPU.
   var serverLine: String {
     guard let ns = counters.serverCPUNanoseconds else {
-      return pager?.utf8.elementsEqual("signal".utf8) == true ? "  server:  none (faults are served in the program, by its SIGSEGV handler: their cost is in the program's cpu)\n" : ""
+      return pager?.utf8.elementsEqual("signal".utf8) == true ? "  server:        none (faults are served in the program, by its SIGSEGV handler: their cost is in the program's cpu)\n" : ""
+    }
+    let cpu = Self.milliseconds(ns, perMillisecond: 1_000_000)
+    if counters.serverPlacement == .single {
+      return "  server:        cpu \(cpu) ms (the userfaultfd server's, beside the program's); one thread at normal priority following the faulting thread's CPU (--uffd-server single)\n"
     }
     return
-      "  server:  cpu \(Self.milliseconds(ns, perMillisecond: 1_000_000)) ms (the userfaultfd server's, beside the program's); \(counters.serverWorkers) workers (one per CPU faulted on), \(counters.serverCPUChecks) looks at a thread's CPU; \(counters.servedByWatcher) faults served by its normal-priority watcher in \(counters.serverTakeovers) takeovers (no worker got to them within a tick: busy CPUs)\n"
+      "  server:        cpu \(cpu) ms (the userfaultfd server's, beside the program's); \(counters.serverWorkers) workers (one per CPU faulted on), \(counters.serverCPUChecks) looks at a thread's CPU; \(counters.servedByWatcher) faults served by its normal-priority watcher in \(counters.serverTakeovers) takeovers (no worker got to them within a tick: busy CPUs)\n"
   }
 
   /// The predictor's or the replay's own line, when the policy has one.
   var policyLine: String {
     switch policy {
     case .predictive:
-      return "  predictor: \(counters.predictorHits) hits (the pattern went on: window doubled), \(counters.predictorMisses) misses (it broke: window closed)\n"
+      return "  predictor:     \(counters.predictorHits) hits (the pattern went on: window doubled), \(counters.predictorMisses) misses (it broke: window closed)\n"
     case .replay:
-      return "  replay:  \(counters.pagesReplayed) pages installed from the profile before the jump, in \(Self.milliseconds(counters.replayNanoseconds, perMillisecond: 1_000_000)) ms (of elfload's loading)\n"
+      let missed = profilePager.map { Profile.misses($0).map { " (\($0))" } ?? " (recorded under the uffd pager)" } ?? ""
+      return "  replay:        \(counters.pagesReplayed) pages installed from the profile before the jump\(missed), in \(Self.milliseconds(counters.replayNanoseconds, perMillisecond: 1_000_000)) ms of elfload's loading\n"
     default:
       return ""
     }
@@ -149,7 +172,7 @@ public struct Report: Sendable {
     let unused = counters.prefetchedUnused.map { "\($0)" } ?? "null"
     return """
       {"schema": \(Self.schema), "program": "\(Self.escape(program))", "policy": "\(policy.description)", \
-      "mode": "\(policy.mode)", "prefetch": \(policy == .predictive ? "\"auto\"" : "\(policy.prefetch)"), "pager": \(pager.map { "\"\($0)\"" } ?? "null"), \
+      "mode": "\(policy.mode)", "fallback": \(fallback.map { "\"\(Self.escape($0))\"" } ?? "null"), "prefetch": \(policy == .predictive ? "\"auto\"" : "\(policy.prefetch)"), "pager": \(pager.map { "\"\($0)\"" } ?? "null"), \
       "wall_ms": \(wall), "startup_ms": \(startupWall), "cpu_ms": \(cpu), "user_ms": \(user), "sys_ms": \(system), \
       "startup_cpu_ms": \(startupCPU), "max_rss_kb": \(usage.maxRSSKiB), \
       "minor_faults": \(usage.minorFaults), "major_faults": \(usage.majorFaults), \
@@ -157,9 +180,11 @@ public struct Report: Sendable {
       "segment_pages": \(segmentPages), "loader_faults": \(counters.faults), "pages_mapped": \(counters.pagesMapped), \
       "pages_prefetched": \(counters.pagesPrefetched), "prefetched_unused": \(unused), \
       "waits": \(counters.waits), "predictor_hits": \(counters.predictorHits), "predictor_misses": \(counters.predictorMisses), \
-      "pages_replayed": \(counters.pagesReplayed), "replay_ms": \(Self.milliseconds(counters.replayNanoseconds, perMillisecond: 1_000_000)), \
+      "pages_replayed": \(counters.pagesReplayed), "profile_pager": \(profilePager.flatMap { $0 }.map { "\"\($0.name)\"" } ?? "null"), \
+      "replay_ms": \(Self.milliseconds(counters.replayNanoseconds, perMillisecond: 1_000_000)), \
       "server_cpu_ms": \(counters.serverCPUNanoseconds.map { Self.milliseconds($0, perMillisecond: 1_000_000) } ?? "null"), \
-      "server_watcher_faults": \(counters.servedByWatcher), \
+      "server_placement": \(counters.serverPlacement.map { "\"\($0.name)\"" } ?? "null"), \
+      "server_workers": \(counters.serverWorkers), "server_watcher_faults": \(counters.servedByWatcher), \
       "trace_records": \(traced), "trace_dropped": \(dropped), \(end)}
 
       """
@@ -193,8 +218,13 @@ public struct Report: Sendable {
     public static let fields: [StatsField] = [
       StatsField(name: "schema", meaning: "this format's version: 4"),
       StatsField(name: "program", meaning: "PROGRAM as given"),
-      StatsField(name: "policy", meaning: "the paging policy as options: \"eager\", \"demand\", \"hybrid --prefetch 16\""),
-      StatsField(name: "mode", meaning: "the --mode: eager, demand, hybrid or replay"),
+      StatsField(
+        name: "policy",
+        meaning: "the paging policy that ran, as options: \"eager\", \"demand\", \"hybrid --prefetch 16\" (see fallback)"),
+      StatsField(name: "mode", meaning: "the --mode that ran: eager, demand, hybrid or replay"),
+      StatsField(
+        name: "fallback",
+        meaning: "why the policy that ran is not the one asked (replay with a profile recorded for other files runs demand), or null"),
       StatsField(name: "prefetch", meaning: "pages mapped after each faulting one (hybrid), \"auto\" (hybrid --prefetch auto); 0 otherwise"),
       StatsField(name: "pager", meaning: "how faults were served under demand, hybrid and replay: \"uffd\" or \"signal\"; null under eager"),
       StatsField(name: "wall_ms", meaning: "wall time from the fork to the program's end (elfload's loading included)"),
@@ -208,14 +238,18 @@ public struct Report: Sendable {
       StatsField(name: "sys_ms", meaning: "of cpu_ms, system time (split as user_ms)"),
       StatsField(name: "startup_cpu_ms", meaning: "elfload's own CPU time in the child before the jump"),
       StatsField(name: "max_rss_kb", meaning: "the program's peak resident set, KiB (counted from the jump)"),
-      StatsField(name: "minor_faults", meaning: "the program's minor page faults after the jump, the pager's included"),
-      StatsField(name: "major_faults", meaning: "the program's major page faults (read from disk) after the jump"),
-      StatsField(name: "startup_minor_faults", meaning: "elfload's own minor page faults in the child before the jump"),
-      StatsField(name: "startup_major_faults", meaning: "elfload's own major page faults in the child before the jump"),
+      StatsField(
+        name: "minor_faults",
+        meaning: "the kernel's count of the program's minor page faults after the jump: every fault on any memory (heap, stack, libraries), those passed to elfload's pager included"),
+      StatsField(name: "major_faults", meaning: "the kernel's count of the program's major page faults (read from disk) after the jump"),
+      StatsField(name: "startup_minor_faults", meaning: "the kernel's count of elfload's own minor page faults in the child before the jump"),
+      StatsField(name: "startup_major_faults", meaning: "the kernel's count of elfload's own major page faults in the child before the jump"),
       StatsField(
         name: "segment_pages",
         meaning: "pages of the PT_LOAD segments elfload set up, program and interpreter: the same under every policy"),
-      StatsField(name: "loader_faults", meaning: "faults elfload's pager served (demand, hybrid, replay; 0 under eager)"),
+      StatsField(
+        name: "loader_faults",
+        meaning: "elfload's pager's count: first touches of the segments it served itself (demand, hybrid, replay; 0 under eager, where the kernel pages them); a part of minor_faults"),
       StatsField(
         name: "pages_mapped",
         meaning: "pages elfload's pager made accessible while the program ran, prefetched ones included (0 under eager, which maps every segment page at the start)"),
@@ -233,6 +267,9 @@ public struct Report: Sendable {
         name: "pages_replayed",
         meaning: "--mode replay: pages installed from the profile before the jump (not in pages_mapped or loader_faults)"),
       StatsField(
+        name: "profile_pager",
+        meaning: "--mode replay: the pager that recorded the profile, \"uffd\" or \"signal\" (whose profiles lack read-only data: replay pages it on demand); null otherwise or if the profile does not say"),
+      StatsField(
         name: "replay_ms", meaning: "--mode replay: of startup_ms, the time installing pages_replayed took; 0 otherwise"),
       StatsField(
         name: "server_cpu_ms",
@@ -240,9 +277,15 @@ public struct Report: Sendable {
           "the userfaultfd server's CPU time (all its threads) up to the program's end: what paging cost beside cpu_ms; null when no server ran (eager, the signal pager)"
       ),
       StatsField(
+        name: "server_placement",
+        meaning: "who served faults in the userfaultfd server (--uffd-server): \"workers\" or \"single\"; null when no server ran"),
+      StatsField(
+        name: "server_workers",
+        meaning: "the userfaultfd server's workers: one per CPU the program faulted on (--uffd-server workers); 0 otherwise"),
+      StatsField(
         name: "server_watcher_faults",
         meaning:
-          "faults the server's normal-priority watcher served because no worker on the faulting thread's CPU got to them within a tick (busy CPUs)"
+          "faults the server's normal-priority watcher served: when faults kept waiting for the SCHED_IDLE workers (CPUs busy with other work), for 100 ms at a time; all of them under --uffd-server single"
       ),
       StatsField(name: "trace_records", meaning: "rows written to --trace"),
       StatsField(name: "trace_dropped", meaning: "rows that did not fit in the trace buffer (2^21)"),

@@ -65,11 +65,25 @@ public enum Pager: Equatable, Sendable {
   }
 }
 
+/// Where the userfaultfd server serves a fault (uffd_server.c says why).
+public enum ServerPlacement: Equatable, Sendable {
+  /// On the faulting thread's CPU, by a worker at SCHED_IDLE; a normal-priority watcher takes
+  /// over when the CPUs are busy with other work.
+  case workers
+  /// By one thread at normal priority that moves to the faulting thread's CPU every 64 faults.
+  case single
+
+  /// The --uffd-server word.
+  public var name: String { self == .workers ? "workers" : "single" }
+}
+
 /// What `elfload [options] PROGRAM` was asked to do, as values.
 public struct RunSettings: Equatable, Sendable {
   public var policy: PagingPolicy = .eager
   /// --pager; nil: uffd where the kernel allows it, else signal.
   public var pager: Pager?
+  /// --uffd-server; nil: workers.
+  public var serverPlacement: ServerPlacement?
   public var argv0: [UInt8]?
   public var verbose = false
   /// --stats: a summary on stderr when the program ends.
@@ -84,6 +98,8 @@ public struct RunSettings: Equatable, Sendable {
   public var record: [UInt8]?
   /// --cold: the program's and interpreter's pages dropped from the page cache first.
   public var cold = false
+  /// --fd N: run the program open on descriptor N (fexecve); the PROGRAM word is only argv[0].
+  public var fd: Int32?
   public init() {}
 
   /// Whether elfload supervises the run (forks, waits, reports).
@@ -92,7 +108,7 @@ public struct RunSettings: Equatable, Sendable {
 
 /// One option of `elfload [options] PROGRAM`.
 public struct RunOption: Sendable {
-  public enum Name: Sendable { case mode, prefetch, profile, pager, cold, argv0, verbose, stats, statsJSON, trace, residency }
+  public enum Name: Sendable { case mode, prefetch, profile, pager, uffdServer, cold, fd, argv0, verbose, stats, statsJSON, trace, residency }
   public var name: Name
   public var long: String
   public var short: String?
@@ -104,7 +120,7 @@ public struct RunOption: Sendable {
   public static let all: [RunOption] = [
     RunOption(
       name: .mode, long: "--mode", valueName: "policy",
-      help: "how the program's pages come into memory: eager (also: all), demand, hybrid or replay (below)"),
+      help: "how the program's pages come into memory: eager (also: all), demand, hybrid or replay (see Paging policies)"),
     RunOption(
       name: .prefetch, long: "--prefetch", valueName: "n|auto",
       help:
@@ -116,13 +132,22 @@ public struct RunOption: Sendable {
     RunOption(
       name: .pager, long: "--pager", valueName: "uffd|signal",
       help:
-        "with demand or hybrid: how faults reach elfload: uffd (userfaultfd and a server process; the default where the kernel allows it) or signal (a SIGSEGV handler)"
+        "with demand, hybrid or replay: how faults reach elfload: uffd (userfaultfd and a server process; the default where the kernel allows it) or signal (a SIGSEGV handler)"
     ),
+    RunOption(
+      name: .uffdServer, long: "--uffd-server", valueName: "workers|single",
+      help:
+        "with the userfaultfd pager, who serves a fault: workers (the default: a worker pinned to each CPU the program faults on, at SCHED_IDLE, so that no CPU halts on the way: ~8 us a fault on an idle 2-CPU VM; a normal-priority watcher takes over while other work keeps the CPUs busy) or single (one normal-priority server that moves to the faulting thread's CPU every 64 faults, the design before: ~40 us a fault on an idle VM, as good as workers on a busy one)"),
     RunOption(
       name: .cold, long: "--cold",
       help:
         "drop the program's and its interpreter's pages from the page cache first (posix_fadvise DONTNEED), to measure a cold start; says how many pages stay because another process maps them"),
-    RunOption(name: .argv0, long: "--argv0", valueName: "name", help: "give the program NAME as argv[0], like exec -a"),
+    RunOption(
+      name: .fd, long: "--fd", valueName: "n",
+      help:
+        "run the program open on descriptor N (a memfd, a file a parent opened) as fexecve(N) would; PROGRAM is then only its argv[0] (elfload --fd 3 echo hello 3</bin/echo)"
+    ),
+    RunOption(name: .argv0, long: "--argv0", valueName: "name", help: "give the program NAME as argv[0], like exec -a (NAME may be empty: --argv0 '')"),
     RunOption(name: .verbose, long: "--verbose", short: "-v", help: "say on stderr what is mapped where, before the program starts"),
     RunOption(
       name: .stats, long: "--stats",
@@ -146,6 +171,34 @@ public struct RunOption: Sendable {
   /// `--mode <policy>`, as usage lines and errors show it.
   public var synopsis: String { long + (valueName.map { " <\($0)>" } ?? "") }
 }
+
+#if !hasFeature(Embedded)
+  extension RunOption {
+    /// The options `elfload --help` shows on its first screen: the most used.
+    public static let firstScreen: [RunOption] = [.mode, .prefetch, .pager, .stats, .verbose].compactMap { name in
+      all.first { $0.name == name }
+    }
+
+    /// One line for the first screen (`help` is the reference's).
+    public var brief: String {
+      switch name {
+      case .mode: return "eager (the default), demand, hybrid or replay"
+      case .prefetch: return "with hybrid: pages brought in after each fault, or auto"
+      case .profile: return "with replay: the profile written by elfload record"
+      case .pager: return "uffd (userfaultfd) or signal (a SIGSEGV handler)"
+      case .uffdServer: return "with uffd: workers on the faulting CPUs (default) or single"
+      case .cold: return "drop the program's pages from the page cache first"
+      case .fd: return "run the program open on descriptor N, as fexecve(N)"
+      case .argv0: return "the program's argv[0], like exec -a"
+      case .verbose: return "say on stderr what is mapped where"
+      case .stats: return "time, memory and faults on stderr at the end"
+      case .statsJSON: return "the same numbers as JSON"
+      case .trace: return "a CSV row per page elfload maps"
+      case .residency: return "which pages of each mapping are resident at the end"
+      }
+    }
+  }
+#endif
 
 /// What the launcher should do with its command line.
 public enum CommandLineParse: Sendable {
@@ -183,7 +236,9 @@ extension CommandLineParse {
       let arg = argv[i]
       if arg == Array("--".utf8) { return finish(i + 1) }
       guard arg.count > 1, arg[0] == UInt8(ascii: "-") else { break }
-      if arg == Array("--help".utf8) || arg == Array("-h".utf8) || arg == Array("--version".utf8) {
+      if arg == Array("--help".utf8) || arg == Array("-h".utf8) || arg == Array("--help-all".utf8)
+        || arg == Array("--version".utf8)
+      {
         return .tool
       }
       // --name=value or --name [value]
@@ -207,7 +262,8 @@ extension CommandLineParse {
         } else {
           return .usageError("missing value for '\(option.synopsis)'")
         }
-        if value.isEmpty { return .usageError("empty value for '\(option.synopsis)'") }
+        // (An empty argv[0] is a real one: exec -a '' gives it.)
+        if value.isEmpty && option.name != .argv0 { return .usageError("empty value for '\(option.synopsis)'") }
       } else if inlineValue != nil {
         return .usageError("'\(option.long)' takes no value")
       }
@@ -247,6 +303,20 @@ extension CommandLineParse {
         } else {
           return .usageError("the value '\(text(value))' is invalid for '--pager <uffd|signal>'; use 'uffd' or 'signal'")
         }
+      case .uffdServer:
+        if value == Array("workers".utf8) {
+          settings.serverPlacement = .workers
+        } else if value == Array("single".utf8) {
+          settings.serverPlacement = .single
+        } else {
+          return .usageError(
+            "the value '\(text(value))' is invalid for '--uffd-server <workers|single>'; use 'workers' or 'single'")
+        }
+      case .fd:
+        guard value.count <= 10, value.allSatisfy({ $0 >= 48 && $0 <= 57 }), let n = Int(text(value)), n <= Int(Int32.max) else {
+          return .usageError("--fd must be an open descriptor's number, not '\(text(value))'")
+        }
+        settings.fd = Int32(n)
       case .argv0: settings.argv0 = value
       case .verbose: settings.verbose = true
       case .stats: settings.stats = true
@@ -290,7 +360,16 @@ extension CommandLineParse {
     if settings.pager != nil, case .eager = settings.policy {
       return .usageError("--pager applies to --mode demand, hybrid and replay (the mode is eager)")
     }
-    guard i < argv.count else { return .usageError("Missing the program to run: elfload PROGRAM [ARGS...]") }
+    if settings.serverPlacement != nil {
+      if case .eager = settings.policy {
+        return .usageError("--uffd-server applies to --mode demand, hybrid and replay (the mode is eager)")
+      }
+      if settings.pager == .signal { return .usageError("--uffd-server applies to the userfaultfd pager, not --pager signal") }
+    }
+    guard i < argv.count else {
+      if settings.fd != nil { return .usageError("--fd N needs the program's argv[0] after it: elfload --fd N NAME [ARGS...]") }
+      return .usageError("Missing the program to run: elfload PROGRAM [ARGS...]")
+    }
     return .run(settings, programIndex: i)
   }
 }

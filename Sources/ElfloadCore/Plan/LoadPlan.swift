@@ -167,7 +167,7 @@ public struct LoadPlan: Equatable, Sendable {
     mappings = pieces
     segments = mappings
     entry = image.header.entry &+ bias
-    programHeaderAddress = (image.programHeaderAddress ?? 0) &+ bias
+    programHeaderAddress = image.programHeaderAddress &+ bias
     programHeaderCount = Int(image.header.phnum)
     self.startCode = startCode &+ bias
     self.endCode = endCode &+ bias

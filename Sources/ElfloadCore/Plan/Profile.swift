@@ -3,7 +3,8 @@
 // read (or `elfload inspect --profile FILE`), versioned, and untrusted when read back: every
 // number is checked, every failure names the line.
 //
-//   elfload profile 1
+//   elfload profile 2
+//   pager uffd
 //   # image INDEX dev D inode I size S mtime SECONDS.NANOSECONDS path PATH
 //   image 0 dev 2049 inode 1573 size 16000 mtime 1732900000.123456789 path /usr/bin/true
 //   image 1 dev 2049 inode 2011 size 236616 mtime 1732800000.000000000 path /lib64/ld-linux-x86-64.so.2
@@ -15,7 +16,9 @@
 // IMAGE is 0 for the program and 1 for its interpreter; SEGMENT is the PT_LOAD's program-header
 // index; PAGE is the page's index among the segment's pages (counted from the page that holds
 // p_vaddr), the same numbers a --trace CSV has. Addresses are not recorded: they change from run
-// to run (ASLR), page indexes do not.
+// to run (ASLR), page indexes do not. Version 2 adds the `pager` line: the pager that recorded the
+// run, because the signal pager does not see every first touch (Profile.misses); version 1,
+// without it, is still read.
 
 /// Which file an image is, as stat says: a profile applies to this file only.
 public struct FileIdentity: Equatable, Sendable {
@@ -83,33 +86,53 @@ public enum ProfileError: Error, Sendable, CustomStringConvertible {
     case .tooLarge(let bytes): return "\(bytes) bytes, more than a profile can be (\(Profile.largestFile >> 20) MiB)"
     case .notAProfile: return "not an elfload profile (its first line is not 'elfload profile \(Profile.version)')"
     case .version(let found):
-      return "a version \(text(found)) profile; this elfload reads version \(Profile.version) (record it again)"
+      return "a version \(text(found)) profile; this elfload reads versions 1 and \(Profile.version) (record it again)"
     case .line(let n, let reason): return "line \(n): \(reason)"
     }
   }
 }
 
 public struct Profile: Equatable, Sendable {
-  public static let version = 1
+  /// The version written; `readable` are read.
+  public static let version = 2
+  public static let readable = [1, 2]
   /// Bounds on what is read back: 64 MiB, 2^22 pages (16 GiB of touched memory).
   public static let largestFile: UInt64 = 64 << 20
   public static let mostPages = 1 << 22
 
+  /// The pager that recorded it; nil in a version 1 profile, which does not say.
+  public var pager: Pager?
   /// Index 0 the program, 1 its interpreter (if it has one).
   public var images: [ProfileImage]
   /// In the order of first touch.
   public var pages: [ProfilePage]
 
-  public init(images: [ProfileImage], pages: [ProfilePage]) {
+  public init(pager: Pager?, images: [ProfileImage], pages: [ProfilePage]) {
+    self.pager = pager
     self.images = images
     self.pages = pages
   }
 
+  /// What a profile recorded under `pager` lacks, which a replay then pages on demand (one
+  /// sentence, for inspect, --verbose and --stats), or nil: a record sees a page only when the
+  /// page faults, and under the signal pager some never do.
+  public static func misses(_ pager: Pager?) -> String? {
+    switch pager {
+    case .signal:
+      return
+        "recorded under the signal pager: read-only data (mapped up front, paged by the kernel unseen) and, past the map-count budget, pages mapped a 2 MiB window at a time are not in it; a replay pages them on demand"
+    case .uffd: return nil
+    case nil:
+      return "a version 1 profile, which does not say which pager recorded it: if the signal pager did, read-only data is not in it"
+    }
+  }
+
   static let magic = Array("elfload profile ".utf8)
 
-  /// The file's text.
+  /// The file's text (version 1's, without a pager line, when the pager is not known).
   public var bytes: [UInt8] {
-    var out = Array("elfload profile \(Self.version)\n".utf8)
+    var out = Array("elfload profile \(pager == nil ? 1 : Self.version)\n".utf8)
+    if let pager { out += Array("pager \(pager.name)\n".utf8) }
     out += Array("# The pages one run touched: elfload inspect --profile FILE explains them.\n".utf8)
     out += Array("# image INDEX dev D inode I size S mtime SECONDS.NANOSECONDS path PATH\n".utf8)
     for (index, image) in images.enumerated() {
@@ -126,21 +149,50 @@ public struct Profile: Equatable, Sendable {
     return out
   }
 
-  /// Reads a profile's text (untrusted).
+  /// Reads a profile's text (untrusted). Line by line, without a list of the lines: a
+  /// profile of 2^22 pages is as many lines, and the launcher reads it.
   public static func parse(_ bytes: [UInt8]) throws(ProfileError) -> Profile {
     guard UInt64(bytes.count) <= largestFile else { throw .tooLarge(bytes: UInt64(bytes.count)) }
-    var lines = bytes.split(separator: 10, omittingEmptySubsequences: false)
-    if lines.last?.isEmpty == true { lines.removeLast() }
-    guard let first = lines.first, first.starts(with: magic) else { throw .notAProfile }
-    let version = Array(first.dropFirst(magic.count))
-    guard version == Array("\(Self.version)".utf8) else { throw .version(found: Array(version.prefix(20))) }
-    var profile = Profile(images: [], pages: [])
-    for (index, line) in lines.enumerated().dropFirst() {
-      let number = index + 1
+    var profile = Profile(pager: nil, images: [], pages: [])
+    var version = 0
+    profile.pages.reserveCapacity(min(bytes.reduce(0) { $1 == 10 ? $0 + 1 : $0 }, mostPages))
+    var number = 0
+    var start = 0
+    while start < bytes.count {
+      let end = bytes[start...].firstIndex(of: 10) ?? bytes.count
+      let line = bytes[start..<end]
+      start = end + 1
+      number += 1
+      if number == 1 {
+        guard line.starts(with: magic) else { throw .notAProfile }
+        let word = Array(line.dropFirst(magic.count))
+        guard let known = readable.first(where: { Array("\($0)".utf8) == word }) else {
+          throw .version(found: Array(word.prefix(20)))
+        }
+        version = known
+        continue
+      }
       if line.isEmpty || line.first == UInt8(ascii: "#") { continue }
+      if version >= 2 && profile.pager == nil {
+        // Version 2: the pager line, before anything else.
+        if line.elementsEqual(Array("pager signal".utf8)) {
+          profile.pager = .signal
+        } else if line.elementsEqual(Array("pager uffd".utf8)) {
+          profile.pager = .uffd
+        } else {
+          throw .line(number, "expected 'pager signal' or 'pager uffd' (the pager that recorded it), found '\(text(Array(line.prefix(60))))'")
+        }
+        continue
+      }
       if line.starts(with: Array("image ".utf8)) {
         guard profile.pages.isEmpty else { throw .line(number, "an image after the pages") }
         profile.images.append(try image(Array(line), line: number, expected: profile.images.count))
+        continue
+      }
+      if let (image, segment, page) = Self.pageLine(bytes, line.startIndex, line.endIndex),
+        image < profile.images.count, profile.pages.count < mostPages
+      {
+        profile.pages.append(ProfilePage(image: image, segment: segment, page: page))
         continue
       }
       let words = line.split(separator: 32)
@@ -153,8 +205,37 @@ public struct Profile: Equatable, Sendable {
       guard profile.pages.count < mostPages else { throw .line(number, "more than \(mostPages) pages") }
       profile.pages.append(ProfilePage(image: Int(image), segment: Int(segment), page: page))
     }
-    guard !profile.images.isEmpty else { throw .line(lines.count, "no 'image 0' line: which program is this for?") }
+    guard number > 0 else { throw .notAProfile }
+    if version >= 2 && profile.pager == nil { throw .line(number, "no 'pager' line: which pager recorded it?") }
+    guard !profile.images.isEmpty else { throw .line(number, "no 'image 0' line: which program is this for?") }
     return profile
+  }
+
+  /// The common page line, `IMAGE SEGMENT PAGE` with single spaces and in range, read without
+  /// allocating (a profile has up to 2^22 of them); nil for anything else, which the general
+  /// reading then accepts or refuses with its reason.
+  static func pageLine(_ bytes: [UInt8], _ start: Int, _ end: Int) -> (Int, Int, UInt64)? {
+    bytes.withUnsafeBufferPointer { b -> (Int, Int, UInt64)? in
+      var i = start
+      var fields: (UInt64, UInt64, UInt64) = (0, 0, 0)
+      for field in 0..<3 {
+        var value: UInt64 = 0
+        let first = i
+        while i < end, b[i] >= 48, b[i] <= 57, i - first < 10 {
+          value = value * 10 + UInt64(b[i] - 48)
+          i += 1
+        }
+        guard i > first, i == end ? field == 2 : (field < 2 && b[i] == 32) else { return nil }
+        i += 1
+        switch field {
+        case 0: fields.0 = value
+        case 1: fields.1 = value
+        default: fields.2 = value
+        }
+      }
+      guard fields.1 < 1 << 16, fields.2 < 1 << 32 else { return nil }
+      return (Int(fields.0), Int(fields.1), fields.2)
+    }
   }
 
   /// `image INDEX dev D inode I size S mtime SECONDS.NANOSECONDS path PATH`.

@@ -10,10 +10,11 @@
 uint64_t elfload_image_start(void);
 uint64_t elfload_image_end(void);
 
-/// The memory the allocator took from the kernel, as (start, length) pairs
-/// (at most `capacity`); returns how many. The jump unmaps them.
+/// The memory the allocator holds from the kernel, as (start, length) pairs
+/// (at most `capacity` of them); returns how many there are. The jump unmaps them.
 uint64_t elfload_allocator_chunks(uint64_t *pairs, uint64_t capacity);
 
-/// Bytes the allocator has handed out (for --verbose and the tests).
-uint64_t elfload_allocated_bytes(void);
+/// From now on freed memory stays mapped (and listed), so that the list the
+/// jump unmaps stays true while it is made and used.
+void elfload_allocator_freeze(void);
 #endif

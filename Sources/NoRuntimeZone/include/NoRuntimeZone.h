@@ -207,9 +207,9 @@ void elfload_uffd_configure(uint32_t prefetch, int predict, struct elfload_deman
 /// Where the server serves a fault (uffd_server.c says why).
 enum {
   /// On the faulting thread's CPU, by a worker at SCHED_IDLE (the default).
-  ELFLOAD_UFFD_PLACEMENT_LOCAL = 0,
-  /// Anywhere, by one thread at normal priority.
-  ELFLOAD_UFFD_PLACEMENT_ANY = 1,
+  ELFLOAD_UFFD_PLACEMENT_WORKERS = 0,
+  /// By one thread at normal priority that follows the faulting thread's CPU (the design before).
+  ELFLOAD_UFFD_PLACEMENT_SINGLE = 1,
 };
 /// Before the server starts: ELFLOAD_UFFD_PLACEMENT_*.
 void elfload_uffd_set_placement(int placement);

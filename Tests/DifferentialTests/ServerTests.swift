@@ -1,0 +1,87 @@
+// The userfaultfd server's placement (uffd_server.c): a worker on each CPU the program faults
+// on, a normal-priority watcher that takes over when the CPUs are busy, and --uffd-server single.
+// What it changes is speed, which the benchmark measures; what it must never change is what the
+// program does, which these tests compare with native runs, and who served the faults, which
+// the stats say.
+import Foundation
+import Testing
+
+@Suite("The userfaultfd server: who serves a fault, and where", .enabled(if: Policy.uffdAvailable))
+struct ServerTests {
+  static let scratch = scratchDirectory("server")
+
+  static func stats(_ path: String) throws -> [String: Any] {
+    let data = try Data(contentsOf: URL(fileURLWithPath: path))
+    return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any], "\(path): \(data.count) bytes")
+  }
+
+  /// The CPUs this process may run on.
+  static let cpus = ProcessInfo.processInfo.activeProcessorCount
+
+  static let placements = ["workers", "single"]
+
+  @Test(
+    "faults from two CPUs: one worker on each under workers, none under single; the output is native's",
+    arguments: Flavour.allCases, placements)
+  func twoCPUs(_ flavour: Flavour, _ placement: String) throws {
+    let program = Paths.sample("cpus", flavour)
+    let json = "\(Self.scratch)/cpus-\(flavour)-\(placement).json"
+    let (native, loaded) = compare(
+      program, options: ["--mode", "demand", "--uffd-server", placement, "--stats-json", json])
+    #expect(native.ending == .exited(0), "\(native)")
+    #expect(loaded == native, "native:\n\(native)\nloaded:\n\(loaded)")
+    let stats = try Self.stats(json)
+    #expect(stats["server_placement"] as? String == placement, "\(stats)")
+    // Thread two faults only after thread one is done, from the other CPU: the worker that
+    // first serves it looks where it runs and starts that CPU's worker.
+    // (Unless the CPUs were busy with other work -- the suite's own, on a small machine -- and
+    // the watcher served them instead.)
+    let watcher = try #require(stats["server_watcher_faults"] as? Int, "\(stats)")
+    let workers = try #require(stats["server_workers"] as? Int, "\(stats)")
+    if placement == "single" {
+      #expect(workers == 0, "\(stats)")
+    } else {
+      #expect(workers == min(Self.cpus, 2) || (watcher > 0 && workers >= 1), "\(stats)")
+    }
+    #expect(stats["server_cpu_ms"] is Double, "\(stats)")
+    if placement == "single" { #expect(stats["server_watcher_faults"] as? Int == stats["loader_faults"] as? Int, "\(stats)") }
+  }
+
+  @Test(
+    "with every CPU busy with normal-priority work, the watcher takes over the faults no worker gets to; the output is native's")
+  func busyCPUs() throws {
+    // One busy loop per CPU, each pinned there: a SCHED_IDLE worker gets almost no time.
+    let loops = (0..<Self.cpus).map { cpu in
+      start(["/usr/bin/taskset", "-c", "\(cpu)", "/bin/sh", "-c", "echo spinning; while :; do :; done"])
+    }
+    defer {
+      for loop in loops {
+        kill(-loop.pid, SIGKILL)
+        _ = loop.finish(hangExpected: true)
+      }
+    }
+    for loop in loops { #expect(loop.waitForOutput("spinning"), "a busy loop did not start") }
+    let program = Paths.sample("bench3_bss", .staticExec)
+    let json = "\(Self.scratch)/busy.json"
+    let (native, loaded) = compare(program, ["16"], options: ["--mode", "demand", "--stats-json", json], timeout: 60)
+    #expect(native.ending == .exited(0), "\(native)")
+    #expect(loaded == native, "native:\n\(native)\nloaded:\n\(loaded)")
+    let stats = try Self.stats(json)
+    // 16 MiB of bss: 4096 faults and more; no CPU is idle, so the watcher serves them (within 32 ms).
+    let served = try #require(stats["server_watcher_faults"] as? Int, "\(stats)")
+    let faults = try #require(stats["loader_faults"] as? Int, "\(stats)")
+    #expect(served > 0 && served <= faults, "\(stats)")
+  }
+
+  @Test("--uffd-server: a usage error without the userfaultfd pager, or with another word")
+  func usage() {
+    for argv in [
+      ["--uffd-server", "single", "/bin/true"], ["--mode", "demand", "--pager", "signal", "--uffd-server", "single", "/bin/true"],
+      ["--mode", "demand", "--uffd-server", "elsewhere", "/bin/true"],
+    ] {
+      let result = run([Paths.elfload] + argv)
+      #expect(result.ending == .exited(64), "\(argv): \(result)")
+      #expect(result.stderr.contains("--uffd-server"), "\(argv): \(result)")
+    }
+  }
+}
