@@ -233,7 +233,8 @@ struct PredictiveTests {
         #expect(
           loaded.stderr.hasPrefix("elfload: --profile ") && loaded.stderr.contains("was recorded for other files")
             && loaded.stderr.split(separator: "\n").count == 1, "\(label): \(loaded)")
-        #expect(stats["pages_replayed"] as? Int == 0 && stats["mode"] as? String == "replay", "\(label): \(stats)")
+        #expect(stats["pages_replayed"] as? Int == 0 && stats["mode"] as? String == "demand", "\(label): \(stats)")
+        #expect((stats["fallback"] as? String)?.contains("recorded for other files") == true, "\(label): \(stats)")
       }
     }
   }
