@@ -91,14 +91,20 @@ struct DemandTests {
     let loaded = run(
       [Paths.elfload] + policy.options + ["--argv0", marker, Paths.sample("forks", .staticExec), Paths.sample("hello", .staticExec)])
     #expect(loaded.stdout.contains("hello, world"), "\(loaded)")
-    let deadline = Date().addingTimeInterval(2)
+    let live = Self.serversAfter(seconds: 2, marker: marker)
+    #expect(live.isEmpty, "still serving 2 s after the program ended: \(live)")
+  }
+
+  /// The servers still live (liveServers) once they have had `seconds` to end: none, as soon as none is.
+  static func serversAfter(seconds: Double, marker: String) -> [String] {
+    let deadline = Date().addingTimeInterval(seconds)
     var live: [String] = []
     repeat {
-      live = Self.liveServers(marker: marker)
+      live = liveServers(marker: marker)
       if live.isEmpty { break }
       usleep(20_000)
     } while Date() < deadline
-    #expect(live.isEmpty, "still serving 2 s after the program ended: \(live)")
+    return live
   }
 
   /// Samples/fork_order: the program, its children a and b and its grandchild c (a's child) end
@@ -140,13 +146,7 @@ struct DemandTests {
       #expect(loaded.0 == native.0, "\(order):\nnative:\n\(native.0)\nunder elfload:\n\(loaded.0)")
       #expect(loaded.1 == native.1, "\(order): what each process read and wrote, native \(native.1), under elfload \(loaded.1)")
       guard policy.usesUffd else { continue }
-      var live: [String] = []
-      let deadline = Date().addingTimeInterval(2)
-      repeat {
-        live = Self.liveServers(marker: marker)
-        if live.isEmpty { break }
-        usleep(20_000)
-      } while Date() < deadline
+      let live = Self.serversAfter(seconds: 2, marker: marker)
       #expect(live.isEmpty, "\(order): the server still serves 2 s after the last process ended: \(live)")
     }
   }
