@@ -193,3 +193,23 @@ func stackLayoutMatchesTheKernel(_ c: StackCase) throws {
   let stack = build(stackCases[0], auxv: plain)
   #expect(stack.auxv == plain + [AuxvEntry(.null, 0)])
 }
+
+/// The auxv tags elfload names, against the kernel's numbers (include/uapi/linux/auxvec.h and
+/// arch/x86/include/uapi/asm/auxvec.h): each constant's value, and the name it prints as.
+@Test func auxvTagsAreTheKernels() {
+  let kernel: [(AuxvTag, UInt64, String)] = [
+    (.null, 0, "AT_NULL"), (.execfd, 2, "AT_EXECFD"), (.phdr, 3, "AT_PHDR"), (.phent, 4, "AT_PHENT"),
+    (.phnum, 5, "AT_PHNUM"), (.pagesz, 6, "AT_PAGESZ"), (.base, 7, "AT_BASE"), (.flags, 8, "AT_FLAGS"),
+    (.entry, 9, "AT_ENTRY"), (.uid, 11, "AT_UID"), (.euid, 12, "AT_EUID"), (.gid, 13, "AT_GID"),
+    (.egid, 14, "AT_EGID"), (.platform, 15, "AT_PLATFORM"), (.hwcap, 16, "AT_HWCAP"), (.clktck, 17, "AT_CLKTCK"),
+    (.secure, 23, "AT_SECURE"), (.random, 25, "AT_RANDOM"), (.hwcap2, 26, "AT_HWCAP2"),
+    (.rseqFeatureSize, 27, "AT_RSEQ_FEATURE_SIZE"), (.rseqAlign, 28, "AT_RSEQ_ALIGN"), (.execfn, 31, "AT_EXECFN"),
+    (.sysinfoEHDR, 33, "AT_SYSINFO_EHDR"), (.minsigstksz, 51, "AT_MINSIGSTKSZ"),
+  ]
+  for (tag, value, name) in kernel {
+    #expect(tag.rawValue == value, "\(name)")
+    #expect(AuxvTag(rawValue: value).description == name)
+  }
+  // A tag it has no name for (AT_IGNORE, AT_NOTELF, AT_BASE_PLATFORM, a future one): its number.
+  for value: UInt64 in [1, 10, 24, 29, 99] { #expect(AuxvTag(rawValue: value).description == "AT_\(value)") }
+}
