@@ -4,7 +4,7 @@
 /*
  * Prints: the 16 AT_RANDOM bytes in hex; start_brk (field 47 of /proc/self/stat) and its distance
  * from the page after the program's bss; the address of argc (rsp at entry); and the program's
- * load address (the ELF header's).
+ * load address (the ELF header's), and its interpreter's (AT_BASE; 0 without one).
  */
 #include <elf.h>
 #include <link.h>
@@ -41,5 +41,6 @@ int main(int argc, char **argv) {
   printf("start_brk - bss end: %#lx\n", (unsigned long)(start_brk - bss_end));
   printf("argc at: %p\n", (void *)((long *)argv - 1));
   printf("loaded at: %p\n", (const void *)&__ehdr_start);
+  printf("interpreter at: %#lx\n", getauxval(AT_BASE));
   return 0;
 }

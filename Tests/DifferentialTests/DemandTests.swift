@@ -91,14 +91,64 @@ struct DemandTests {
     let loaded = run(
       [Paths.elfload] + policy.options + ["--argv0", marker, Paths.sample("forks", .staticExec), Paths.sample("hello", .staticExec)])
     #expect(loaded.stdout.contains("hello, world"), "\(loaded)")
-    let deadline = Date().addingTimeInterval(2)
+    let live = Self.serversAfter(seconds: 2, marker: marker)
+    #expect(live.isEmpty, "still serving 2 s after the program ended: \(live)")
+  }
+
+  /// The servers still live (liveServers) once they have had `seconds` to end: none, as soon as none is.
+  static func serversAfter(seconds: Double, marker: String) -> [String] {
+    let deadline = Date().addingTimeInterval(seconds)
     var live: [String] = []
     repeat {
-      live = Self.liveServers(marker: marker)
+      live = liveServers(marker: marker)
       if live.isEmpty { break }
       usleep(20_000)
     } while Date() < deadline
-    #expect(live.isEmpty, "still serving 2 s after the program ended: \(live)")
+    return live
+  }
+
+  /// Samples/fork_order: the program, its children a and b and its grandchild c (a's child) end
+  /// in the order given, each after touching pages nobody had touched: every one of them served
+  /// to the end whoever ended before it, the same sums as natively, and then the server gone.
+  @Test(
+    "the server serves every forked process whichever ends first, and ends after the last",
+    arguments: [Policy.demand] + Policy.uffd.filter { $0 == .demandUffd || $0 == .hybridAutoUffd })
+  func serverLifeAcrossForks(_ policy: Policy) throws {
+    for order in ["pabc", "cbap", "apcb", "bpca"] {
+      let marker = "fork-order-\(getpid())-\(order)-\(policy.rawValue.replacingOccurrences(of: " ", with: "-"))"
+      let ends = try ["native", "loaded"].map { who in
+        let dir = scratchDirectory("\(marker)-\(who)")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let program = Paths.sample("fork_order", .dynamic)
+        let argv = who == "native" ? [program, dir, order] : [Paths.elfload] + policy.options + ["--argv0", marker, program, dir, order]
+        let outcome = run(argv)
+        // The children, in process groups of their own, may still be running: their files come.
+        var sums: [String] = []
+        let deadline = Date().addingTimeInterval(5)
+        while Date() < deadline {
+          sums = ["p", "a", "b", "c"].compactMap { try? String(contentsOfFile: "\(dir)/\($0)", encoding: .utf8) }
+          if sums.count == 4 { break }
+          usleep(10_000)
+        }
+        // Any of them left hanging (a fault nobody serves) is ended here, by its own pid.
+        for name in ["a", "b", "c"] {
+          if let text = try? String(contentsOfFile: "\(dir)/\(name).pid", encoding: .utf8), let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+            let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
+            String(decoding: cmdline, as: UTF8.self).contains(dir)
+          {
+            kill(pid, SIGKILL)
+          }
+        }
+        return (outcome, sums)
+      }
+      let (native, loaded) = (ends[0], ends[1])
+      #expect(native.1.count == 4, "\(order): native: \(native)")
+      #expect(loaded.0 == native.0, "\(order):\nnative:\n\(native.0)\nunder elfload:\n\(loaded.0)")
+      #expect(loaded.1 == native.1, "\(order): what each process read and wrote, native \(native.1), under elfload \(loaded.1)")
+      guard policy.usesUffd else { continue }
+      let live = Self.serversAfter(seconds: 2, marker: marker)
+      #expect(live.isEmpty, "\(order): the server still serves 2 s after the last process ended: \(live)")
+    }
   }
 
   /// Processes named elfload-uffd, not zombies, whose command line (the launcher's, as forked) holds `marker`.

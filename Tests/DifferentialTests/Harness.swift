@@ -138,7 +138,7 @@ enum Timeouts {
 /// started outlives it.
 func run(
   _ argv: [String], executable: String? = nil, environment: [String]? = nil,
-  timeout: Double? = nil, hangExpected: Bool = false, directory: String? = nil
+  timeout: Double? = nil, hangExpected: Bool = false, directory: String? = nil, closed: Set<Int32> = []
 ) -> Outcome {
   // A file a test has just written can be "busy" for a moment (a process
   // another test thread is spawning may still hold a copy of its
@@ -148,7 +148,7 @@ func run(
   var outcome = Outcome(stdout: "", stderr: "", ending: .exited(-1), seconds: 0)
   for attempt in 0..<20 {
     if attempt > 0 { usleep(10_000) }
-    outcome = start(argv, executable: executable, environment: environment, directory: directory).finish(
+    outcome = start(argv, executable: executable, environment: environment, directory: directory, closed: closed).finish(
       timeout: timeout, hangExpected: hangExpected)
     guard outcome.ending == .exited(126), outcome.stderr.lowercased().contains("text file busy") else { break }
   }
@@ -156,9 +156,11 @@ func run(
 }
 
 /// Starts `argv` as `run` does and returns at once: for tests that signal a
-/// run while it is under way. `finish()` it, always.
+/// run while it is under way. `finish()` it, always. Descriptors among 0, 1, 2 in `closed`
+/// are closed when it starts (what it writes there is lost).
 func start(
-  _ argv: [String], executable: String? = nil, environment: [String]? = nil, directory: String? = nil
+  _ argv: [String], executable: String? = nil, environment: [String]? = nil, directory: String? = nil,
+  closed: Set<Int32> = []
 ) -> Started {
   let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
     "elfload-test-\(UUID().uuidString)")
@@ -169,9 +171,15 @@ func start(
   var actions: posix_spawn_file_actions_t = posix_spawn_file_actions_t()
   posix_spawn_file_actions_init(&actions)
   defer { posix_spawn_file_actions_destroy(&actions) }
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-  posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-  posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+  FileManager.default.createFile(atPath: outPath, contents: nil)
+  FileManager.default.createFile(atPath: errPath, contents: nil)
+  for (fd, path, flags) in [(Int32(0), "/dev/null", O_RDONLY), (1, outPath, O_WRONLY | O_TRUNC), (2, errPath, O_WRONLY | O_TRUNC)] {
+    if closed.contains(fd) {
+      posix_spawn_file_actions_addclose(&actions, fd)
+    } else {
+      posix_spawn_file_actions_addopen(&actions, fd, path, flags, 0o644)
+    }
+  }
   // Tests run in parallel: without this, a descriptor another test thread has
   // open at this moment leaks into one run and not the other.
   closeFrom(&actions, 3)
@@ -280,4 +288,17 @@ func compare(
   let native = run([program] + args, environment: environment, timeout: timeout)
   let loaded = run([Paths.elfload] + options + [program] + args, environment: environment, timeout: timeout)
   return (native, loaded)
+}
+
+extension Array {
+  /// The element at `index`, or nil past the end: for reading what the program under test wrote
+  /// (a CSV row, an SVG's numbers), which a bug can cut short -- an expectation then fails where a
+  /// subscript would crash the test runner, and every test after it with it.
+  subscript(at index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
+}
+
+/// Group `group` of the match `m` in `text`, as a number; NaN when it reads as none (a drawing bug
+/// then fails the expectations on it instead of trapping).
+func number(_ text: String, _ m: NSTextCheckingResult, _ group: Int) -> Double {
+  Range(m.range(at: group), in: text).flatMap { Double(text[$0]) } ?? .nan
 }

@@ -40,8 +40,10 @@ struct HeatmapTests {
         "<rect class=\"(fault|prefetch)\" x=\"([0-9.]+)\" y=\"([0-9.]+)\" width=\"([0-9.]+)\" height=\"([0-9.]+)\""
     )
     return regex.matches(in: svg, range: NSRange(svg.startIndex..., in: svg)).map { m in
-      func g(_ i: Int) -> String { String(svg[Range(m.range(at: i), in: svg)!]) }
-      return (g(1), Double(g(2))!, Double(g(3))!, Double(g(4))!, Double(g(5))!)
+      func g(_ i: Int) -> String { Range(m.range(at: i), in: svg).map { String(svg[$0]) } ?? "" }
+      // (A number that does not read as one is NaN: the expectations on it fail, nothing traps.)
+      func n(_ i: Int) -> Double { Double(g(i)) ?? .nan }
+      return (g(1), n(2), n(3), n(4), n(5))
     }
   }
 
@@ -54,7 +56,8 @@ struct HeatmapTests {
     let regex = try! NSRegularExpression(
       pattern: "<rect class=\"band-area\" x=\"[0-9.]+\" y=\"([0-9.]+)\" width=\"[0-9.]+\" height=\"([0-9.]+)\"")
     return regex.matches(in: svg, range: NSRange(svg.startIndex..., in: svg)).map { m in
-      (Double(svg[Range(m.range(at: 1), in: svg)!])!, Double(svg[Range(m.range(at: 2), in: svg)!])!)
+      func n(_ i: Int) -> Double { Range(m.range(at: i), in: svg).flatMap { Double(svg[$0]) } ?? .nan }
+      return (n(1), n(2))
     }
   }
 
@@ -191,8 +194,9 @@ struct HeatmapTests {
     // Page ticks on the 691-page band: 0, every 100 pages and the last page, each where its page is.
     let band = try #require(text.components(separatedBy: "<g class=\"band\">").dropFirst(2).first)
     let tick = try NSRegularExpression(pattern: "<text class=\"page-label\" x=\"[0-9.]+\" y=\"([0-9.]+)\"[^>]*>([0-9]+)<")
-    let ticks = tick.matches(in: band, range: NSRange(band.startIndex..., in: band)).map {
-      (Int(band[Range($0.range(at: 2), in: band)!])!, Double(band[Range($0.range(at: 1), in: band)!])!)
+    let ticks = tick.matches(in: band, range: NSRange(band.startIndex..., in: band)).map { m in
+      (Range(m.range(at: 2), in: band).flatMap { Int(band[$0]) } ?? -1,
+       Range(m.range(at: 1), in: band).flatMap { Double(band[$0]) } ?? .nan)
     }
     #expect(ticks.map(\.0) == [0, 100, 200, 300, 400, 500, 600, 690], "\(ticks)")
     for (page, y) in ticks {
@@ -252,9 +256,10 @@ struct HeatmapTests {
     if let interpreterPath { images.append((1, interpreterPath, try Self.loads(interpreterPath).loads)) }
     #expect((flavour == .dynamic) == (interpreterPath != nil))
     for (image, path, loads) in images {
-      let rows = table.filter { $0[0] == "\(image)" }
-      try #require(rows.count == loads.count, "image \(image): \(rows) against readelf's \(loads)")
-      let bias = UInt64(rows[0][5].dropFirst(2), radix: 16)! &- (loads[0].2 & ~0xfff)
+      let rows = table.filter { $0[at: 0] == "\(image)" }
+      try #require(rows.count == loads.count && !rows.isEmpty, "image \(image): \(rows) against readelf's \(loads)")
+      let start = try #require(rows[0][at: 5].flatMap { UInt64($0.dropFirst(2), radix: 16) }, "\(rows[0])")
+      let bias = start &- (loads[0].2 & ~0xfff)
       #expect(flavour == .dynamic || bias == 0)
       for (row, (index, flags, vaddr, memsz)) in zip(rows, loads) {
         let start = (vaddr &+ bias) & ~0xfff
@@ -269,10 +274,67 @@ struct HeatmapTests {
     #expect(body.count > 20)
     for line in body {
       let f = line.split(separator: ",").map(String.init)
-      let row = try #require(table.first { $0[0] == f[3] && $0[1] == f[4] }, "\(line)")
-      let address = UInt64(f[2].dropFirst(2), radix: 16)!
-      #expect(address == UInt64(row[5].dropFirst(2), radix: 16)! + UInt64(f[5])! * 4096, "\(line)")
-      #expect(Int(f[5])! < Int(row[4])!, "\(line)")
+      try #require(f.count == 10, "\(line)")
+      let row = try #require(table.first { $0[at: 0] == f[3] && $0[at: 1] == f[4] && $0.count == 8 }, "\(line)")
+      let address = try #require(UInt64(f[2].dropFirst(2), radix: 16), "\(line)")
+      let (start, page, pages) = (UInt64(row[5].dropFirst(2), radix: 16), UInt64(f[5]), UInt64(row[4]))
+      #expect(start != nil && page != nil && address == (start ?? 0) + (page ?? 0) * 4096, "\(line)")
+      #expect((page ?? .max) < (pages ?? 0), "\(line)")
+    }
+  }
+
+  /// A real run's trace, drawn by fault number and by time: every mark where its CSV row puts it.
+  /// Bands in (image, segment) order, a row's mark in its band's order; down a band, the page at
+  /// the scale the band's height and its segment's pages (the table's) give; across, the fault's
+  /// number (a prefetched page takes its fault's) or the time since the fork, from the left edge
+  /// to the right edge less a mark's width.
+  @Test(
+    "a real trace drawn: every mark where its row says, by fault number and by time",
+    arguments: [Policy.hybrid4, .hybridAuto] + Policy.uffd.filter { $0 == .hybrid4Uffd })
+  func realTraceMarks(_ policy: Policy) throws {
+    let program = Paths.sample("hello", .dynamic)
+    let csv = "\(Self.scratch)/marks-\(policy.rawValue.replacingOccurrences(of: " ", with: "")).csv"
+    let loaded = run([Paths.elfload] + policy.options + ["--trace", csv, program])
+    #expect(loaded == run([program]), "\(loaded)")
+    let lines = try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n").map(String.init)
+    let table = lines.filter { $0.hasPrefix("# ") && $0.dropFirst(2).first?.isNumber == true }
+      .map { $0.dropFirst(2).split(separator: ",").map(String.init) }
+    let rows = lines.drop { $0.hasPrefix("#") }.dropFirst().map { $0.split(separator: ",").map(String.init) }
+    try #require(rows.count > 10 && rows.allSatisfy { $0.count == 10 } && table.allSatisfy { $0.count == 8 })
+    struct Row { var key: Int; var page: Int; var time: Double; var fault: Bool; var faultNumber: Int; var pages: Int }
+    var faults = 0
+    var parsed: [Row] = []
+    for r in rows {
+      let (image, segment, page, time) = (Int(r[3]) ?? -1, Int(r[4]) ?? -1, Int(r[5]) ?? -1, Double(r[1]) ?? .nan)
+      if r[6] == "fault" { faults += 1 }
+      let pages = table.first { $0[0] == r[3] && $0[1] == r[4] }.flatMap { Int($0[4]) } ?? -1
+      parsed.append(Row(key: image * 100_000 + segment, page: page, time: time, fault: r[6] == "fault", faultNumber: max(faults, 1), pages: pages))
+    }
+    // Marks are drawn band by band, each band's rows in the trace's order.
+    let ordered = parsed.enumerated().sorted { ($0.element.key, $0.offset) < ($1.element.key, $1.offset) }.map(\.element)
+    let keys = Array(Set(parsed.map(\.key))).sorted()
+    for byTime in [false, true] {
+      let (outcome, svg) = Self.draw("marks-\(byTime)-\(policy.rawValue.replacingOccurrences(of: " ", with: ""))", lines.joined(separator: "\n") + "\n", time: byTime)
+      #expect(outcome.ending == .exited(0), "\(outcome)")
+      let text = try #require(svg)
+      let bands = Self.bands(text)
+      let marks = Self.marks(text)
+      try #require(bands.count == keys.count && marks.count == ordered.count, "\(bands.count) bands, \(marks.count) marks")
+      let plotWidth = Self.plotRight - Self.plotLeft
+      let span = byTime ? (parsed.map(\.time).max() ?? 1) : Double(max(faults - 1, 1))
+      let levels = byTime ? Double(parsed.count) : Double(max(faults, 1))
+      let width = max(min(plotWidth / levels, 6), 4)
+      for (row, mark) in zip(ordered, marks) {
+        let band = bands[keys.firstIndex(of: row.key) ?? 0]
+        let perPage = band.1 / Double(row.pages)
+        let height = max(perPage, 4)
+        let y = min(band.0 + Double(row.page) * perPage, band.0 + band.1 - height)
+        let across = byTime ? row.time : Double(row.faultNumber - 1)
+        let x = Self.plotLeft + across / span * (plotWidth - width)
+        #expect(mark.0 == (row.fault ? "fault" : "prefetch"), "\(row)")
+        #expect(abs(mark.1 - x) <= 0.15 && abs(mark.3 - width) <= 0.1, "\(byTime ? "time" : "fault") \(row): mark at x \(mark.1) width \(mark.3), expected \(x) width \(width)")
+        #expect(abs(mark.2 - y) <= 0.15 && abs(mark.4 - height) <= 0.1, "\(row): mark at y \(mark.2) height \(mark.4), expected \(y) height \(height) in \(band)")
+      }
     }
   }
 

@@ -59,6 +59,72 @@ struct PredictiveTests {
 
   @Test("--prefetch auto: the faults, hits and misses the rule predicts", arguments: expectations, pagers)
   func autoCounts(_ expected: Expected, _ pager: String) throws {
+    try Self.checkAuto(expected, pager)
+  }
+
+  /// walk_pages (Samples/walk_pages.S) under --prefetch auto, fault by fault: forward through its
+  /// 64 .data pages, file pages (the fault-around block around the first, then readahead runs
+  /// of 2, 4, ... blocks, the last cut at the region's end), and backward through its 400 bss
+  /// pages, a stride of -1 page (seen at the third fault from the end: a window of 4 below it,
+  /// doubled at each hit, the last cut at the region's start). Where the block falls depends on
+  /// the segment's address (a static PIE's moves from run to run): it is read from the trace's
+  /// segment table, and the .data faults follow from it by the rule (predictor.h).
+  @Test("--prefetch auto forward to a region's end and backward to its start, fault by fault", arguments: pagers)
+  func autoBothWays(_ pager: String) throws {
+    let block = pager == "uffd" ? 16 : 64
+    for flavour in [Flavour.staticExec, .staticPIE] {
+      let (name, stats, lines, rows) = try Self.runAuto("walk_pages", flavour, pager)
+      try #require(rows.allSatisfy { $0.count == 10 }, "\(name): \(rows.filter { $0.count != 10 })")
+      // The writable segment: the table's last row. Its file pages end where its bss begins:
+      // 64 .data pages, after a page of the PIE's dynamic section (0x2f30 onwards).
+      let table = lines.filter { $0.hasPrefix("# ") && $0.dropFirst(2).first?.isNumber == true }
+        .map { $0.dropFirst(2).split(separator: ",").map(String.init) }
+      let segment = try #require(table.last, "\(name): \(table)")
+      try #require(segment.count == 8 && segment[3] == "rw-", "\(name): \(segment)")
+      let start = try #require(UInt64(segment[5].dropFirst(2), radix: 16), "\(segment)") / 4096
+      let pages = try #require(Int(segment[4]), "\(segment)")
+      let firstData = flavour == .staticPIE ? 1 : 0
+      let fileEnd = firstData + 64
+      #expect(pages == fileEnd + 400, "\(name): \(segment)")
+
+      // Forward: the block around the first .data page, then readahead from the page after it.
+      let blockStart = Int(start + UInt64(firstData)) / block * block - Int(start)
+      var next = min(blockStart + block, fileEnd)
+      var dataFaults = [firstData]
+      let around = next - max(blockStart, 0) - 1
+      var (run, readaheadHits, readaheadPages) = (block, 0, 0)
+      while next < fileEnd {
+        dataFaults.append(next)
+        run = min(run * 2, 512)
+        let end = min(next + run, fileEnd)
+        (readaheadHits, readaheadPages, next) = (readaheadHits + 1, readaheadPages + end - next - 1, end)
+      }
+      // Backward: pages 399, 398, 397 of the bss, then one past each window of 4, 8, ... 256.
+      let bssFaults = [399, 398, 397, 392, 383, 366, 333, 268, 139].map { fileEnd + $0 }
+
+      let data = rows.filter { $0[4] == segment[1] }
+      #expect(data.filter { $0[6] == "fault" }.compactMap { Int($0[5]) } == dataFaults + bssFaults, "\(name)")
+      #expect(Set(data.map { $0[5] }).count == data.count && data.count == pages, "\(name): a page installed twice, or missing")
+      let why = Dictionary(grouping: data, by: { $0[9] }).mapValues(\.count)
+      #expect(
+        why == ["touched": dataFaults.count + bssFaults.count, "around": around, "readahead": readaheadPages, "stride": 391]
+          .filter { $0.value > 0 }, "\(name): \(why)")
+      // Which mechanism brought each page: fault-around and readahead in the file pages, strides in the bss.
+      #expect(data.allSatisfy { $0[9] != "stride" || Int($0[5]) ?? 0 >= fileEnd }, "\(name)")
+      #expect(data.allSatisfy { !["around", "readahead"].contains($0[9]) || Int($0[5]) ?? .max < fileEnd }, "\(name)")
+      #expect(stats["loader_faults"] as? Int == 1 + dataFaults.count + bssFaults.count, "\(name): \(stats)")
+      #expect(stats["pages_mapped"] as? Int == 1 + pages, "\(name): \(stats)")
+      #expect(stats["around_pages"] as? Int == around, "\(name): \(stats)")
+      #expect(stats["readahead_hits"] as? Int == readaheadHits && stats["readahead_pages"] as? Int == readaheadPages, "\(name): \(stats)")
+      #expect(stats["stride_hits"] as? Int == 6 && stats["stride_pages"] as? Int == 391, "\(name): \(stats)")
+      #expect(stats["readahead_misses"] as? Int == 0 && stats["stride_misses"] as? Int == 0, "\(name): \(stats)")
+      #expect(stats["predictor_hits"] as? Int == readaheadHits + 6, "\(name): \(stats)")
+    }
+  }
+
+  /// Runs `expected.sample` in two flavours under --prefetch auto with `pager`, and checks its
+  /// faults, hits and misses one by one against the rule's.
+  static func checkAuto(_ expected: Expected, _ pager: String) throws {
     for flavour in [Flavour.staticExec, .staticPIE] {
       let (name, stats, _, rows) = try Self.runAuto(expected.sample, flavour, pager)
       #expect(stats["prefetch"] as? String == "auto", "\(stats)")
@@ -270,6 +336,66 @@ struct PredictiveTests {
       let head = summary.stderr.split(separator: "\n").first { $0.hasPrefix("elfload stats: ") } ?? ""
       #expect(head.contains("(demand, \(pager) pager; replay asked: ") && head.contains("recorded for other files"), "\(summary)")
       #expect(!summary.stderr.contains("  replay: "), "\(summary)")
+    }
+  }
+
+  /// The words of an `image` line: image INDEX dev D inode I size S mtime SECONDS.NANOSECONDS path PATH.
+  static let identityFields = ["dev", "inode", "size", "mtime-seconds", "mtime-nanoseconds"]
+
+  @Test(
+    "every identity a profile holds is its file's (stat), and any one changed, of the program or its interpreter, is a profile ignored",
+    arguments: pagers)
+  func identities(_ pager: String) throws {
+    let program = Paths.sample("hello", .dynamic)
+    let profile = "\(Self.scratch)/identities-\(pager).profile"
+    #expect(run([Paths.elfload, "record", "--profile", profile, "--pager", pager, program]).ending == .exited(0))
+    let text = try String(contentsOfFile: profile, encoding: .utf8)
+    let images = text.split(separator: "\n").filter { $0.hasPrefix("image ") }.map { $0.split(separator: " ").map(String.init) }
+    let interpreter = "/lib64/ld-linux-x86-64.so.2"
+    try #require(images.count == 2 && images.allSatisfy { $0.count == 12 }, "\(images)")
+    for (index, (line, path)) in zip(images, [program, interpreter]).enumerated() {
+      var st = stat()
+      try #require(stat(path, &st) == 0, "\(path)")
+      let mtime = "\(st.st_mtim.tv_sec).\(String(format: "%09d", st.st_mtim.tv_nsec))"
+      #expect(
+        line == ["image", "\(index)", "dev", "\(st.st_dev)", "inode", "\(st.st_ino)", "size", "\(st.st_size)", "mtime", mtime, "path", path],
+        "image \(index): \(line)")
+    }
+    let native = run([program])
+    func replay(_ contents: String, _ label: String) throws -> (Outcome, [String: Any]) {
+      let path = "\(Self.scratch)/identities-\(pager)-\(label).profile"
+      FileManager.default.createFile(atPath: path, contents: Data(contents.utf8))
+      let json = path + ".json"
+      let outcome = run([Paths.elfload, "--mode", "replay", "--profile", path, "--pager", pager, "--stats-json", json, program])
+      let stats = try #require(
+        try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any], "\(label)")
+      return (outcome, stats)
+    }
+    let (same, sameStats) = try replay(text, "same")
+    #expect(same == native, "\(same)")
+    #expect((sameStats["pages_replayed"] as? Int ?? 0) > 0, "\(sameStats)")
+    for image in 0..<2 {
+      for (k, field) in Self.identityFields.enumerated() {
+        // The field's value, one more: the words after "dev", "inode", "size", and either side of mtime's dot.
+        var words = images[image]
+        if k < 3 {
+          words[3 + 2 * k] = String((UInt64(words[3 + 2 * k]) ?? 0) + 1)
+        } else {
+          let parts = words[9].split(separator: ".").map(String.init)
+          let seconds = try #require(parts.count == 2 ? Int64(parts[0]) : nil, "\(words)")
+          let nanoseconds = try #require(Int64(parts[1]), "\(words)")
+          words[9] = k == 3 ? "\(seconds + 1).\(parts[1])" : "\(seconds).\(String(format: "%09d", (nanoseconds + 1) % 1_000_000_000))"
+        }
+        let changed = text.replacingOccurrences(of: images[image].joined(separator: " "), with: words.joined(separator: " "))
+        let label = "\(image)-\(field)"
+        let (loaded, stats) = try replay(changed, label)
+        #expect(loaded.stdout == native.stdout && loaded.ending == native.ending, "\(label): \(loaded)")
+        #expect(
+          loaded.stderr.hasPrefix("elfload: --profile ") && loaded.stderr.contains("was recorded for other files")
+            && loaded.stderr.split(separator: "\n").count == 1, "\(label): \(loaded)")
+        #expect(stats["pages_replayed"] as? Int == 0 && stats["mode"] as? String == "demand", "\(label): \(stats)")
+        #expect((stats["fallback"] as? String)?.contains("recorded for other files") == true, "\(label): \(stats)")
+      }
     }
   }
 

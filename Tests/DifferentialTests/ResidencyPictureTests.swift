@@ -35,14 +35,20 @@ struct ResidencyPictureTests {
       }
       let t = title.firstMatch(in: body, range: NSRange(body.startIndex..., in: body)).map(groups) ?? ["", ""]
       let rects = rect.matches(in: body, range: NSRange(body.startIndex..., in: body)).map(groups)
-      let top = rects.filter { $0[0] == "line" }.map { Double($0[2])! }.min() ?? 0
+      // (A number that does not read as one is NaN: the expectations on it fail, nothing traps.)
+      func n(_ text: String) -> Double { Double(text) ?? .nan }
+      let top = rects.filter { $0[0] == "line" }.map { n($0[2]) }.min() ?? 0
       var cells: [String: [Int]] = [:]
       var length = 0
       for r in rects {
-        let (x, y, w) = (Double(r[1])!, Double(r[2])!, Double(r[3])!)
+        let (x, y, w) = (n(r[1]), n(r[2]), n(r[3]))
+        guard x.isFinite, y.isFinite, w.isFinite, w >= 0, x >= left else {
+          Issue.record("a rectangle that is not a strip's: \(r)")
+          continue
+        }
         let first = Int(((y - top) / pitch).rounded()) * perLine + Int(((x - left) / cell).rounded())
-        let n = Int((w / cell).rounded())
-        if r[0] == "line" { length += n } else { cells[r[0], default: []] += Array(first..<first + n) }
+        let count = Int((w / cell).rounded())
+        if r[0] == "line" { length += count } else { cells[r[0], default: []] += Array(first..<first + count) }
       }
       return DrawnStrip(title: t[0] + " | " + t[1], cells: cells, length: length)
     }
@@ -115,6 +121,71 @@ struct ResidencyPictureTests {
     #expect(strips[3].cells["resident"] == Array(0..<40) + [140, 141])
     #expect(strips[3].cells["absent"] == Array(40..<140) + Array(142..<342))
     #expect(strips[4].cells["unknown"] == Array(0..<2500))
+  }
+
+  /// Every strip of a real run's picture against the CSV it was drawn from: a strip spans the
+  /// range its title names, a cell a page; a page is what the CSV's row holding it says (`#`
+  /// resident, `.` not; a row without a picture all resident or all not when its counts say so,
+  /// else counted only), blank when no row holds it -- and a page two segments share is drawn in
+  /// the later one's strip only, as the kernel maps it.
+  @Test(
+    "a dynamic program's picture: every strip's cells are its range's pages in the CSV",
+    arguments: [Policy.eager, .demand] + Policy.uffd.prefix(1))
+  func everyStripFromItsRows(_ policy: Policy) throws {
+    let program = Paths.sample("hello", .dynamic)
+    let csv = "\(Self.scratch)/every-\(policy.rawValue.replacingOccurrences(of: " ", with: "")).csv"
+    #expect(run([Paths.elfload] + policy.options + ["--residency", csv, program]).ending == .exited(0))
+    let lines = try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n").map(String.init)
+    let segments = lines.filter { $0.hasPrefix("# ") && $0.dropFirst(2).first?.isNumber == true }
+      .map { $0.dropFirst(2).split(separator: ",").map(String.init) }
+      .compactMap { f -> (UInt64, UInt64)? in
+        guard f.count == 8, let s = UInt64(f[5].dropFirst(2), radix: 16), let e = UInt64(f[6].dropFirst(2), radix: 16) else { return nil }
+        return (s, e)
+      }
+    let rows = lines.drop { $0.hasPrefix("#") }.dropFirst()
+      .map { $0.split(separator: ",", maxSplits: 6, omittingEmptySubsequences: false).map(String.init) }
+    try #require(rows.allSatisfy { $0.count == 7 } && !segments.isEmpty, "\(lines.prefix(12))")
+    /// What the CSV says of the page at `address`: "resident", "absent", "unknown", or nil (no row, or elfload's own).
+    func state(_ address: UInt64) -> String? {
+      for r in rows where !r[6].hasPrefix("[elfload: ") {
+        guard let start = UInt64(r[0].dropFirst(2), radix: 16), let end = UInt64(r[1].dropFirst(2), radix: 16),
+          start <= address, address < end, let resident = Int(r[3]), let total = Int(r[4])
+        else { continue }
+        if !r[5].isEmpty {
+          let k = Int((address - start) / 4096)
+          return Array(r[5])[at: k] == "#" ? "resident" : "absent"
+        }
+        return resident == 0 ? "absent" : resident == total ? "resident" : "unknown"
+      }
+      return nil
+    }
+    let svgPath = csv.replacingOccurrences(of: ".csv", with: ".svg")
+    let drawn = run([Paths.elfload, "residency", csv, "-o", svgPath])
+    #expect(drawn.ending == .exited(0), "\(drawn)")
+    let strips = try Self.strips(try String(contentsOfFile: svgPath, encoding: .utf8))
+    #expect(strips.count > 8, "\(strips.map(\.title))")
+    let range = try NSRegularExpression(pattern: "0x([0-9a-f]+)-0x([0-9a-f]+)")
+    for strip in strips {
+      let detail = strip.title.components(separatedBy: " | ").last ?? ""
+      let m = try #require(range.firstMatch(in: detail, range: NSRange(detail.startIndex..., in: detail)), "\(strip.title)")
+      let start = try #require(Range(m.range(at: 1), in: detail).flatMap { UInt64(detail[$0], radix: 16) })
+      let end = try #require(Range(m.range(at: 2), in: detail).flatMap { UInt64(detail[$0], radix: 16) })
+      let isSegment = strip.title.hasPrefix("program ") || strip.title.hasPrefix("interpreter ")
+      let owner = segments.lastIndex { $0.0 == start && $0.1 == end }
+      var expected: [String: [Int]] = [:]
+      for k in 0..<Int((end - start) / 4096) {
+        let address = start + UInt64(k) * 4096
+        // A later segment sharing this page draws it; here it is blank.
+        if isSegment, let owner, segments.indices.contains(where: { $0 > owner && segments[$0].0 <= address && address < segments[$0].1 }) {
+          continue
+        }
+        if let s = state(address) { expected[s, default: []].append(k) }
+      }
+      #expect(strip.length == Int((end - start) / 4096), "\(strip.title): \(strip.length) cells")
+      for kind in ["resident", "absent", "unknown"] {
+        #expect((strip.cells[kind] ?? []) == (expected[kind] ?? []), "\(strip.title): \(kind) cells \(strip.cells[kind] ?? []), the CSV's \(expected[kind] ?? [])")
+      }
+    }
   }
 
   /// A real run's picture against its own CSV: the program's bss is one strip whatever the pager,

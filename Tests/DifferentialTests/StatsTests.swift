@@ -97,6 +97,7 @@ struct StatsTests {
       .map { $0.split(separator: ",").map(String.init) }
     #expect(rows.count == (expected.policy == .eager ? 0 : expected.mapped))
     guard expected.policy != .eager else { return }
+    try #require(rows.allSatisfy { $0.count == 10 }, "\(rows.filter { $0.count != 10 })")
     #expect(rows.map { $0[0] } == (0..<expected.mapped).map(String.init))
     #expect(rows.filter { $0[6] == "fault" }.count == expected.faults)
     #expect(rows.allSatisfy { $0[8] == (expected.policy.usesUffd ? "uffd" : "signal") }, "the trace names its pager")
@@ -105,7 +106,7 @@ struct StatsTests {
     #expect(times == times.sorted(), "time_ns goes forward")
     // Each bss page once, consecutive (in the PIE the segment's first page is
     // its dynamic section, so they start at 1).
-    let bss = rows.filter { $0[4] != rows[0][4] }.compactMap { Int($0[5]) }
+    let bss = rows.filter { $0[4] != rows.first?[4] }.compactMap { Int($0[5]) }
     let first = bss.min() ?? 0
     #expect(
       Set(bss) == Set(first..<(first + expected.mapped - 1)) && bss.count == expected.mapped - 1, "\(bss)")

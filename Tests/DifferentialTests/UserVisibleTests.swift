@@ -57,10 +57,10 @@ struct RandomisationTests {
   }
 
   @Test("brk and the stack move from run to run, natively and under elfload", arguments: Flavour.allCases)
-  func brkAndStackMove(_ flavour: Flavour) {
+  func brkAndStackMove(_ flavour: Flavour) throws {
     let program = Paths.sample("layout", flavour)
     for (who, seen) in [("native", layouts([program])), ("elfload", layouts([Paths.elfload, program]))] {
-      try? #require(seen.count == Self.runs)
+      try #require(seen.count == Self.runs, "\(who)")
       // Four runs alike by chance: 1 in 2^54 for brk (2^18 pages), less for the stack.
       #expect(Set(seen.map(\.startBrk)).count > 1, "\(who): start_brk fixed at \(seen.map(\.startBrk))")
       #expect(Set(seen.map(\.argc)).count > 1, "\(who): the stack does not move: \(seen.map(\.argc))")
@@ -82,11 +82,12 @@ struct RandomisationTests {
   }
 
   @Test("under setarch -R (ADDR_NO_RANDOMIZE) nothing moves, and brk and the stack are where natively", arguments: Flavour.allCases)
-  func noRandomisation(_ flavour: Flavour) {
+  func noRandomisation(_ flavour: Flavour) throws {
     let program = Paths.sample("layout", flavour)
     let native = layouts(["/usr/bin/setarch", "-R", program])
     let loaded = layouts(["/usr/bin/setarch", "-R", Paths.elfload, program])
-    try? #require(native.count == Self.runs && loaded.count == Self.runs)
+    // (Stops here when a run printed no layout: the lines below read the first of each.)
+    try #require(native.count == Self.runs && loaded.count == Self.runs)
     for (who, seen) in [("native", native), ("elfload", loaded)] {
       #expect(Set(seen.map(\.startBrk)).count == 1, "\(who): start_brk moves: \(seen.map(\.startBrk))")
       #expect(Set(seen.map(\.argc)).count == 1, "\(who): the stack moves: \(seen.map(\.argc))")
@@ -103,6 +104,81 @@ struct RandomisationTests {
       }
     } else {
       #expect(loaded[0].loadedAt == native[0].loadedAt)
+    }
+  }
+}
+
+/// Where the kernel may put what load_elf_binary places (fs/binfmt_elf.c, arch/x86/mm/mmap.c),
+/// computed from the limits this process passes on: a static PIE and an interpreter go where mmap
+/// puts them, below mmap_base; a PIE with an interpreter at ELF_ET_DYN_BASE plus a random offset;
+/// a static PIE's brk at ELF_ET_DYN_BASE plus a random offset below 1 GiB.
+enum KernelPlacement {
+  static let taskSize: UInt64 = 0x7fff_ffff_f000
+  static let dynamicBase: UInt64 = taskSize / 3 * 2  // ELF_ET_DYN_BASE: 0x555555554aaa
+  static let page: UInt64 = 4096
+  static var randomPages: UInt64 {
+    let bits = (try? String(contentsOfFile: "/proc/sys/vm/mmap_rnd_bits", encoding: .utf8))
+      .flatMap { UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 28
+    return 1 << bits
+  }
+  /// mmap_base's lowest and highest values: the stack's limit, its randomisation (16 GiB) and guard
+  /// gap (1 MiB) below the top, clamped to [128 MiB, 5/6 of the address space], less mmap's random pages.
+  static var mmapBase: ClosedRange<UInt64> {
+    var limit = rlimit()
+    getrlimit(__rlimit_resource_t(RLIMIT_STACK.rawValue), &limit)
+    let pad: UInt64 = 0x3_ffff_f000 + 0x10_0000
+    var gap = UInt64(limit.rlim_cur)
+    if gap &+ pad > gap { gap += pad }
+    gap = min(max(gap, 128 << 20), taskSize / 6 * 5)
+    let highest = (taskSize - gap) & ~(page - 1)
+    return (highest - (randomPages - 1) * page)...highest
+  }
+}
+
+@Suite("Where a static PIE, an interpreter and a PIE's brk go, over many randomised runs: where the kernel puts them")
+struct PlacementTests {
+  static let runs = 16
+
+  static func layouts(_ argv: [String]) -> [[String: UInt64]] {
+    (0..<runs).map { _ in
+      let outcome = run(argv, environment: baseEnvironment)
+      var fields: [String: UInt64] = [:]
+      for line in outcome.stdout.split(separator: "\n") {
+        let parts = line.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+        if parts.count == 2, let value = UInt64(parts[1].replacingOccurrences(of: "0x", with: ""), radix: 16) {
+          fields[parts[0]] = value
+        }
+      }
+      return fields
+    }
+  }
+
+  @Test("a static PIE below mmap_base, its brk at ELF_ET_DYN_BASE; an interpreter below mmap_base, its PIE at ELF_ET_DYN_BASE")
+  func placements() throws {
+    let mmap = KernelPlacement.mmapBase
+    // Below mmap_base by the image's size, and under elfload by elfload's own memory too.
+    let mmapArea = (mmap.lowerBound - (256 << 20))..<mmap.upperBound
+    let dynamicBase = (KernelPlacement.dynamicBase & ~(KernelPlacement.page - 1))
+    let pieArea = (dynamicBase - (2 << 20))..<(KernelPlacement.dynamicBase + KernelPlacement.randomPages * KernelPlacement.page)
+    let brkArea = ((KernelPlacement.dynamicBase + KernelPlacement.page - 1) & ~(KernelPlacement.page - 1))
+    let staticBrk = brkArea..<(brkArea + (1 << 30))
+    for (flavour, checks) in [
+      (Flavour.staticPIE, [("loaded at", mmapArea), ("start_brk", staticBrk)]),
+      (.dynamic, [("interpreter at", mmapArea), ("loaded at", pieArea)]),
+    ] {
+      let program = Paths.sample("layout", flavour)
+      for (who, argv) in [("native", [program]), ("elfload", [Paths.elfload, program]), ("elfload demand", [Paths.elfload, "--mode", "demand", program])] {
+        let seen = Self.layouts(argv)
+        for (field, area) in checks {
+          let values = seen.compactMap { $0[field] }
+          #expect(values.count == Self.runs, "\(who), \(flavour.rawValue): \(field) in \(seen)")
+          let outside = values.filter { !area.contains($0) }.map { String($0, radix: 16) }
+          #expect(
+            outside.isEmpty,
+            "\(who), \(flavour.rawValue): \(field) outside [\(String(area.lowerBound, radix: 16)), \(String(area.upperBound, radix: 16))): \(outside)")
+          #expect(Set(values).count > Self.runs / 2, "\(who), \(flavour.rawValue): \(field) hardly moves: \(values.map { String($0, radix: 16) })")
+        }
+      }
     }
   }
 }

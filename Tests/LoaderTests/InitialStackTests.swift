@@ -3,25 +3,37 @@ import ElfloadCore
 
 import Testing
 
-/// Reads the built stack image back by address.
+/// Reads the built stack image back by address. An address outside the image (a bug in what is
+/// tested) reads as zeros and records an issue: the test fails, the runner does not trap.
 struct StackReader {
   let stack: InitialStack
 
+  /// The image offset of `count` bytes at `address`, or nil when they are not all in the image.
+  func offset(_ address: UInt64, _ count: Int) -> Int? {
+    guard address >= stack.base, address - stack.base <= UInt64(stack.image.count),
+      UInt64(stack.image.count) - (address - stack.base) >= UInt64(count)
+    else {
+      Issue.record("\(count) bytes at 0x\(String(address, radix: 16)) are not all in the stack image")
+      return nil
+    }
+    return Int(address - stack.base)
+  }
+
   func word(at address: UInt64) -> UInt64 {
-    let offset = Int(address - stack.base)
+    guard let offset = offset(address, 8) else { return 0 }
     var v: UInt64 = 0
     for i in (0..<8).reversed() { v = v << 8 | UInt64(stack.image[offset + i]) }
     return v
   }
 
   func bytes(at address: UInt64, count: Int) -> [UInt8] {
-    let offset = Int(address - stack.base)
+    guard let offset = offset(address, count) else { return [] }
     return Array(stack.image[offset..<offset + count])
   }
 
   /// The NUL-terminated string at `address`, without its NUL.
   func string(at address: UInt64) -> [UInt8] {
-    let offset = Int(address - stack.base)
+    guard let offset = offset(address, 1) else { return [] }
     return Array(stack.image[offset...].prefix { $0 != 0 })
   }
 
@@ -115,7 +127,7 @@ func stackLayoutMatchesTheKernel(_ c: StackCase) throws {
   #expect(stack.image.suffix(8) == [0, 0, 0, 0, 0, 0, 0, 0])
   #expect(stack.execfnAddress + UInt64(execfn.count + 1) == stackTop - 8)
   #expect(r.bytes(at: stack.execfnAddress, count: execfn.count + 1) == execfn + [0])
-  #expect(stack.argumentsRange == AddressRange(argv[0], envp.first ?? stack.execfnAddress))
+  #expect(stack.argumentsRange == AddressRange(argv.first ?? 0, envp.first ?? stack.execfnAddress))
   #expect(stack.environmentRange == AddressRange(envp.first ?? stack.execfnAddress, stack.execfnAddress))
   #expect(stack.argumentsRange.count == UInt64(args.map { $0.count + 1 }.reduce(0, +)))
   #expect(stack.environmentRange.count == UInt64(env.map { $0.count + 1 }.reduce(0, +)))
@@ -136,6 +148,7 @@ func stackLayoutMatchesTheKernel(_ c: StackCase) throws {
   #expect(stack.randomAddress - cursor < 16)
 
   // auxv: the template's order, three values replaced, AT_NULL last.
+  try #require(template.count > 6)
   var expected = template
   expected[4].value = stack.execfnAddress
   expected[5].value = platformAddress
@@ -179,4 +192,24 @@ func stackLayoutMatchesTheKernel(_ c: StackCase) throws {
   let plain = [AuxvEntry(.pagesz, 4096), AuxvEntry(.entry, 0x40_1000)]
   let stack = build(stackCases[0], auxv: plain)
   #expect(stack.auxv == plain + [AuxvEntry(.null, 0)])
+}
+
+/// The auxv tags elfload names, against the kernel's numbers (include/uapi/linux/auxvec.h and
+/// arch/x86/include/uapi/asm/auxvec.h): each constant's value, and the name it prints as.
+@Test func auxvTagsAreTheKernels() {
+  let kernel: [(AuxvTag, UInt64, String)] = [
+    (.null, 0, "AT_NULL"), (.execfd, 2, "AT_EXECFD"), (.phdr, 3, "AT_PHDR"), (.phent, 4, "AT_PHENT"),
+    (.phnum, 5, "AT_PHNUM"), (.pagesz, 6, "AT_PAGESZ"), (.base, 7, "AT_BASE"), (.flags, 8, "AT_FLAGS"),
+    (.entry, 9, "AT_ENTRY"), (.uid, 11, "AT_UID"), (.euid, 12, "AT_EUID"), (.gid, 13, "AT_GID"),
+    (.egid, 14, "AT_EGID"), (.platform, 15, "AT_PLATFORM"), (.hwcap, 16, "AT_HWCAP"), (.clktck, 17, "AT_CLKTCK"),
+    (.secure, 23, "AT_SECURE"), (.random, 25, "AT_RANDOM"), (.hwcap2, 26, "AT_HWCAP2"),
+    (.rseqFeatureSize, 27, "AT_RSEQ_FEATURE_SIZE"), (.rseqAlign, 28, "AT_RSEQ_ALIGN"), (.execfn, 31, "AT_EXECFN"),
+    (.sysinfoEHDR, 33, "AT_SYSINFO_EHDR"), (.minsigstksz, 51, "AT_MINSIGSTKSZ"),
+  ]
+  for (tag, value, name) in kernel {
+    #expect(tag.rawValue == value, "\(name)")
+    #expect(AuxvTag(rawValue: value).description == name)
+  }
+  // A tag it has no name for (AT_IGNORE, AT_NOTELF, AT_BASE_PLATFORM, a future one): its number.
+  for value: UInt64 in [1, 10, 24, 29, 99] { #expect(AuxvTag(rawValue: value).description == "AT_\(value)") }
 }

@@ -5,6 +5,22 @@ import Testing
 
 func parsed(_ builder: ELFBuilder) throws -> Image { try Image(parsing: builder.build()) }
 
+extension LoadPlan {
+  /// Segment `index`, stopping the test when the plan has too few (the lines after read it).
+  func segment(_ index: Int) throws -> SegmentMapping {
+    try #require(segments.indices.contains(index), "segment \(index) of \(segments.count)")
+    return segments[index]
+  }
+}
+
+extension Array {
+  /// Element `index`, stopping the test when there are too few (the lines after read it).
+  func element(_ index: Int) throws -> Element {
+    try #require(indices.contains(index), "element \(index) of \(count)")
+    return self[index]
+  }
+}
+
 /// `executable()` with its data segment (program header 1) changed.
 func withData(_ change: (inout ProgramHeader) -> Void) throws -> Image {
   var b = ELFBuilder.executable()
@@ -16,7 +32,7 @@ func withData(_ change: (inout ProgramHeader) -> Void) throws -> Image {
 
 @Test func textSegmentIsFileBackedReadExecute() throws {
   let plan = LoadPlan(image: try parsed(.executable()), bias: 0)
-  let text = plan.segments[0]
+  let text = try plan.segment(0)
   #expect(text.programHeaderIndex == 0)
   #expect(text.memory == AddressRange(0x40_0000, 0x40_0200))
   #expect(text.filePages == AddressRange(0x40_0000, 0x40_1000))
@@ -31,7 +47,7 @@ func withData(_ change: (inout ProgramHeader) -> Void) throws -> Image {
 @Test func dataSegmentWithBSS() throws {
   // p_vaddr 0x402010, p_offset 0x1010, p_filesz 0x100, p_memsz 0x2500.
   let plan = LoadPlan(image: try parsed(.executable()), bias: 0)
-  let data = plan.segments[1]
+  let data = try plan.segment(1)
   #expect(data.programHeaderIndex == 1)
   #expect(data.memory == AddressRange(0x40_2010, 0x40_4510))
   #expect(data.filePages == AddressRange(0x40_2000, 0x40_3000))
@@ -56,7 +72,7 @@ func withData(_ change: (inout ProgramHeader) -> Void) throws -> Image {
     ([.read, .write, .execute], true, [.read, .write, .execute]),
   ] as [(SegmentFlags, Bool, Protection)])
 func bssTailDependsOnFlags(_ flags: SegmentFlags, _ zeroed: Bool, _ anonymous: Protection) throws {
-  let data = LoadPlan(image: try withData { $0.flags = flags }, bias: 0).segments[1]
+  let data = try LoadPlan(image: try withData { $0.flags = flags }, bias: 0).segment(1)
   #expect(data.protection == Protection(flags))
   #expect(data.zeroFill.isEmpty == !zeroed)
   if zeroed { #expect(data.zeroFill == AddressRange(0x40_2110, 0x40_3000)) }
@@ -65,7 +81,7 @@ func bssTailDependsOnFlags(_ flags: SegmentFlags, _ zeroed: Bool, _ anonymous: P
 }
 
 @Test func noBSSMeansNoZeroFillAndNoAnonymousPages() throws {
-  let data = LoadPlan(image: try withData { $0.memsz = $0.filesz }, bias: 0).segments[1]
+  let data = try LoadPlan(image: try withData { $0.memsz = $0.filesz }, bias: 0).segment(1)
   #expect(data.filePages == AddressRange(0x40_2000, 0x40_3000))
   #expect(data.zeroFill.isEmpty)
   #expect(data.anonymousPages.isEmpty)
@@ -73,14 +89,14 @@ func bssTailDependsOnFlags(_ flags: SegmentFlags, _ zeroed: Bool, _ anonymous: P
 
 /// File bytes ending on a page boundary leave nothing to zero.
 @Test func fileBytesEndingOnAPageBoundary() throws {
-  let data = LoadPlan(image: try withData { $0.filesz = 0xff0 }, bias: 0).segments[1]
+  let data = try LoadPlan(image: try withData { $0.filesz = 0xff0 }, bias: 0).segment(1)
   #expect(data.filePages == AddressRange(0x40_2000, 0x40_3000))
   #expect(data.zeroFill.isEmpty)
   #expect(data.anonymousPages == AddressRange(0x40_3000, 0x40_5000))
 }
 
 @Test func segmentWithoutFileBytesIsAllAnonymous() throws {
-  let data = LoadPlan(image: try withData { $0.filesz = 0 }, bias: 0).segments[1]
+  let data = try LoadPlan(image: try withData { $0.filesz = 0 }, bias: 0).segment(1)
   #expect(data.filePages.isEmpty)
   #expect(data.zeroFill.isEmpty)
   #expect(data.anonymousPages == AddressRange(0x40_2000, 0x40_5000))
@@ -88,12 +104,12 @@ func bssTailDependsOnFlags(_ flags: SegmentFlags, _ zeroed: Bool, _ anonymous: P
 }
 
 @Test func emptySegmentMapsNothing() throws {
-  let data = LoadPlan(
+  let data = try LoadPlan(
     image: try withData {
       $0.filesz = 0
       $0.memsz = 0
     }, bias: 0
-  ).segments[1]
+  ).segment(1)
   #expect(data.filePages.isEmpty)
   #expect(data.zeroFill.isEmpty)
   #expect(data.anonymousPages.isEmpty)
@@ -115,12 +131,12 @@ func textAndDataSharingAPage() -> ELFBuilder {
 
 @Test func earlierSegmentStopsShortOfSharedPage() throws {
   let plan = LoadPlan(image: try parsed(textAndDataSharingAPage()), bias: 0)
-  #expect(plan.segments[0].filePages == AddressRange(0x40_0000, 0x40_1000))
-  #expect(plan.segments[0].memory == AddressRange(0x40_0000, 0x40_1200))
-  #expect(plan.segments[1].filePages == AddressRange(0x40_1000, 0x40_2000))
-  #expect(plan.segments[1].fileOffset == 0x1000)
-  #expect(plan.segments[1].zeroFill == AddressRange(0x40_1300, 0x40_2000))
-  #expect(plan.segments[1].anonymousPages == AddressRange(0x40_2000, 0x40_4000))
+  #expect(try plan.segment(0).filePages == AddressRange(0x40_0000, 0x40_1000))
+  #expect(try plan.segment(0).memory == AddressRange(0x40_0000, 0x40_1200))
+  #expect(try plan.segment(1).filePages == AddressRange(0x40_1000, 0x40_2000))
+  #expect(try plan.segment(1).fileOffset == 0x1000)
+  #expect(try plan.segment(1).zeroFill == AddressRange(0x40_1300, 0x40_2000))
+  #expect(try plan.segment(1).anonymousPages == AddressRange(0x40_2000, 0x40_4000))
   #expect(plan.extent == AddressRange(0x40_0000, 0x40_4000))
 }
 
@@ -144,20 +160,20 @@ func dataThenText(dataMemsz: UInt64, textAt: UInt64) -> ELFBuilder {
 /// to the later one; its zero-fill (in an earlier page) still happens.
 @Test func earlierBSSStopsShortOfSharedPage() throws {
   let plan = LoadPlan(image: try parsed(dataThenText(dataMemsz: 0x1100, textAt: 0x40_1100)), bias: 0)
-  #expect(plan.segments[0].filePages == AddressRange(0x40_0000, 0x40_1000))
-  #expect(plan.segments[0].zeroFill == AddressRange(0x40_0100, 0x40_1000))
-  #expect(plan.segments[0].anonymousPages.isEmpty)
-  #expect(plan.segments[1].filePages == AddressRange(0x40_1000, 0x40_2000))
+  #expect(try plan.segment(0).filePages == AddressRange(0x40_0000, 0x40_1000))
+  #expect(try plan.segment(0).zeroFill == AddressRange(0x40_0100, 0x40_1000))
+  #expect(try plan.segment(0).anonymousPages.isEmpty)
+  #expect(try plan.segment(1).filePages == AddressRange(0x40_1000, 0x40_2000))
 }
 
 /// When the whole earlier segment is inside the later one's first page,
 /// nothing of it is mapped or zeroed: the later mapping replaces that page.
 @Test func earlierSegmentEntirelyInSharedPage() throws {
   let plan = LoadPlan(image: try parsed(dataThenText(dataMemsz: 0x200, textAt: 0x40_0200)), bias: 0)
-  #expect(plan.segments[0].filePages.isEmpty)
-  #expect(plan.segments[0].zeroFill.isEmpty)
-  #expect(plan.segments[0].anonymousPages.isEmpty)
-  #expect(plan.segments[1].filePages == AddressRange(0x40_0000, 0x40_1000))
+  #expect(try plan.segment(0).filePages.isEmpty)
+  #expect(try plan.segment(0).zeroFill.isEmpty)
+  #expect(try plan.segment(0).anonymousPages.isEmpty)
+  #expect(try plan.segment(1).filePages == AddressRange(0x40_0000, 0x40_1000))
 }
 
 // MARK: - Bias
@@ -185,7 +201,7 @@ func biasIsAddedEverywhere(_ bias: UInt64) throws {
     #expect(m.anonymousPages == shifted(m0.anonymousPages))
     #expect(m.fileOffset == m0.fileOffset, "file offsets do not move")
   }
-  #expect(plan.segments[1].memory == AddressRange(0x2010 + bias, 0x4510 + bias))
+  #expect(try plan.segment(1).memory == AddressRange(0x2010 + bias, 0x4510 + bias))
 }
 
 @Test(
@@ -454,8 +470,8 @@ func randomMutationsPlanWithoutTrapping(_ name: String) throws {
   var b = textAndDataSharingAPage()
   b.programHeaders.swapAt(0, 1)
   let plan = LoadPlan(image: try parsed(b), bias: 0)
-  let data = plan.segments[0]
-  let text = plan.segments[1]
+  let data = try plan.segment(0)
+  let text = try plan.segment(1)
   #expect(text.filePages == AddressRange(0x40_0000, 0x40_2000))
   #expect(data.filePages == AddressRange(0x40_2000, 0x40_2000))
   #expect(data.fileOffset == 0x2000)
@@ -480,13 +496,13 @@ func randomMutationsPlanWithoutTrapping(_ name: String) throws {
   b.programHeaders[1].memsz = 0x100
   let plan = LoadPlan(image: try parsed(b), bias: 0)
   #expect(plan.segments.map(\.programHeaderIndex) == [0, 0, 1])
-  #expect(plan.segments[0].filePages == AddressRange(0x40_0000, 0x40_2000))
-  #expect(plan.segments[0].fileOffset == 0)
-  #expect(plan.segments[1].filePages == AddressRange(0x40_3000, 0x40_4000))
-  #expect(plan.segments[1].fileOffset == 0x3000)
-  #expect(plan.segments[1].protection == [.read, .execute])
-  #expect(plan.segments[2].filePages == AddressRange(0x40_2000, 0x40_3000))
-  #expect(plan.segments[2].protection == [.read, .write])
+  #expect(try plan.segment(0).filePages == AddressRange(0x40_0000, 0x40_2000))
+  #expect(try plan.segment(0).fileOffset == 0)
+  #expect(try plan.segment(1).filePages == AddressRange(0x40_3000, 0x40_4000))
+  #expect(try plan.segment(1).fileOffset == 0x3000)
+  #expect(try plan.segment(1).protection == [.read, .execute])
+  #expect(try plan.segment(2).filePages == AddressRange(0x40_2000, 0x40_3000))
+  #expect(try plan.segment(2).protection == [.read, .write])
   #expect(plan.extent == AddressRange(0x40_0000, 0x40_4000))
 }
 
@@ -501,12 +517,12 @@ func randomMutationsPlanWithoutTrapping(_ name: String) throws {
   let plan = LoadPlan(image: try parsed(b), bias: 0)
   let data = plan.segments.filter { $0.programHeaderIndex == 1 }
   #expect(data.count == 2)
-  #expect(data[0].filePages == AddressRange(0x40_2000, 0x40_3000))
-  #expect(data[0].zeroFill == AddressRange(0x40_2110, 0x40_3000))
-  #expect(data[0].anonymousPages.isEmpty)
-  #expect(data[1].filePages.isEmpty)
-  #expect(data[1].zeroFill.isEmpty)
-  #expect(data[1].anonymousPages == AddressRange(0x40_4000, 0x40_5000))
+  #expect(try data.element(0).filePages == AddressRange(0x40_2000, 0x40_3000))
+  #expect(try data.element(0).zeroFill == AddressRange(0x40_2110, 0x40_3000))
+  #expect(try data.element(0).anonymousPages.isEmpty)
+  #expect(try data.element(1).filePages.isEmpty)
+  #expect(try data.element(1).zeroFill.isEmpty)
+  #expect(try data.element(1).anonymousPages == AddressRange(0x40_4000, 0x40_5000))
 }
 
 /// Duplicates: the later copy takes every page, the earlier maps nothing.
@@ -516,6 +532,7 @@ func randomMutationsPlanWithoutTrapping(_ name: String) throws {
   let plan = LoadPlan(image: try parsed(b), bias: 0)
   let data = plan.segments.filter { $0.programHeaderIndex == 1 }
   #expect(data.count == 1)
-  #expect(data[0].filePages.isEmpty && data[0].anonymousPages.isEmpty && data[0].zeroFill.isEmpty)
+  let only = try data.element(0)
+  #expect(only.filePages.isEmpty && only.anonymousPages.isEmpty && only.zeroFill.isEmpty)
   #expect(plan.segments.last?.filePages == AddressRange(0x40_2000, 0x40_3000))
 }
