@@ -177,7 +177,8 @@ enum HeatmapLayout {
 /// the first to the last (to the highest page mapped without the table), the band as tall as the
 /// segment at one scale for all; across, shared by every band, the order of the faults or
 /// (`byTime`) the time since the program's start. Dark marks are faults, light ones pages
-/// prefetched, in the column of the fault that brought them.
+/// prefetched, in the column of the fault that brought them. `trace` has rows (an empty trace
+/// is said by the subcommand, not drawn).
 func heatmapSVG(_ trace: Trace, byTime: Bool, title: String) -> String {
   typealias L = HeatmapLayout
   let rows = trace.rows
@@ -239,10 +240,6 @@ func heatmapSVG(_ trace: Trace, byTime: Bool, title: String) -> String {
     <text x="\(Int(L.plotLeft))" y="71" fill="#555">across, one axis for every band: \(byTime ? "the time since the program started" : "the fault's number")</text>
 
     """
-  if rows.isEmpty {
-    svg +=
-      "<text x=\"\(Int(L.plotLeft))\" y=\"\(Int(L.header + 20))\">no pages in the trace (eager maps everything up front: nothing faults)</text>\n"
-  }
   // The shared axis: its labels above the first band and under the last, a faint line through all.
   let bandsTop = L.header
   let bandsBottom = L.header + bandsHeight - L.bandGap
@@ -256,10 +253,8 @@ func heatmapSVG(_ trace: Trace, byTime: Bool, title: String) -> String {
     svg +=
       "<text class=\"x-tick\" x=\"\(fmt(x))\" y=\"\(fmt(bandsBottom + 16))\" text-anchor=\"middle\" fill=\"#555\">\(label)</text>\n"
   }
-  if !rows.isEmpty {
-    svg +=
-      "<text x=\"\(fmt(L.plotLeft + plotWidth / 2))\" y=\"\(fmt(bandsBottom + 30))\" text-anchor=\"middle\" fill=\"#555\">\(byTime ? "time since the program started" : "fault number")</text>\n"
-  }
+  svg +=
+    "<text x=\"\(fmt(L.plotLeft + plotWidth / 2))\" y=\"\(fmt(bandsBottom + 30))\" text-anchor=\"middle\" fill=\"#555\">\(byTime ? "time since the program started" : "fault number")</text>\n"
   var top = bandsTop
   for band in bands {
     let members = band.members

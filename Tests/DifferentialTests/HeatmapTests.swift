@@ -52,6 +52,14 @@ struct HeatmapTests {
   static let plotRight = 940.0
 
   /// (y, height) of every band's area, in order.
+  /// Every number the pattern's first group matches in `svg`.
+  static func numbers(_ svg: String, _ pattern: String) -> [Double] {
+    let regex = try! NSRegularExpression(pattern: pattern)
+    return regex.matches(in: svg, range: NSRange(svg.startIndex..., in: svg)).compactMap { m in
+      Range(m.range(at: 1), in: svg).flatMap { Double(svg[$0]) }
+    }
+  }
+
   static func bands(_ svg: String) -> [(Double, Double)] {
     let regex = try! NSRegularExpression(
       pattern: "<rect class=\"band-area\" x=\"[0-9.]+\" y=\"([0-9.]+)\" width=\"[0-9.]+\" height=\"([0-9.]+)\"")
@@ -320,6 +328,15 @@ struct HeatmapTests {
       let bands = Self.bands(text)
       let marks = Self.marks(text)
       try #require(bands.count == keys.count && marks.count == ordered.count, "\(bands.count) bands, \(marks.count) marks")
+      // The picture ends under its last band by the gap and the axis's labels and caption (44 px), and
+      // nothing is drawn below it; the axis is captioned once.
+      let last = try #require(bands.last)
+      let height = try #require(Self.numbers(text, "<svg [^>]*height=\"([0-9.]+)\"").first)
+      #expect(height == (last.0 + last.1 + 44).rounded(.down), "height \(height), last band \(last)")
+      #expect(Self.numbers(text, " y[12]?=\"(-?[0-9.]+)\"").allSatisfy { $0 < height }, "something drawn below the picture's height \(height)")
+      let caption = byTime ? ">time since the program started</text>" : ">fault number</text>"
+      #expect(text.components(separatedBy: caption).count == 2, "the axis caption \(caption) not once")
+      #expect(!text.contains("no pages in the trace"))
       let plotWidth = Self.plotRight - Self.plotLeft
       let span = byTime ? (parsed.map(\.time).max() ?? 1) : Double(max(faults - 1, 1))
       let levels = byTime ? Double(parsed.count) : Double(max(faults, 1))
@@ -335,6 +352,22 @@ struct HeatmapTests {
         #expect(abs(mark.1 - x) <= 0.15 && abs(mark.3 - width) <= 0.1, "\(byTime ? "time" : "fault") \(row): mark at x \(mark.1) width \(mark.3), expected \(x) width \(width)")
         #expect(abs(mark.2 - y) <= 0.15 && abs(mark.4 - height) <= 0.1, "\(row): mark at y \(mark.2) height \(mark.4), expected \(y) height \(height) in \(band)")
       }
+    }
+  }
+
+  @Test("a malformed row is refused with its line number in the file, preamble counted")
+  func badRowLine() {
+    let rows: [(Int, Int, Int, Double, String)] = [(0, 1, 0, 0.1, "fault"), (0, 1, 1, 0.2, "fault")]
+    // Format 1: the header is line 1, the rows from line 2; the bad row is line 4.
+    let plain = Self.trace(rows) + "3,300000,0x400000,0,1,zero,fault,7,signal\n"
+    // Format 2: two preamble lines and two segment lines first, so the same row is line 8.
+    let table = Self.trace2(["0,1,PT_LOAD,r-x,4,0x400000,0x404000,/p", "0,2,PT_LOAD,rw-,4,0x404000,0x408000,/p"], rows)
+      + "3,300000,0x400000,0,1,zero,fault,7,signal\n"
+    for (name, text, line) in [("bad-row-1", plain, 4), ("bad-row-2", table, 8)] {
+      let (outcome, svg) = Self.draw(name, text)
+      #expect(outcome.ending == .exited(64), "\(outcome)")
+      #expect(outcome.stderr.contains("line \(line) is not a trace row: \"3,300000,0x400000,0,1,zero,fault,7,signal\""), "\(outcome)")
+      #expect(svg == nil)
     }
   }
 

@@ -70,7 +70,7 @@ struct MemoryTests {
     let environment = baseEnvironment + sample.extraEnvironment
     var natives: [Flavour: Outcome] = [:]
     for configuration in Configuration.all {
-      if sample.name == "entry_regs" && configuration.flavour == .dynamic { continue }
+      if sample.staticOnly && configuration.flavour == .dynamic { continue }
       let program = Paths.sample(sample.name, configuration.flavour)
       let native = natives[configuration.flavour] ?? source.native(program, sample.args, environment: environment)
       natives[configuration.flavour] = native

@@ -185,6 +185,22 @@ struct StatsTests {
     for key in keys { #expect(readmeSection.contains("| `\(key)` |"), "README does not define \(key)") }
   }
 
+  /// A program refused in the child (after the fork, before anything is mapped): the report
+  /// says nothing was loaded, faulted or mapped, and the refusal's status.
+  @Test("a program refused after the fork: its statistics count nothing loaded", arguments: [Policy.eager, .demand] + Policy.uffd.prefix(1))
+  func refusedProgram(_ policy: Policy) throws {
+    let truncated = "\(Self.scratch)/truncated-\(policy.rawValue.replacingOccurrences(of: " ", with: ""))"
+    FileManager.default.createFile(atPath: truncated, contents: Data([0x7f, 0x45, 0x4c, 0x46]), attributes: [.posixPermissions: 0o755])
+    let json = truncated + ".json"
+    let loaded = run([Paths.elfload] + policy.options + ["--stats-json", json, truncated])
+    #expect(loaded.ending == .exited(126), "\(loaded)")
+    let stats = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
+    #expect(stats["exit_status"] as? Int == 126, "\(stats)")
+    for field in ["segment_pages", "loader_faults", "pages_mapped", "pages_prefetched", "max_rss_kb", "minor_faults", "trace_records"] {
+      #expect(stats[field] as? Int == 0, "\(field): \(stats)")
+    }
+  }
+
   @Test("a trace that cannot be written is reported; the program's own run is untouched")
   func unwritableTrace() {
     let loaded = run([
