@@ -73,6 +73,39 @@ struct ServerTests {
     #expect(served > 0 && served <= faults, "\(stats)")
   }
 
+  /// What the server holds: the userfaultfd, the files it copies pages from, its /proc readings
+  /// and its eventfd -- and none of the descriptors elfload was started with (uffd_server.c
+  /// closes every other one). Seen while a program sleeps, with a file open as descriptor 5.
+  @Test("the server holds no descriptor elfload was started with, only its own")
+  func serverDescriptors() throws {
+    let marker = "server-fds-\(getpid())"
+    let extra = "\(Self.scratch)/\(marker)-extra"
+    FileManager.default.createFile(atPath: extra, contents: Data("x".utf8))
+    let sleep = URL(fileURLWithPath: "/bin/sleep").resolvingSymlinksInPath().path
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/sh")
+    process.arguments = ["-c", "exec 5<\"$1\"; exec \"$2\" --mode demand --pager uffd --argv0 \"$3\" /bin/sleep 1", "sh", extra, Paths.elfload, marker]
+    try process.run()
+    defer { process.waitUntilExit() }
+    var servers: [String] = []
+    let deadline = Date().addingTimeInterval(0.8)
+    repeat {
+      servers = DemandTests.liveServers(marker: marker)
+      if !servers.isEmpty { break }
+      usleep(10_000)
+    } while Date() < deadline
+    let server = try #require(servers.first, "no server found while the program sleeps")
+    let fds = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(server)/fd")
+    let targets = fds.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(server)/fd/\($0)") }
+    #expect(!targets.contains(extra), "\(targets)")
+    #expect(targets.contains("anon_inode:[userfaultfd]") && targets.contains(sleep), "\(targets)")
+    // Each one: the userfaultfd, an eventfd, the program and its interpreter, /proc files.
+    let own = targets.filter {
+      $0.hasPrefix("anon_inode:") || $0.hasPrefix("/proc/") || $0 == sleep || $0.hasSuffix("/ld-linux-x86-64.so.2")
+    }
+    #expect(own == targets, "\(targets)")
+  }
+
   @Test("--uffd-server: a usage error without the userfaultfd pager, or with another word")
   func usage() {
     for argv in [
