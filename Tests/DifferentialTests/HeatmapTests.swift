@@ -107,6 +107,24 @@ struct HeatmapTests {
     #expect(m[1].2 > m[0].2 && abs((m[3].2 - m[0].2) - 9 * (m[1].2 - m[0].2)) < 0.2, "\(m)")
   }
 
+  /// Between 6 px (few faults) and the 4 px minimum (more than 215), a mark is as wide as the
+  /// plot shared by the faults: 860 px over 160 faults is 5.375 px, each fault's mark one width
+  /// to the right of the one before. (The SVG's numbers have one decimal: within 0.05.)
+  @Test("marks of 160 faults share the plot's width exactly")
+  func markWidthShared() throws {
+    let rows = (0..<160).map { (0, 1, $0, Double($0) / 100, "fault") }
+    let (outcome, svg) = Self.draw("shared-width", Self.trace(rows))
+    #expect(outcome.ending == .exited(0), "\(outcome)")
+    let m = Self.marks(try #require(svg))
+    try #require(m.count == 160)
+    let width = (Self.plotRight - Self.plotLeft) / 160
+    for (i, mark) in m.enumerated() {
+      #expect(abs(mark.3 - width) <= 0.051, "mark \(i): width \(mark.3), expected \(width)")
+      let x = Self.plotLeft + Double(i) / 159 * (Self.plotRight - Self.plotLeft - width)
+      #expect(abs(mark.1 - x) <= 0.051, "mark \(i): x \(mark.1), expected \(x)")
+    }
+  }
+
   @Test("a page of a large segment is still a mark of at least 4 by 4 pixels")
   func minimumMarkSize() throws {
     // 3000 pages tall, 400 faults wide: 0.2 by 2 pixels a page, unless held to the minimum.
