@@ -46,4 +46,31 @@ struct InspectTableTests {
       #expect(hex(fields[5]) == hex(theirs[4]) && hex(fields[6]) == hex(theirs[5]) && hex(fields[7]) == hex(theirs[theirs.count - 1]), "\(row) / \(theirs)")
     }
   }
+
+  /// `elfload inspect --profile`: for each segment a profile names, the pages recorded, the runs
+  /// they make (consecutive pages: what replay installs in one operation) and where the segment
+  /// was first touched, as counted here from the profile's own lines.
+  @Test("inspect --profile: each segment's recorded pages, runs and first touch, from the profile's lines", arguments: ["touch_pages", "stride_pages"])
+  func profileSegments(_ sample: String) throws {
+    let program = Paths.sample(sample, .staticExec)
+    let profile = "\(scratchDirectory("inspect-profile"))/\(sample).profile"
+    let recorded = run([Paths.elfload, "record", "--profile", profile, program])
+    #expect(recorded.ending == .exited(0), "\(recorded)")
+    let pages = try String(contentsOfFile: profile, encoding: .utf8).split(separator: "\n")
+      .filter { $0.first?.isNumber == true }.map { $0.split(separator: " ").compactMap { Int($0) } }
+    try #require(pages.allSatisfy { $0.count == 3 } && pages.count > 2)
+    let inspected = run([Paths.elfload, "inspect", "--profile", profile])
+    #expect(inspected.ending == .exited(0), "\(inspected)")
+    let rows = inspected.stdout.split(separator: "\n").filter { $0.hasPrefix("  PT_") || $0.hasPrefix("  program header ") }
+    let segments = Array(Set(pages.map { $0[1] })).sorted()
+    try #require(rows.count == segments.count, "\(inspected.stdout)")
+    for (segment, row) in zip(segments, rows) {
+      let mine = Set(pages.filter { $0[1] == segment }.map { $0[2] }).sorted()
+      let runs = mine.indices.filter { $0 == 0 || mine[$0] != mine[$0 - 1] + 1 }.count
+      let first = (pages.firstIndex { $0[1] == segment } ?? -1) + 1
+      let words = row.split(separator: " ").map(String.init)
+      #expect(words.count == 7 && words[1] == "\(segment)", "\(row)")
+      #expect(Array(words.suffix(3)) == ["\(mine.count)", "\(runs)", "#\(first)"], "segment \(segment): \(row)")
+    }
+  }
 }
