@@ -238,28 +238,8 @@ struct HeatmapTests {
   /// PT_LOAD program headers as readelf reads the file: (index, flags as r-x, vaddr, memsz),
   /// and the interpreter it requests.
   static func loads(_ path: String) throws -> (loads: [(Int, String, UInt64, UInt64)], interpreter: String?) {
-    let out = run(["/usr/bin/readelf", "-lW", path])
-    try #require(out.ending == .exited(0), "\(out)")
-    let lines = out.stdout.split(separator: "\n").map(String.init)
-    let first = try #require(lines.firstIndex { $0.hasPrefix("  Type ") }) + 1
-    var loads: [(Int, String, UInt64, UInt64)] = []
-    var interpreter: String?
-    var index = 0
-    for line in lines[first...] {
-      if line.isEmpty || !line.hasPrefix("  ") { break }
-      if line.contains("[Requesting program interpreter: ") {
-        interpreter = String(line.split(separator: ": ")[1].dropLast())
-        continue
-      }
-      let f = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
-      if f[0] == "LOAD" {
-        let flagText = f[6...].dropLast().joined()
-        let flags = (flagText.contains("R") ? "r" : "-") + (flagText.contains("W") ? "w" : "-") + (flagText.contains("E") ? "x" : "-")
-        loads.append((index, flags, UInt64(f[2].dropFirst(2), radix: 16)!, UInt64(f[5].dropFirst(2), radix: 16)!))
-      }
-      index += 1
-    }
-    return (loads, interpreter)
+    let (headers, interpreter) = try Readelf.programHeaders(path)
+    return (headers.filter { $0.type == "LOAD" }.map { ($0.index, $0.flags, $0.vaddr, $0.memsz) }, interpreter)
   }
 
   /// elfload --trace's segment table says what readelf says of the program and its interpreter:

@@ -7,13 +7,7 @@ import Testing
 struct VerboseMapTests {
   /// (offset, vaddr, filesz, memsz, protection) of each PT_LOAD, from readelf -lW.
   static func loads(_ program: String) throws -> [(UInt64, UInt64, UInt64, UInt64, String)] {
-    let lines = run(["/usr/bin/readelf", "-lW", program]).stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
-    return try lines.filter { $0.first == "LOAD" }.map { f in
-      func hex(_ s: String) throws -> UInt64 { try #require(UInt64(s.dropFirst(2), radix: 16), "\(f)") }
-      let flags = f[6..<(f.count - 1)].joined()
-      let protection = (flags.contains("R") ? "r" : "-") + (flags.contains("W") ? "w" : "-") + (flags.contains("E") ? "x" : "-")
-      return (try hex(f[1]), try hex(f[2]), try hex(f[4]), try hex(f[5]), protection)
-    }
+    try Readelf.programHeaders(program).headers.filter { $0.type == "LOAD" }.map { ($0.offset, $0.vaddr, $0.filesz, $0.memsz, $0.flags) }
   }
 
   static func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
