@@ -60,9 +60,10 @@ enum NativeResidency {
     }
     child = Int32(pid)
     let options = exitKill | traceExec | traceExit
-    if Kernel.syscall(.ptrace, seize, pid, 0, options) < 0 {
-      kill(child, SIGKILL)
-      fail("cannot trace the program (ptrace: \(String(cString: strerror(errno))))", status: 71)
+    let seized = Kernel.syscall(.ptrace, seize, pid, 0, options)
+    if seized < 0 {
+      kill(child, SIGKILL)  // it never becomes the program
+      fail("cannot trace the program (ptrace: \(Errno(rawValue: Int32(-seized))))", status: 71)
     }
     passSignalsOn()
     close(pipe[1])

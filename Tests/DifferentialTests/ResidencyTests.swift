@@ -147,6 +147,31 @@ struct ResidencyTests {
     #expect(missing.stderr == "elfload: /nonexistent/program: no such file or directory\n", "\(missing)")
   }
 
+  @Test("--native: the program holds exactly the descriptors it holds when run natively")
+  func nativeDescriptors() {
+    // (The pipe the child waits on until it is traced is closed, both ends, before the exec.)
+    let program = ["/bin/ls", "/proc/self/fd"]
+    let (outcome, _) = Self.nativeResidency(program, "descriptors")
+    let native = run(program)
+    #expect(native.ending == .exited(0) && native.stdout.hasPrefix("0\n1\n2\n"), "\(native)")
+    #expect(outcome == native, "\(outcome)")
+  }
+
+  @Test("--native when ptrace is refused: a clear error, and the program never runs")
+  func nativeUntraceable() {
+    // deny_ptrace (Samples/deny_ptrace.c) refuses ptrace with EPERM, and ends only when every
+    // process it started has: a child left to become the program would write "ran".
+    let file = "\(Self.scratch)/native-untraceable.csv"
+    let refused = run([
+      Paths.samples + "/deny_ptrace", Paths.elfload, "residency", "--native", file, "--", "/bin/echo", "ran",
+    ])
+    #expect(refused.ending == .exited(71), "\(refused)")
+    #expect(refused.stdout == "", "the program ran untraced: \(refused)")
+    #expect(refused.stderr == "elfload residency: cannot trace the program (ptrace: Operation not permitted)\n", "\(refused)")
+    // The helper itself leaves a traceable command alone.
+    #expect(run([Paths.samples + "/deny_ptrace", "/bin/echo", "ran"]) == run(["/bin/echo", "ran"]))
+  }
+
   @Test("--native: a dynamic program's libraries, its interpreter and stack, drawn as the others")
   func nativeLibraries() throws {
     let (outcome, file) = Self.nativeResidency([Paths.sample("hello", .dynamic)], "hello")
