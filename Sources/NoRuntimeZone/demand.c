@@ -261,6 +261,20 @@ static int claim(const struct elfload_demand_region *r, uint64_t page) {
   return atomic_compare_exchange_strong(state_of(r, page), &expected, page_claimed);
 }
 
+// Makes [low, high) of `r` accessible (claimed by the caller, its neighbours' states as they
+// were), and keeps the map-count budget: each side left PROT_NONE is a mapping more. Past the
+// budget, or when the kernel says ENOMEM (the map count, most likely: the program's own
+// mappings count too), spread mode is on, and on ENOMEM the caller claims its run again, a
+// window at a time. `spread`: the mode the run was claimed in. Returns 0 or -errno.
+static long protect(const struct elfload_demand_region *r, uint64_t low, uint64_t high, int spread) {
+  uint64_t splits = (uint64_t)untouched(r, low - page_size) + (uint64_t)untouched(r, high);
+  long ret = sys(__NR_mprotect, (long)low, (long)(high - low), r->protection, 0, 0);
+  if (spread) return ret;
+  if (ret == -12 || (ret == 0 && __atomic_add_fetch(&demand.splits, splits, __ATOMIC_RELAXED) > demand.split_budget))
+    __atomic_store_n(&demand.spread, 1, __ATOMIC_RELAXED);
+  return ret;
+}
+
 // Maps the pages `ahead` names along its stride after `page` (a stride of more than one
 // page: each page is a protection change of its own), up to the first that is taken.
 // Returns how many it mapped.
@@ -270,8 +284,7 @@ static uint64_t install_strided(const struct elfload_demand_region *r, uint64_t 
   while (k < ahead->strided) {
     uint64_t p = page + (uint64_t)((int64_t)(k + 1) * ahead->stride);
     if (p == r->staged_page || !claim(r, p)) break;
-    uint64_t splits = (uint64_t)untouched(r, p - page_size) + (uint64_t)untouched(r, p + page_size);
-    if (sys(__NR_mprotect, (long)p, page_size, r->protection, 0, 0) != 0) {
+    if (protect(r, p, p + page_size, 0) != 0) {
       atomic_store_explicit(state_of(r, p), page_reserved, memory_order_release);
       break;
     }
@@ -280,10 +293,7 @@ static uint64_t install_strided(const struct elfload_demand_region *r, uint64_t 
     count(&demand.counters->pages_prefetched, 1);
     trace(r, p, 1, 0, ELFLOAD_WHY_STRIDE);
     k++;
-    if (__atomic_add_fetch(&demand.splits, splits, __ATOMIC_RELAXED) > demand.split_budget) {
-      __atomic_store_n(&demand.spread, 1, __ATOMIC_RELAXED);
-      break;
-    }
+    if (__atomic_load_n(&demand.spread, __ATOMIC_RELAXED)) break;  // past the budget
   }
   return k;
 }
@@ -332,20 +342,13 @@ static long install(const struct elfload_demand_region *r, uint64_t page) {
     while (end < ahead.high && end != r->staged_page && claim(r, end)) end += page_size;
     while (first > ahead.low && first - page_size != r->staged_page && claim(r, first - page_size)) first -= page_size;
   }
-  // The mappings this adds: one for each side that stays PROT_NONE.
-  uint64_t splits = (uint64_t)untouched(r, first - page_size) + (uint64_t)untouched(r, end);
-  long ret = sys(__NR_mprotect, (long)first, (long)(end - first), r->protection, 0, 0);
+  long ret = protect(r, first, end, spread);
   // The other pages' claims end here; the faulting page's ends in serve().
   uint8_t others = ret == 0 ? page_prefetched : page_reserved;
   for (uint64_t p = first; p < end; p += page_size)
     if (p != page) atomic_store_explicit(state_of(r, p), others, memory_order_release);
-  if (ret == -12 && !spread) {  // ENOMEM: the map count, most likely
-    __atomic_store_n(&demand.spread, 1, __ATOMIC_RELAXED);
-    return install(r, page);
-  }
+  if (ret == -12 && !spread) return install(r, page);  // spread now: a window at a time
   if (ret != 0) return ret;
-  if (!spread && __atomic_add_fetch(&demand.splits, splits, __ATOMIC_RELAXED) > demand.split_budget)
-    __atomic_store_n(&demand.spread, 1, __ATOMIC_RELAXED);
   atomic_store_explicit(state_of(r, page), page_faulted, memory_order_release);
   uint64_t pages = (end - first) / page_size;
   count(&demand.counters->faults, 1);
@@ -414,20 +417,16 @@ uint64_t elfload_demand_preinstall(uint64_t start, uint64_t pages) {
         low -= page_size;
       while (high < r->end && high < ceiling && high != r->staged_page && claim(r, high)) high += page_size;
     }
-    uint64_t splits = (uint64_t)untouched(r, low - page_size) + (uint64_t)untouched(r, high);
-    long ret = sys(__NR_mprotect, (long)low, (long)(high - low), r->protection, 0, 0);
+    long ret = protect(r, low, high, spread);
     for (uint64_t p = low; p < high; p += page_size)
       atomic_store_explicit(state_of(r, p), ret == 0 ? page_faulted : page_reserved, memory_order_release);
-    if (ret == -12 && !spread) {  // ENOMEM: the map count, most likely; this run again, spread
-      __atomic_store_n(&demand.spread, 1, __ATOMIC_RELAXED);
+    if (ret == -12 && !spread) {  // spread now: this run again, a window at a time
       page = first;
       continue;
     }
     if (ret != 0) continue;
     populate(r, first, page);
     installed += (page - first) / page_size;
-    if (!spread && __atomic_add_fetch(&demand.splits, splits, __ATOMIC_RELAXED) > demand.split_budget)
-      __atomic_store_n(&demand.spread, 1, __ATOMIC_RELAXED);
   }
   return installed;
 }

@@ -223,6 +223,17 @@ struct MapCountTests {
     #expect(native.stdout == "touched: 65536 pages of 512 MiB, checksum 8323072\n", "\(native)")
     #expect(loaded == native, "native:\n\(native)\nunder elfload:\n\(loaded)")
   }
+
+  /// The budget counts only the pager's own splits: here the program's mappings fill the map
+  /// count, and the pager learns it from mprotect's ENOMEM (then maps a window at a time).
+  @Test("a program that fills the map count itself, then touches its bss: as natively, under every policy",
+        arguments: Configuration.all)
+  func programFillsIt(_ configuration: Configuration) {
+    let (native, loaded) = compare(
+      Paths.sample("mapfill", configuration.flavour), [], options: configuration.policy.options, timeout: 60)
+    #expect(native.stdout.hasSuffix("touched: 1024 pages of 8 MiB, checksum 130048\n"), "\(native)")
+    #expect(loaded == native, "native:\n\(native)\nunder elfload:\n\(loaded)")
+  }
 }
 
 @Suite("The known-limit line")
