@@ -520,7 +520,9 @@ static int all_busy(int64_t *since) {
 // faulting thread's CPU, for as long as no CPU is idle (on a busy machine no
 // CPU halts: a worker at SCHED_IDLE saves nothing there, and waits for a
 // slice); then free to run anywhere again. `forever`: with no workers at all.
-static void take_over(struct reader *reader, int forever) {
+// Returns the reading of the CPUs' idle time that ended it (one CPU was idle
+// since the one before): the start of the watcher's next window.
+static int64_t take_over(struct reader *reader, int forever) {
   // The workers stand aside (each fault would wake them too, and one that
   // got a slice would take a fault to serve at SCHED_IDLE).
   __atomic_store_n(&server.taken_over, 1, __ATOMIC_RELEASE);
@@ -545,6 +547,7 @@ static void take_over(struct reader *reader, int forever) {
   allow_program_cpus();
   __atomic_store_n(&server.taken_over, 0, __ATOMIC_RELEASE);
   ring_all();
+  return idle;
 }
 
 // The CPUs the program may run on (elfload's own affinity before the server's
@@ -581,8 +584,7 @@ __attribute__((noreturn)) static void watch(void *unused) {
     int busy = tick % window_ticks == 0 && all_busy(&idle);
     if (busy || (is_pending && was_pending && served == seen)) {
       __atomic_fetch_add(&server.counters->takeovers, 1, __ATOMIC_RELAXED);
-      take_over(&reader, 0);
-      idle = idle_centiseconds();
+      idle = take_over(&reader, 0);
       now = uffd_now_ns();
       last_progress = now;
       served = __atomic_load_n(&server.served, __ATOMIC_RELAXED);
