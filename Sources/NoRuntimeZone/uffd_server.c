@@ -586,7 +586,6 @@ __attribute__((noreturn)) static void watch(void *unused) {
       __atomic_fetch_add(&server.counters->takeovers, 1, __ATOMIC_RELAXED);
       idle = take_over(&reader, 0);
       now = uffd_now_ns();
-      last_progress = now;
       served = __atomic_load_n(&server.served, __ATOMIC_RELAXED);
       is_pending = 0;
     }

@@ -15,9 +15,6 @@ enum NativeResidency {
   static let eventExec = 4
   static let eventExit = 6
   static let eventStop = 128
-  /// Pages up to which a mapping is pictured page by page (ELFLOAD_RESIDENCY_PAGES).
-  static let picturedPages = 4096
-
   /// The child's pid, for the signal handlers that pass signals on.
   nonisolated(unsafe) static var child: Int32 = 0
 
@@ -132,7 +129,7 @@ enum NativeResidency {
           if entries.count >= (i + 1) * 8 { for b in 0..<8 { entry |= UInt64(entries[i * 8 + b]) << (8 * b) } }
           let present = entry >> 62 != 0
           if present { resident += 1 }
-          if pages <= picturedPages { picture.append(present ? UInt8(ascii: "#") : UInt8(ascii: ".")) }
+          if pages <= ResidencyFormat.picturedPages { picture.append(present ? UInt8(ascii: "#") : UInt8(ascii: ".")) }
         }
         first += n
       }

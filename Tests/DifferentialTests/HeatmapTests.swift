@@ -171,6 +171,7 @@ struct HeatmapTests {
     let bands = Self.bands(text)
     try #require(bands.count == 2)
     #expect(bands[0].1 == 40 && bands[1].1 == 160, "\(bands)")
+    #expect(text.contains("as tall as the segment (4 px a page; at least 8 px)"), "\(text)")
     #expect(text.contains(">9</text>") && text.contains(">39</text>"))
     let m = Self.marks(text)
     try #require(m.count == 4)

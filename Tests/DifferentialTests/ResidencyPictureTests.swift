@@ -114,6 +114,10 @@ struct ResidencyPictureTests {
     try #require(strips.count == 5)
     // Each strip as long as its segment or mapping: a cell a page (the heap: a cell 2 pages).
     #expect(strips.map(\.length) == [3, 300, 5, 342, 2500])
+    // A line of 128 cells at a time, each outlined once: 1, 3, 1, 3 and 20 lines; the picture as
+    // tall as its header (86 px) and, per strip, its title (18), its lines (9 each) and a gap (10).
+    #expect(svg.components(separatedBy: "<rect class=\"line\"").count - 1 == 28)
+    #expect(svg.contains("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"936\" height=\"\(86 + 5 * 28 + 28 * 9)\" "), "\(svg.prefix(200))")
     // The cells, from the CSV's pages.
     #expect(strips[0].cells["resident"] == [0, 2] && strips[0].cells["absent"] == [1])
     #expect(strips[1].cells["resident"] == Array(0..<10) && strips[1].cells["absent"] == Array(10..<300))

@@ -104,6 +104,44 @@ struct ResidencyTests {
     #expect(loaded == native, "\(loaded)")
   }
 
+  /// The watcher that writes the rows is a process beside the program, in its process group: a
+  /// signal the program sends its whole group reaches it too, and must neither end it (the rows
+  /// would be lost) nor run the program's handler a second time in the memory they share.
+  @Test("a signal to the program's whole group: the program's handler runs once, the rows are written", arguments: [Policy.demand, .hybrid64] + Policy.uffd.prefix(1))
+  func groupSignal(_ policy: Policy) throws {
+    // setsid: a group of its own, elfload's and the program's, not the test runner's.
+    let script = "trap 'echo handled' USR1; kill -USR1 0; kill -TERM 0; echo done"
+    let program = ["/usr/bin/busybox", "sh", "-c", "trap 'echo terminated' TERM; " + script]
+    let native = run(["/usr/bin/setsid", "-w"] + program)
+    #expect(native.stdout == "handled\nterminated\ndone\n" && native.stderr == "" && native.ending == .exited(0), "\(native)")
+    let file = "\(Self.scratch)/group-signal-\(policy.rawValue.replacingOccurrences(of: " ", with: "")).csv"
+    let loaded = run(["/usr/bin/setsid", "-w", Paths.elfload] + policy.options + ["--residency", file] + program)
+    #expect(loaded == native, "\(loaded)")
+    #expect(try Self.rows(file).contains { $0.name == "[stack]" && $0.resident > 0 })
+  }
+
+  /// The largest mapping drawn page by page is 4096 pages; one page more is counted only: the same
+  /// in elfload's rows (its watcher) and in a native run's (residency --native), two writers.
+  @Test("a mapping of 4096 pages is pictured, of 4097 counted only, by both writers", .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/python3.11")))
+  func picturedUpTo4096Pages() throws {
+    // Two private anonymous mappings, not merged (their permissions differ), held to the end.
+    let script = """
+      import mmap, os
+      a = mmap.mmap(-1, 4096 * 4096, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ)
+      b = mmap.mmap(-1, 4097 * 4096, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_EXEC)
+      os._exit(0)
+      """
+    let program = ["/usr/bin/python3.11", "-c", script]
+    let (outcome, file) = Self.nativeResidency(program, "pictured")
+    #expect(outcome.ending == .exited(0) && outcome.stderr == "", "\(outcome)")
+    for (who, rows) in [("native", try Self.rows(file)), ("elfload", try Self.residency(.eager, program, "pictured"))] {
+      let a = rows.filter { $0.perms == "r--p" && $0.total == 4096 && $0.name == "" }
+      let b = rows.filter { $0.perms == "r-xp" && $0.total == 4097 && $0.name == "" }
+      #expect(a.count == 1 && a.first?.pages == String(repeating: ".", count: 4096), "\(who): \(a)")
+      #expect(b.count == 1 && b.first?.pages == "" && b.first?.resident == 0, "\(who): \(b)")
+    }
+  }
+
   /// A native run's residency (no elfload in the program's process), and its outcome.
   static func nativeResidency(_ program: [String], _ name: String) -> (Outcome, String) {
     let file = "\(scratch)/native-\(name).csv"
@@ -170,6 +208,19 @@ struct ResidencyTests {
     #expect(refused.stderr == "elfload residency: cannot trace the program (ptrace: Operation not permitted)\n", "\(refused)")
     // The helper itself leaves a traceable command alone.
     #expect(run([Paths.samples + "/deny_ptrace", "/bin/echo", "ran"]) == run(["/bin/echo", "ran"]))
+  }
+
+  /// Traced, a program that stops itself (SIGSTOP to its own process) stays stopped, as natively,
+  /// until something sends it SIGCONT: here a child of it that reads its state in /proc first.
+  @Test("--native: a program that stops itself stays stopped until continued")
+  func nativeGroupStop() {
+    let script = "(sleep 0.5; read -r s < /proc/$$/stat; set -- $s; echo \"state $3\"; kill -CONT $$) & kill -STOP $$; wait; echo resumed"
+    let program = ["/usr/bin/busybox", "sh", "-c", script]
+    let native = run(program)
+    #expect(native.stdout == "state T\nresumed\n" && native.stderr == "" && native.ending == .exited(0), "\(native)")
+    // Traced, the stop is a ptrace stop: "t" in /proc, the program still not running.
+    let (outcome, _) = Self.nativeResidency(program, "group-stop")
+    #expect(outcome.stdout == "state t\nresumed\n" && outcome.stderr == "" && outcome.ending == .exited(0), "\(outcome)")
   }
 
   @Test("--native: a dynamic program's libraries, its interpreter and stack, drawn as the others")

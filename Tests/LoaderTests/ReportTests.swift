@@ -34,6 +34,15 @@ struct ReportTests {
     #expect(object["mode"] as? String == "hybrid" && object["prefetch"] as? Int == 16)
   }
 
+  @Test("a program's name in the JSON: quotes, backslashes and control bytes escaped, the rest as it is")
+  func escapedName() throws {
+    var report = Self.report()
+    report.program = "/opt/my tools/a\"b\\c\u{1}\u{1f}\té~"
+    #expect(report.json.contains(#""program": "/opt/my tools/a\"b\\c\u0001\u001f\u0009é~","#), "\(report.json)")
+    let object = try #require(try JSONSerialization.jsonObject(with: Data(report.json.utf8)) as? [String: Any])
+    #expect(object["program"] as? String == report.program)
+  }
+
   @Test("the signals passed on, and those not")
   func forwarding() {
     let parent: Int32 = 100

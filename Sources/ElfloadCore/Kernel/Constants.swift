@@ -2,7 +2,7 @@
 // (from the kernel's uapi headers for x86-64).
 
 /// x86-64 system call numbers (arch/x86/entry/syscalls/syscall_64.tbl).
-public enum Syscall: Int {
+public enum Syscall: Int, CaseIterable {
   case read = 0, write = 1, close = 3, fstat = 5, poll = 7, mmap = 9, nanosleep = 35, mprotect = 10, munmap = 11
   case rtSigaction = 13, rtSigprocmask = 14, ioctl = 16, pread64 = 17, access = 21, sched_yield = 24
   case mremap = 25, mincore = 27, madvise = 28, getpid = 39, sendfile = 40, clone = 56, fork = 57, execve = 59

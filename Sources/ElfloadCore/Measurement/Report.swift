@@ -361,6 +361,9 @@ public enum ResidencyFormat {
   public static let columns = ["start", "end", "perms", "resident_pages", "total_pages", "pages", "name"]
   /// The names the watcher gives elfload's own memory, which a native run does not have.
   public static let ownMemoryPrefix = "[elfload: "
+  /// A mapping of up to this many pages is pictured page by page in the `pages` column; a larger
+  /// one is counted only (demand.c's ELFLOAD_RESIDENCY_PAGES; residency --native writes the same).
+  public static let picturedPages = 4096
 }
 
 extension ProgramHeader {
