@@ -127,6 +127,29 @@ struct ResidencyPictureTests {
     #expect(strips[4].cells["unknown"] == Array(0..<2500))
   }
 
+  /// A strip is at most 32 lines of 128 cells: a mapping of more than 4096 pages gets a cell for
+  /// several pages, as few as fit (the pages divided by 4096, rounded up), at the edges too.
+  @Test("a large mapping: a cell for as few pages as fit 32 lines, at 4096, 4097 and 8193 pages")
+  func cellsOfLargeMappings() throws {
+    let sizes = [4096, 4097, 8192, 8193]
+    var start: UInt64 = 0x7f00_0000_0000
+    let rows = sizes.enumerated().map { i, pages -> String in
+      defer { start += UInt64(pages + 16) * 4096 }
+      let end = start + UInt64(pages) * 4096
+      return "0x\(String(start, radix: 16)),0x\(String(end, radix: 16)),rw-p,\(pages / 2),\(pages),,[anon:m\(i)]"
+    }
+    let (outcome, svg) = Self.draw("large", "start,end,perms,resident_pages,total_pages,pages,name\n" + rows.joined(separator: "\n") + "\n")
+    #expect(outcome.ending == .exited(0), "\(outcome)")
+    let strips = try Self.strips(svg)
+    try #require(strips.count == 4, "\(strips.map(\.title))")
+    let perCell = [1, 2, 2, 3]
+    for (strip, (pages, per)) in zip(strips, zip(sizes, perCell)) {
+      #expect(strip.length == (pages + per - 1) / per, "\(pages) pages: \(strip.title)")
+      #expect(strip.title.contains(per == 1 ? "resident (counted only" : "(a cell: \(per) pages,") == true, "\(strip.title)")
+      #expect(per > 1 || !strip.title.contains("(a cell:"), "\(strip.title)")
+    }
+  }
+
   /// Every strip of a real run's picture against the CSV it was drawn from: a strip spans the
   /// range its title names, a cell a page; a page is what the CSV's row holding it says (`#`
   /// resident, `.` not; a row without a picture all resident or all not when its counts say so,
