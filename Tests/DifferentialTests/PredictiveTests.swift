@@ -546,6 +546,11 @@ struct PredictiveTests {
       try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
     let pages = try Self.distinctPages(profile)
     #expect(stats["pages_replayed"] as? Int == pages, "\(pages) pages in the profile: \(stats)")
+    // The time the replay took: part of the start-up, and at least 100 ns a page (a page is 4 KiB
+    // copied or mapped; 0.7 us here under userfaultfd, more under the signal pager).
+    let replayMs = try #require(stats["replay_ms"] as? Double, "\(stats)")
+    let startupMs = try #require(stats["startup_ms"] as? Double, "\(stats)")
+    #expect(replayMs >= Double(pages) * 100e-6 && replayMs <= startupMs, "\(pages) pages: \(stats)")
     if recorder == "uffd" {
       #expect(pages > 65536 && stats["loader_faults"] as? Int == 0, "\(pages) pages in the profile: \(stats)")
     }

@@ -121,7 +121,8 @@ struct ResidencyTests {
   }
 
   /// The largest mapping drawn page by page is 4096 pages; one page more is counted only: the same
-  /// in elfload's rows (its watcher) and in a native run's (residency --native), two writers.
+  /// in elfload's rows (its watcher) and in a native run's (residency --native), two writers. And
+  /// a mapping of 1000 pages, two of them written, drawn page by page to its end.
   @Test("a mapping of 4096 pages is pictured, of 4097 counted only, by both writers", .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/python3.11")))
   func picturedUpTo4096Pages() throws {
     // Two private anonymous mappings, not merged (their permissions differ), held to the end.
@@ -129,6 +130,9 @@ struct ResidencyTests {
       import mmap, os
       a = mmap.mmap(-1, 4096 * 4096, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ)
       b = mmap.mmap(-1, 4097 * 4096, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_EXEC)
+      c = mmap.mmap(-1, 1000 * 4096, flags=mmap.MAP_PRIVATE | 0x4000)  # MAP_NORESERVE: merged with no heap
+      c[0] = 1
+      c[999 * 4096] = 1
       os._exit(0)
       """
     let program = ["/usr/bin/python3.11", "-c", script]
@@ -139,6 +143,9 @@ struct ResidencyTests {
       let b = rows.filter { $0.perms == "r-xp" && $0.total == 4097 && $0.name == "" }
       #expect(a.count == 1 && a.first?.pages == String(repeating: ".", count: 4096), "\(who): \(a)")
       #expect(b.count == 1 && b.first?.pages == "" && b.first?.resident == 0, "\(who): \(b)")
+      // Not a multiple of the 512 pages pagemap is read in at a time: its first and last written.
+      let c = rows.filter { $0.perms == "rw-p" && $0.total == 1000 && $0.name == "" }
+      #expect(c.count == 1 && c.first?.pages == "#" + String(repeating: ".", count: 998) + "#" && c.first?.resident == 2, "\(who): \(c)")
     }
   }
 

@@ -47,6 +47,29 @@ struct ServerTests {
     if placement == "single" { #expect(stats["server_watcher_faults"] as? Int == stats["loader_faults"] as? Int, "\(stats)") }
   }
 
+  /// The program held to CPU 0: the server's first worker starts there (the CPU it sets up on
+  /// is one the program may run on), and no other CPU faults. --stats says so in words, and
+  /// --stats-json in numbers; under single, the one thread is the watcher.
+  @Test("on one CPU: one worker, said by --stats and --stats-json; single: none, and the text says single",
+        .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/taskset")), arguments: placements)
+  func oneCPU(_ placement: String) throws {
+    let program = Paths.sample("hello", .staticExec)
+    let json = "\(Self.scratch)/one-cpu-\(placement).json"
+    let loaded = run(["/usr/bin/taskset", "-c", "0", Paths.elfload, "--mode", "demand", "--pager", "uffd", "--uffd-server", placement,
+                      "--stats", "--stats-json", json, program])
+    #expect(loaded.stdout == run([program]).stdout && loaded.ending == .exited(0), "\(loaded)")
+    let stats = try Self.stats(json)
+    let line = loaded.stderr.split(separator: "\n").first { $0.hasPrefix("  server:") }.map(String.init) ?? ""
+    if placement == "single" {
+      #expect(stats["server_workers"] as? Int == 0, "\(stats)")
+      #expect(line.hasSuffix("; one thread at normal priority following the faulting thread's CPU (--uffd-server single)"), "\(line)")
+    } else {
+      #expect(stats["server_workers"] as? Int == 1, "\(stats)")
+      let watcher = try #require(stats["server_watcher_faults"] as? Int, "\(stats)")
+      #expect(line.contains("; 1 workers (one per CPU faulted on), ") && line.contains("; \(watcher) faults served by its normal-priority watcher in "), "\(line)")
+    }
+  }
+
   @Test(
     "with every CPU busy with normal-priority work, the watcher takes over the faults no worker gets to; the output is native's")
   func busyCPUs() throws {
