@@ -378,6 +378,23 @@ struct HeatmapTests {
     #expect(outcome.stdout.contains("no pages in the trace"), "\(outcome)")
     #expect(outcome.stdout.contains("nothing written"), "\(outcome)")
   }
+
+  /// A file cut after its `# ` preamble: no header line, refused as a usage error (64), never a
+  /// crash; the same for residency's files, read by the same preamble reader.
+  @Test("a file of only the preamble is refused, not a crash: heatmap and residency")
+  func onlyPreamble() {
+    let dir = scratchDirectory("only-preamble")
+    let table = "# image,segment,type,flags,pages,start,end,path\n# 0,2,PT_LOAD,r-x,10,0x401000,0x40b000,/opt/prog\n"
+    for (tool, format, what) in [("heatmap", "# elfload trace, format 3\n", "not an elfload trace"),
+                                 ("residency", "# elfload residency, format 2\n", "not an elfload --residency file")] {
+      let input = "\(dir)/\(tool).csv"
+      FileManager.default.createFile(atPath: input, contents: Data((format + table).utf8))
+      let outcome = run([Paths.elfload, tool, input, "-o", "\(dir)/\(tool).svg"])
+      #expect(outcome.ending == .exited(64) && outcome.stdout.isEmpty, "\(tool): \(outcome)")
+      #expect(outcome.stderr.hasPrefix("Error: \(input): \(what): the first line is \"\", expected "), "\(tool): \(outcome)")
+      #expect(!FileManager.default.fileExists(atPath: "\(dir)/\(tool).svg"), "\(tool)")
+    }
+  }
 }
 
 /// The drawing subcommands write SVG only: a file named for another format is refused before
