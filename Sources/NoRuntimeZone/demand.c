@@ -687,8 +687,7 @@ static void write_residency(long pagemap) {
 }
 
 __attribute__((noreturn, used)) static void watcher_main(void) {
-  uint64_t all = ~(uint64_t)0;
-  sys(__NR_rt_sigprocmask, SIG_SETMASK, (long)&all, 0, 8, 0);  // only SIGKILL ends it
+  // (Every signal blocked from its first instruction on: elfload_watch.)
   // Its copy of the program's descriptors goes: a reader of the program's
   // stdout must see end-of-file when the program ends, not when this does.
   sys(__NR_close_range, 0, ~0U, 0, 0, 0);
@@ -723,6 +722,12 @@ long elfload_watch(int unused, struct elfload_residency *picture) {
   residency = picture;
   long top = stack + watcher_stack_size;
   watched_pid = sys(__NR_getpid, 0, 0, 0, 0, 0);
+  // The watcher starts with every signal blocked (the clone copies the mask), and only SIGKILL
+  // ends it: it is in the program's process group, and a signal the program sends the whole
+  // group -- in its first microseconds too, before the watcher has run at all -- must neither
+  // end it (the rows would be lost) nor run the program's handler in the memory they share.
+  uint64_t all = ~(uint64_t)0, mask = 0;
+  sys(__NR_rt_sigprocmask, SIG_SETMASK, (long)&all, (long)&mask, 8, 0);
   long ret;
   register long r10 __asm__("r10") = 0;
   register long r8 __asm__("r8") = 0;
@@ -739,6 +744,7 @@ long elfload_watch(int unused, struct elfload_residency *picture) {
       : "=a"(ret)
       : "a"(__NR_clone), "D"(CLONE_VM | CLONE_UNTRACED), "S"(top), "d"(0), "r"(r10), "r"(r8)
       : "rcx", "r11", "memory");
+  sys(__NR_rt_sigprocmask, SIG_SETMASK, (long)&mask, 0, 8, 0);
   return ret;
 }
 

@@ -643,7 +643,7 @@ static void close_all_but(struct kept *kept) {
 }
 
 // The server process: its own session (no terminal's signals), every signal
-// blocked, no descriptor but the userfaultfd and the files; the watcher
+// blocked from its first instruction on (elfload_uffd_start_server), no descriptor but the userfaultfd and the files; the watcher
 // started, then this thread serves as the worker on the program's CPU.
 __attribute__((noreturn)) static void become_server(int uffd) {
   // Set up on another CPU than the program's, beside elfload's last steps
@@ -656,8 +656,6 @@ __attribute__((noreturn)) static void become_server(int uffd) {
     }
   }
   sys(__NR_setsid, 0, 0, 0, 0, 0);
-  uint64_t all = ~(uint64_t)0;
-  sys(__NR_rt_sigprocmask, SIG_SETMASK, (long)&all, 0, 8, 0);
   static const char name[] = "elfload-uffd";
   sys(__NR_prctl, PR_SET_NAME, (long)name, 0, 0, 0);
   server.counters = uffd_counters();
@@ -708,7 +706,14 @@ long elfload_uffd_start_server(int uffd) {
   // The middle process has no exit signal: no SIGCHLD is left pending for
   // the program (whose mask may block it), and wait4 takes it with __WALL.
   static char middle_stack[16 << 10] __attribute__((aligned(16)));
+  // Both start with every signal blocked (a clone copies the mask): until the server is in a
+  // session of its own, it is in the program's process group, and a signal the program sends
+  // its whole group in its first microseconds -- before the server has run at all -- must not
+  // end it (the program's faults would go unserved).
+  uint64_t all = ~(uint64_t)0, mask = 0;
+  sys(__NR_rt_sigprocmask, SIG_SETMASK, (long)&all, (long)&mask, 8, 0);
   long middle = spawn(CLONE_VM | CLONE_VFORK, fork_server, (void *)(long)uffd, middle_stack, sizeof middle_stack);
+  sys(__NR_rt_sigprocmask, SIG_SETMASK, (long)&mask, 0, 8, 0);
   if (program_cpus.bytes > 0) sys(__NR_sched_setaffinity, 0, program_cpus.bytes, (long)program_cpus.mask, 0, 0);
   if (middle < 0) return middle;
   int status = 0;

@@ -115,9 +115,14 @@ struct ResidencyTests {
     let native = run(["/usr/bin/setsid", "-w"] + program)
     #expect(native.stdout == "handled\nterminated\ndone\n" && native.stderr == "" && native.ending == .exited(0), "\(native)")
     let file = "\(Self.scratch)/group-signal-\(policy.rawValue.replacingOccurrences(of: " ", with: "")).csv"
-    let loaded = run(["/usr/bin/setsid", "-w", Paths.elfload] + policy.options + ["--residency", file] + program)
-    #expect(loaded == native, "\(loaded)")
-    #expect(try Self.rows(file).contains { $0.name == "[stack]" && $0.resident > 0 })
+    // The signals come in the program's first milliseconds: before the watcher (and the
+    // userfaultfd server) had run at all, on a busy machine, until they were started with every
+    // signal blocked (1 run of the suite in a few lost the rows): ten runs each.
+    for attempt in 1...10 {
+      let loaded = run(["/usr/bin/setsid", "-w", Paths.elfload] + policy.options + ["--residency", file] + program)
+      #expect(loaded == native, "run \(attempt): \(loaded)")
+      #expect(try Self.rows(file).contains { $0.name == "[stack]" && $0.resident > 0 }, "run \(attempt)")
+    }
   }
 
   /// The largest mapping drawn page by page is 4096 pages; one page more is counted only: the same
