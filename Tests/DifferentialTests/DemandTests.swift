@@ -153,14 +153,16 @@ struct DemandTests {
 
   /// Quiet, the server looks whether its address spaces are still there at intervals that double
   /// from 25 ms up to 400 ms: a program that faults nothing for seconds, then ends, leaves no server
-  /// behind for longer than that (the next doubling after 3.3 s quiet would be 3.2 s away).
+  /// behind for long. (Uncapped, the next look after 6.5 s quiet would be 12.8 s in, 6.3 s after
+  /// the end. Under the whole suite's load the server was once seen 2 s late -- its workers, at
+  /// SCHED_IDLE, likely waiting for a slice to exit with it. Hence 5 s.)
   @Test("after a program quiet for seconds, the server ends within its longest probe interval", .enabled(if: Policy.uffdAvailable))
   func serverEndsAfterQuiet() {
     let marker = "quiet-\(getpid())"
-    let outcome = run([Paths.elfload, "--mode", "demand", "--pager", "uffd", "--argv0", marker, "/bin/sleep", "3.3"])
+    let outcome = run([Paths.elfload, "--mode", "demand", "--pager", "uffd", "--argv0", marker, "/bin/sleep", "6.5"], timeout: 30)
     #expect(outcome.ending == .exited(0) && outcome.stderr == "", "\(outcome)")
-    let live = Self.serversAfter(seconds: 2, marker: marker)
-    #expect(live.isEmpty, "the server still serves 2 s after the program ended: \(live)")
+    let live = Self.serversAfter(seconds: 5, marker: marker)
+    #expect(live.isEmpty, "the server still serves 5 s after the program ended: \(live)")
   }
 
   /// Processes named elfload-uffd, not zombies, whose command line (the launcher's, as forked) holds `marker`.
