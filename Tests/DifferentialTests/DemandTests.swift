@@ -247,10 +247,10 @@ struct MapCountTests {
       Paths.sample("mapfill", configuration.flavour), [], options: configuration.policy.options, timeout: 60)
     #expect(native.stdout.hasSuffix("touched: 1024 pages of 8 MiB, checksum 130048\n"), "\(native)")
     // Known, intermittent, not understood: about 1 run of the suite in 20 (under its full load,
-    // never alone in 600 runs, with or without busy loops), hybrid 64 on a PIE died here with
-    // "could not map a page" -- an mprotect failing where the map count has room. Only that
-    // failure is known; any other is not.
-    withKnownIssue("the signal pager could not map a page under load (README, known limits)", isIntermittent: true) {
+    // never alone in 500 runs, quiet or beside busy loops), hybrid 64 on a PIE died here with
+    // "could not map a page": a page's install failed, why is not found yet. Only that failure
+    // is known; any other is not.
+    withKnownIssue("the signal pager could not map a page under load (README: differences the tests know about)", isIntermittent: true) {
       #expect(loaded == native, "native:\n\(native)\nunder elfload:\n\(loaded)")
     } matching: { issue in
       configuration.policy == .hybrid64 && loaded.ending == .signaled(SIGSEGV)
