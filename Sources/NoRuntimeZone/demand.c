@@ -197,13 +197,38 @@ static void trace(const struct elfload_demand_region *r, uint64_t first, uint64_
                       r->segment, r->image, fault, why);
 }
 
-static const char could_not_map[] =
-    "elfload: demand paging could not map a page (out of memory or map count?)\n";
+// A line for standard error, built in place: no allocation, no C library.
+struct line {
+  char text[160];
+  long length;
+};
 
-static void say(const char *text) {
-  long length = 0;
-  while (text[length] != 0) length++;
-  sys(__NR_write, 2, (long)text, length, 0, 0);
+static void add_text(struct line *l, const char *text) {
+  while (*text != 0 && l->length < (long)sizeof l->text) l->text[l->length++] = *text++;
+}
+
+static void add_number(struct line *l, uint64_t v, unsigned base) {
+  char digits[20];
+  int n = 0;
+  do {
+    digits[n++] = "0123456789abcdef"[v % base];
+    v /= base;
+  } while (v != 0);
+  while (n > 0 && l->length < (long)sizeof l->text) l->text[l->length++] = digits[--n];
+}
+
+// "elfload: demand paging could not map the page at 0x...: errno N (...)": which page, and
+// what the kernel said (mprotect's, or the staged page's mremap), for a failure that should
+// not happen (README: differences the tests know about).
+static void say_could_not_map(uint64_t page, long error) {
+  struct line l;  // (not zeroed whole: that would be a call to memset, which is gone after the jump)
+  l.length = 0;
+  add_text(&l, "elfload: demand paging could not map the page at 0x");
+  add_number(&l, page, 16);
+  add_text(&l, ": errno ");
+  add_number(&l, error < 0 ? (uint64_t)-error : (uint64_t)error, 10);
+  add_text(&l, " (out of memory or map count?)\n");
+  sys(__NR_write, 2, (long)l.text, l.length, 0, 0);
 }
 
 static struct elfload_demand_region *region_of(uint64_t address) {
@@ -443,7 +468,7 @@ enum outcome { retry, not_ours, failed };
 
 // No fault is retried for ever: a fault the pager does not explain is the
 // program's own, and dies as it would natively.
-static enum outcome serve(const struct elfload_demand_region *r, uint64_t page, uint64_t error) {
+static enum outcome serve(const struct elfload_demand_region *r, uint64_t page, uint64_t error, long *failure) {
   // Present, and the protection forbade it: the page was mapped, and its
   // protection is the segment's or the program's own (mprotect). Not ours.
   if (error & fault_present) return not_ours;
@@ -462,7 +487,8 @@ static enum outcome serve(const struct elfload_demand_region *r, uint64_t page, 
         atomic_store_explicit(state, page_reserved, memory_order_release);
         return not_ours;
       }
-      if (install(r, page) == 0) return retry;
+      *failure = install(r, page);
+      if (*failure == 0) return retry;
       atomic_store_explicit(state, page_reserved, memory_order_release);
       return failed;
     }
@@ -494,11 +520,12 @@ static void on_fault(int signal, siginfo_t *info, void *context) {
     const struct elfload_demand_region *r = region_of(address);
     if (r != NULL) {
       uint64_t page = address & ~(uint64_t)(page_size - 1);
-      switch (serve(r, page, uc->uc_mcontext.err)) {
+      long failure = 0;
+      switch (serve(r, page, uc->uc_mcontext.err, &failure)) {
       case retry: return;
       case not_ours: break;
       case failed:
-        say(could_not_map);
+        say_could_not_map(page, failure);
         break;
       }
     }
