@@ -129,6 +129,33 @@ struct ServerTests {
     #expect(own == targets, "\(targets)")
   }
 
+  /// Each fork gives the server a userfaultfd of the child's (UFFD_EVENT_FORK); once the child's
+  /// address space is gone (it exec'd, or ended) the server closes it, when no reader is using
+  /// it: while the program sleeps after three children came and went, the server holds the
+  /// program's one userfaultfd and no other.
+  @Test("the userfaultfds of children gone are closed: one left while the program sleeps")
+  func deadChildrenClosed() throws {
+    let marker = "server-children-\(getpid())"
+    let running = start([
+      Paths.elfload, "--mode", "demand", "--pager", "uffd", "--argv0", marker, "/bin/sh", "-c",
+      "/bin/true; /bin/true; /bin/true; sleep 3",
+    ])
+    var held: [String] = []
+    let deadline = Date().addingTimeInterval(2.5)
+    repeat {
+      usleep(50_000)
+      if let server = DemandTests.liveServers(marker: marker).first {
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(server)/fd")) ?? []
+        held = fds.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(server)/fd/\($0)") }
+          .filter { $0 == "anon_inode:[userfaultfd]" }
+        if held.count == 1 { break }
+      }
+    } while Date() < deadline
+    #expect(held.count == 1, "the server's userfaultfds while the program sleeps: \(held.count)")
+    let outcome = running.finish()
+    #expect(outcome.ending == .exited(0) && outcome.stderr == "", "\(outcome)")
+  }
+
   @Test("--uffd-server: a usage error without the userfaultfd pager, or with another word")
   func usage() {
     for argv in [
