@@ -233,10 +233,10 @@ struct reader {
   char *buffer;
   int check_cpu;          // the next fault's thread may be on another CPU: look
   struct thread_stat stat;
-  // The watcher, serving at normal priority, follows the faulting thread's
-  // CPU: it looks every `follow_interval` faults and moves there (on a busy
-  // machine a server on another CPU costs a cross-CPU wake-up each way).
-  int follow;
+  // The watcher, serving at normal priority (it reads only while it has taken
+  // over), follows the faulting thread's CPU: it looks every `follow_interval`
+  // faults and moves there (on a busy machine a server on another CPU costs a
+  // cross-CPU wake-up each way).
   int32_t followed_cpu;   // where it is pinned now, or -1
   uint64_t since_look;
 };
@@ -288,7 +288,7 @@ static long drain_one(struct reader *reader, uint32_t u) {
     }
     if (reader->worker == NULL) {
       __atomic_fetch_add(&server.counters->served_by_watcher, 1, __ATOMIC_RELAXED);
-      if (reader->follow && reader->since_look++ % follow_interval == 0) {
+      if (reader->since_look++ % follow_interval == 0) {
         int32_t cpu = last_cpu(&reader->stat, tid);
         __atomic_fetch_add(&server.counters->cpu_checks, 1, __ATOMIC_RELAXED);
         if (cpu >= 0 && cpu < max_workers && cpu != reader->followed_cpu) {
@@ -351,7 +351,7 @@ __attribute__((noreturn)) static void work(void *argument) {
   pin(w->cpu);
   int priority = 0;  // struct sched_param
   sys(__NR_sched_setscheduler, 0, SCHED_IDLE, (long)&priority, 0, 0);
-  struct reader reader = {.worker = w, .buffer = w->buffer, .check_cpu = 0, .stat = {0, -1}, .follow = 0, .followed_cpu = -1, .since_look = 0};
+  struct reader reader = {.worker = w, .buffer = w->buffer, .check_cpu = 0, .stat = {0, -1}, .followed_cpu = -1, .since_look = 0};
   for (;;) {
     // Back to back: a thread that faults again while the worker serves finds
     // it ready, with no wait and no look at /proc. (Not while the watcher
@@ -527,7 +527,6 @@ static int64_t take_over(struct reader *reader, int forever) {
   // got a slice would take a fault to serve at SCHED_IDLE).
   __atomic_store_n(&server.taken_over, 1, __ATOMIC_RELEASE);
   ring_all();
-  reader->follow = 1;
   reader->since_look = 0;
   reader->followed_cpu = -1;
   int64_t idle = idle_centiseconds();
@@ -543,7 +542,6 @@ static int64_t take_over(struct reader *reader, int forever) {
     if (!all_busy(&idle)) break;
     window_end = now + window_ticks * (uint64_t)tick_ns;
   }
-  reader->follow = 0;
   allow_program_cpus();
   __atomic_store_n(&server.taken_over, 0, __ATOMIC_RELEASE);
   ring_all();
@@ -564,7 +562,7 @@ static void allow_program_cpus(void) {
 __attribute__((noreturn)) static void watch(void *unused) {
   (void)unused;
   allow_program_cpus();
-  struct reader reader = {.worker = NULL, .buffer = server.watcher_buffer, .check_cpu = 0, .stat = {0, -1}, .follow = 0, .followed_cpu = -1, .since_look = 0};
+  struct reader reader = {.worker = NULL, .buffer = server.watcher_buffer, .check_cpu = 0, .stat = {0, -1}, .followed_cpu = -1, .since_look = 0};
   if (server.worker_count == 0) {
     take_over(&reader, 1);  // no workers: one server at normal priority
   }
