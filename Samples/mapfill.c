@@ -6,12 +6,20 @@
  * reservation, and must then map without splitting (a whole window at a time), or the program
  * dies where it runs natively.
  *
- * Usage: mapfill
- * Prints that the map count was filled, the pages touched and a checksum read back from them.
+ * With `apart`, it first writes two pages 4 MiB apart, each the first of a 2 MiB window, with
+ * no page written near either: once the first has taken the two mappings given back, the
+ * second's window has nothing accessible beside it, so mapping the window alone splits its
+ * reservation (the signal pager once died there; it now grows the window to a neighbour).
+ *
+ * Usage: mapfill [apart]
+ * Prints that the map count was filled, the pages touched and a checksum read back from them
+ * (the same with `apart`: the pass writes every page the sum reads).
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 
 enum { page = 4096, bss_mib = 8 };
@@ -28,8 +36,9 @@ static unsigned long max_map_count(void)
     return value;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    int apart = argc > 1 && strcmp(argv[1], "apart") == 0;
     printf("mapfill: vm.max_map_count filled with the program's own mappings\n");
     fflush(stdout);  /* stdio's buffer exists before the map count is full */
     size_t pages = 2 * max_map_count() + 4;
@@ -49,6 +58,12 @@ int main(void)
     if (split == 0 || mprotect(reserved + (at - 2) * page, page, PROT_NONE) != 0) {
         perror("mprotect back");
         return 1;
+    }
+    if (apart) {
+        const uintptr_t window = (uintptr_t)2 << 20;
+        uintptr_t first = ((uintptr_t)bss + page + window - 1) & ~(window - 1);  /* within 2 MiB + 1 page */
+        *(volatile unsigned char *)first = 1;
+        *(volatile unsigned char *)(first + 2 * window) = 1;  /* its window ends by bss + 8 MiB */
     }
     size_t touched = 0;
     for (size_t b = 0; b < sizeof bss; b += 2 * page) {

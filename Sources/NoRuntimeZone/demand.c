@@ -286,6 +286,48 @@ static int claim(const struct elfload_demand_region *r, uint64_t page) {
   return atomic_compare_exchange_strong(state_of(r, page), &expected, page_claimed);
 }
 
+// Where a window that still splits its reservation can grow to split nothing: from `from`
+// (the window's low end when `step` is negative, its high end otherwise), past the untouched
+// pages to the nearest accessible one, or to the region's end. Returns that boundary and says
+// whether an accessible page is beyond it; `from` itself when the way is barred (a page another
+// thread is mapping, or the staged page, which has its own way in and mapping).
+static uint64_t reach(const struct elfload_demand_region *r, uint64_t from, int step, int *accessible) {
+  *accessible = 0;
+  uint64_t at = from;
+  for (;;) {
+    if (step < 0 ? at == r->start : at == r->end) return at;
+    uint64_t next = step < 0 ? at - page_size : at;  // the page beyond the boundary `at`
+    uint8_t kind = kind_of(r, next);
+    if (next == r->staged_page) return from;  // a mapping of its own once installed
+    if (kind == page_faulted || kind == page_prefetched) {
+      *accessible = 1;
+      return at;
+    }
+    if (kind != page_reserved) return from;
+    at = step < 0 ? at - page_size : at + page_size;
+  }
+}
+
+// Past the budget a window can still split its reservation, a mapping more for each side
+// left PROT_NONE (a window with no accessible page beside it), and with the map count full
+// (the program's own mappings count too) mprotect says ENOMEM. A change that extends an
+// accessible neighbour adds no mapping (the kernel merges it), nor does one that makes a
+// whole reservation accessible. Grows the claimed [*low, *high) of `r` down to the nearest
+// accessible page, or else up to it, or else to both ends of the region, claiming the pages
+// between. Returns whether it grew to one of those.
+static int join(const struct elfload_demand_region *r, uint64_t *low, uint64_t *high) {
+  int below_accessible, above_accessible;
+  uint64_t below = reach(r, *low, -1, &below_accessible), above = reach(r, *high, 1, &above_accessible);
+  int down = below_accessible || (!above_accessible && below == r->start && above == r->end);
+  int up = !below_accessible && (above_accessible || down);
+  if (!down && !up) return 0;
+  if (down)
+    while (*low > below && claim(r, *low - page_size)) *low -= page_size;
+  if (up)
+    while (*high < above && claim(r, *high)) *high += page_size;
+  return (!down || *low == below) && (!up || *high == above);
+}
+
 // Makes [low, high) of `r` accessible (claimed by the caller, its neighbours' states as they
 // were), and keeps the map-count budget: each side left PROT_NONE is a mapping more. Past the
 // budget, or when the kernel says ENOMEM (the map count, most likely: the program's own
@@ -368,6 +410,7 @@ static long install(const struct elfload_demand_region *r, uint64_t page) {
     while (first > ahead.low && first - page_size != r->staged_page && claim(r, first - page_size)) first -= page_size;
   }
   long ret = protect(r, first, end, spread);
+  if (ret == -12 && spread && join(r, &first, &end)) ret = protect(r, first, end, spread);
   // The other pages' claims end here; the faulting page's ends in serve().
   uint8_t others = ret == 0 ? page_prefetched : page_reserved;
   for (uint64_t p = first; p < end; p += page_size)
@@ -443,6 +486,7 @@ uint64_t elfload_demand_preinstall(uint64_t start, uint64_t pages) {
       while (high < r->end && high < ceiling && high != r->staged_page && claim(r, high)) high += page_size;
     }
     long ret = protect(r, low, high, spread);
+    if (ret == -12 && spread && join(r, &low, &high)) ret = protect(r, low, high, spread);
     for (uint64_t p = low; p < high; p += page_size)
       atomic_store_explicit(state_of(r, p), ret == 0 ? page_faulted : page_reserved, memory_order_release);
     if (ret == -12 && !spread) {  // spread now: this run again, a window at a time
