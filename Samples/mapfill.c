@@ -6,12 +6,14 @@
  * reservation, and must then map without splitting (a whole window at a time), or the program
  * dies where it runs natively.
  *
- * With `apart`, it first writes two pages 4 MiB apart, each the first of a 2 MiB window, with
- * no page written near either: once the first has taken the two mappings given back, the
- * second's window has nothing accessible beside it, so mapping the window alone splits its
- * reservation (the signal pager once died there; it now grows the window to a neighbour).
+ * With `apart`, it first writes two pages 4 MiB apart, each the first of a 2 MiB window: the
+ * one at the bss's first window boundary (it takes the two mappings given back), then the one
+ * above. The second window has nothing accessible beside it, so mapping it alone splits its
+ * reservation (the signal pager died there); it now grows the window down to the first page.
+ * With `apart descending`, the upper page first: the lower window grows up to it (below it is
+ * nothing accessible down to the segment's start).
  *
- * Usage: mapfill [apart]
+ * Usage: mapfill [apart [descending]]
  * Prints that the map count was filled, the pages touched and a checksum read back from them
  * (the same with `apart`: the pass writes every page the sum reads).
  */
@@ -39,6 +41,7 @@ static unsigned long max_map_count(void)
 int main(int argc, char **argv)
 {
     int apart = argc > 1 && strcmp(argv[1], "apart") == 0;
+    int descending = apart && argc > 2 && strcmp(argv[2], "descending") == 0;
     printf("mapfill: vm.max_map_count filled with the program's own mappings\n");
     fflush(stdout);  /* stdio's buffer exists before the map count is full */
     size_t pages = 2 * max_map_count() + 4;
@@ -61,9 +64,10 @@ int main(int argc, char **argv)
     }
     if (apart) {
         const uintptr_t window = (uintptr_t)2 << 20;
-        uintptr_t first = ((uintptr_t)bss + page + window - 1) & ~(window - 1);  /* within 2 MiB + 1 page */
-        *(volatile unsigned char *)first = 1;
-        *(volatile unsigned char *)(first + 2 * window) = 1;  /* its window ends by bss + 8 MiB */
+        uintptr_t boundary = ((uintptr_t)bss + window - 1) & ~(window - 1);  /* below bss + 2 MiB */
+        volatile unsigned char *pages[2] = {(unsigned char *)boundary, (unsigned char *)(boundary + 2 * window)};
+        *pages[descending] = 1;
+        *pages[!descending] = 1;  /* its window ends below bss + 8 MiB */
     }
     size_t touched = 0;
     for (size_t b = 0; b < sizeof bss; b += 2 * page) {

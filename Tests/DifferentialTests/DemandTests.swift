@@ -242,11 +242,11 @@ struct MapCountTests {
   /// count, and the pager learns it from mprotect's ENOMEM (then maps a window at a time). With
   /// `apart` the program first writes two pages 4 MiB apart, each the first of a 2 MiB window:
   /// the second window alone would split its reservation with no mapping left, so the pager
-  /// grows it down to the first page's mapping. (It died there before; and, under hybrid 64 on a
-  /// PIE, in about 1 run in 90 of the plain pass, when the base put a window's first page after
-  /// a gap: 3 in 270 here.)
+  /// grows it to the other page's mapping (down; with `descending`, the lower window up). It died
+  /// there before; and, under hybrid 64 on a PIE, in about 1 run in 90 of the plain pass, when the
+  /// base put a window's first page after a gap (3 in 270 here).
   @Test("a program that fills the map count itself, then touches its bss: as natively, under every policy",
-        arguments: Configuration.all, [[], ["apart"]])
+        arguments: Configuration.all, [[], ["apart"], ["apart", "descending"]])
   func programFillsIt(_ configuration: Configuration, _ arguments: [String]) {
     let (native, loaded) = compare(
       Paths.sample("mapfill", configuration.flavour), arguments, options: configuration.policy.options, timeout: 60)

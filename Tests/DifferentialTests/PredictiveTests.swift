@@ -556,6 +556,62 @@ struct PredictiveTests {
     }
   }
 
+  /// mprotect's ENOMEM where the map-count budget cannot explain it (as a sandbox could make it:
+  /// Samples/refuse_mprotect's seccomp filter refuses every read-write change under 2 MiB in
+  /// the middle 14 MiB of sparse's 16 MiB array, 2 MiB-aligned). From the first refusal the
+  /// signal pager maps a whole 2 MiB window at a time: on a fault (a fault for each window of the
+  /// range, the rest of its pages traced as "spread") and in a replay, whose refused page is installed again
+  /// in its window, so every page of the profile is still installed before the jump.
+  @Test("mprotect refused with ENOMEM: faults and a replay map 2 MiB windows there, every page installed, as native")
+  func refusedWindows() throws {
+    let program = Paths.sample("sparse", .staticExec)
+    let symbols = run(["/usr/bin/nm", program])
+    let lines: [[Substring]] = symbols.stdout.split(separator: "\n").map { $0.split(separator: " ") }
+    let line = lines.first { $0.count == 3 && $0[1] == "d" && $0[2] == "data" }  // sparse.c's array
+    let array = try #require(line.flatMap { UInt64($0[0], radix: 16) }, "\(symbols)")
+    let window: UInt64 = 2 << 20, arrayEnd: UInt64 = array + (16 << 20)
+    let low: UInt64 = (array + window - 1) & ~(window - 1)
+    let high: UInt64 = arrayEnd & ~(window - 1)
+    let windows = Int((high - low) / window), rangePages = Int((high - low) / 4096)
+    try #require(windows >= 4, "array at 0x\(String(array, radix: 16))")
+    let refuse = [Paths.samples + "/refuse_mprotect", String(low, radix: 16), String(high, radix: 16)]
+    let native = run([program])
+    #expect(run(refuse + [program]) == native, "the filter changes nothing natively")
+
+    let trace = "\(Self.scratch)/refused.trace"
+    let faulted = run(refuse + [Paths.elfload, "--mode", "demand", "--pager", "signal", "--trace", trace, program])
+    #expect(faulted == native, "native:\n\(native)\nrefused:\n\(faulted)")
+    let rows = try String(contentsOfFile: trace, encoding: .utf8).split(separator: "\n")
+      .filter { $0.first?.isNumber == true }.map { $0.split(separator: ",").map(String.init) }
+    func inTheRange(_ row: [String]) -> Bool {
+      guard row.count == 10, let address = UInt64(row[2].dropFirst(2), radix: 16) else { return false }
+      return address >= low && address < high
+    }
+    let inRange = rows.filter(inTheRange)
+    let pages = Set(inRange.map { $0[2] })
+    #expect(pages.count == inRange.count && pages.count == rangePages, "\(inRange.count) rows")
+    // A fault's own row says "touched"; the pages its window brought, "spread".
+    let rangeFaults = inRange.filter { $0[6] == "fault" && $0[9] == "touched" }.count
+    let spread = inRange.filter { $0[6] == "prefetch" && $0[9] == "spread" }.count
+    #expect(rangeFaults == windows && spread == rangePages - windows, "\(rangeFaults) faults, \(spread) spread")
+
+    let profile = "\(Self.scratch)/refused.profile"
+    #expect(run([Paths.elfload, "record", "--profile", profile, "--pager", "signal", program]) == native)
+    let profiled = try String(contentsOfFile: profile, encoding: .utf8).split(separator: "\n")
+      .filter { $0.first?.isNumber == true }
+    // Its lines are IMAGE SEGMENT PAGE: the range's pages, as the trace named them.
+    let rangeLines = Set(inRange.map { "\($0[3]) \($0[4]) \($0[5])" })
+    #expect(profiled.filter { rangeLines.contains(String($0)) }.count == 56, "\(profiled.count) lines")
+    let json = profile + ".json"
+    let replayed = run(refuse + [
+      Paths.elfload, "--mode", "replay", "--profile", profile, "--pager", "signal", "--stats-json", json, program,
+    ])
+    #expect(replayed == native, "native:\n\(native)\nreplayed:\n\(replayed)")
+    let stats = try #require(
+      try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
+    #expect(stats["pages_replayed"] as? Int == (try Self.distinctPages(profile)), "\(stats)")
+  }
+
   /// What the launcher allocated is unmapped at the jump, its own mapping of a large block too:
   /// a program replayed from a profile of 2^21 lines (a 48 MiB array of pages, a 12 MiB file)
   /// has the same anonymous mappings as with the profile it was made from.

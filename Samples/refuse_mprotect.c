@@ -1,0 +1,76 @@
+/* refuse_mprotect.c: a test's helper, not a sample. Runs COMMAND ARGS... with every
+ * mprotect(ADDRESS, LENGTH, PROT_READ | PROT_WRITE) where LOW <= ADDRESS < HIGH and
+ * LENGTH < 2 MiB refused with ENOMEM (by a seccomp filter, which the command and all it
+ * starts inherit); a change of 2 MiB or more, or of another protection, goes through.
+ *
+ * ENOMEM is what mprotect says when the split it needs would pass vm.max_map_count. The
+ * signal pager keeps its own splits within a budget, so the kernel's refusal comes only when
+ * something else holds the count; then it maps a 2 MiB window at a time, which splits nothing.
+ * This makes the refusal come where a test wants it: on small changes in [LOW, HIGH) only.
+ *
+ * Usage: refuse_mprotect LOW HIGH COMMAND [ARGS...]   (LOW and HIGH in hex, below 4 GiB)
+ */
+#include <errno.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* The low and high 32 bits of argument `i` (x86-64 is little-endian). */
+#define LOW_WORD(i) (offsetof(struct seccomp_data, args) + 8 * (i))
+#define HIGH_WORD(i) (LOW_WORD(i) + 4)
+
+static int address(const char *text, uint32_t *value)
+{
+    char *end;
+    errno = 0;
+    unsigned long long parsed = strtoull(text, &end, 16);
+    if (errno != 0 || end == text || *end != '\0' || parsed > UINT32_MAX) return -1;
+    *value = (uint32_t)parsed;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    uint32_t low, high;
+    if (argc < 4 || address(argv[1], &low) != 0 || address(argv[2], &high) != 0 || low >= high) {
+        fprintf(stderr, "usage: refuse_mprotect LOW HIGH COMMAND [ARGS...]  (LOW < HIGH, hex, below 4 GiB)\n");
+        return 64;
+    }
+    /* Each test jumps over the refusal (to ALLOW, the last statement) when it fails. */
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, 12),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_mprotect, 0, 10),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, LOW_WORD(2)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PROT_READ | PROT_WRITE, 0, 8),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, HIGH_WORD(1)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 6),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, LOW_WORD(1)),
+        BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 2 << 20, 4, 0),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, HIGH_WORD(0)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 2),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, LOW_WORD(0)),
+        BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, low, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, high, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOMEM),
+    };
+    struct sock_fprog filter = {.len = sizeof code / sizeof code[0], .filter = code};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &filter) != 0) {
+        perror("refuse_mprotect: prctl");
+        return 71;
+    }
+    execvp(argv[3], argv + 3);
+    perror(argv[3]);
+    return 127;
+}
