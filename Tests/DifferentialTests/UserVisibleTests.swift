@@ -97,8 +97,9 @@ struct RandomisationTests {
     #expect(loaded[0].argc == native[0].argc)
     if flavour == .staticPIE {
       // Without randomisation the kernel maps a static PIE where mmap's
-      // top-down search starts; elfload's own mappings are there, so it lands
-      // lower (measured: 32 KiB). Where a static PIE goes is random otherwise.
+      // top-down search starts; elfload's own image and memory are there, so it
+      // lands lower (by their size: 1.4 MiB with the debug build). Where a static
+      // PIE goes is random otherwise.
       withKnownIssue("under setarch -R a static PIE is loaded below where the kernel puts it") {
         #expect(loaded[0].loadedAt == native[0].loadedAt)
       }

@@ -34,6 +34,22 @@ struct ReportTests {
     #expect(object["mode"] as? String == "hybrid" && object["prefetch"] as? Int == 16)
   }
 
+  /// A run with no pager of elfload's (eager) reports the counters as made: each count 0 and
+  /// each optional one unknown, never a default that looks like a measure.
+  @Test("fresh pager counters: every count 0, every optional one nil")
+  func freshCounters() {
+    let fields = Mirror(reflecting: PagerCounters()).children
+    #expect(fields.count == 20, "PagerCounters has \(fields.count) stored fields: this test reads them all")
+    for field in fields {
+      let label = field.label ?? "?"
+      if let count = field.value as? UInt64 {
+        #expect(count == 0, "\(label)")
+      } else {
+        #expect(String(describing: field.value) == "nil", "\(label): \(field.value)")
+      }
+    }
+  }
+
   @Test("a program's name in the JSON: quotes, backslashes and control bytes escaped, the rest as it is")
   func escapedName() throws {
     var report = Self.report()
