@@ -45,16 +45,17 @@ struct ServerTests {
     }
     #expect(stats["server_cpu_ms"] is Double, "\(stats)")
     if placement == "single" { #expect(stats["server_watcher_faults"] as? Int == stats["loader_faults"] as? Int, "\(stats)") }
-    // The second worker must come in some run: the server reads the faulting thread's CPU (from
-    // /proc/TID/stat), and one that read it wrong (always CPU 0, say) would never start it. Up to
-    // five runs, for the suite's load, which can leave every fault to the watcher in one.
-    if placement == "workers" && Self.cpus >= 2 && workers != 2 {
-      var seen = [workers]
-      for _ in 0..<4 where !seen.contains(2) {
+    // The first worker starts on elfload's CPU, 0 or 1 as it happens, and the program's first
+    // thread pins itself to CPU 0: a server that read the faulting thread's CPU wrong (from
+    // /proc/TID/stat; always 0, say) still starts a second worker when it began on CPU 1, so
+    // four runs more, each held to the same rule.
+    if placement == "workers" && Self.cpus >= 2 {
+      for _ in 0..<4 {
         #expect(run([Paths.elfload, "--mode", "demand", "--uffd-server", placement, "--stats-json", json, program]) == native)
-        seen.append(try #require(try Self.stats(json)["server_workers"] as? Int))
+        let again = try Self.stats(json)
+        let (w, faults) = (again["server_workers"] as? Int ?? -1, again["server_watcher_faults"] as? Int ?? -1)
+        #expect(w == 2 || (faults > 0 && w >= 1), "\(again)")
       }
-      #expect(seen.contains(2), "workers in five runs: \(seen)")
     }
   }
 
