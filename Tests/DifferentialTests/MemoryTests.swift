@@ -183,6 +183,33 @@ struct MemoryTests {
     #expect(nothing.stdout.hasSuffix("stdin: (end)\n"), "\(stream): \(nothing)")
   }
 
+  /// A program whose headers name an end past 2^64 (a section at offset 2^64 - 4096, 8 KiB long:
+  /// the kernel never reads sections, so natively it runs as it did) has no extent to stop at: its
+  /// stream is read to the end, and what followed it is not the program's standard input. The
+  /// program still runs as the unpatched one did, all but that line.
+  @Test(arguments: Flavour.allCases)
+  func overflowingExtentIsReadToTheEnd(_ flavour: Flavour) throws {
+    let program = Paths.sample("whoami", flavour)
+    var elf = Mutant(bytes: Array(FileManager.default.contents(atPath: program) ?? Data()))
+    let shoff = Int(elf.u64(40))
+    let section = try #require(
+      (1..<elf.u16(60)).first { ![0, 8].contains(elf.u16(shoff + 64 * $0 + 4)) }, "a section with file bytes")
+    elf.put64(shoff + 64 * section + 24, 0xFFFF_FFFF_FFFF_F000)
+    elf.put64(shoff + 64 * section + 32, 0x2000)
+    let patched = scratchDirectory("memory-overflow") + "/whoami-\(flavour)"
+    writeExecutable(patched, elf.bytes)
+    let tail = "the rest\nand more\n"
+    let plain = FromMemory.stdin(program, ["stdin"], tail: tail)
+    let loaded = FromMemory.stdin(patched, ["stdin"], tail: tail)
+    let native = MemorySource.stdin.native(patched, [])
+    #expect(native == MemorySource.stdin.native(program, []), "the kernel runs it as it ran the unpatched one: \(native)")
+    #expect(plain.ending == .exited(0) && plain.stdout.hasSuffix("stdin: the rest\n"), "\(plain)")
+    #expect(loaded.ending == .exited(0) && loaded.stderr.isEmpty, "\(loaded)")
+    #expect(
+      loaded.stdout == String(plain.stdout.dropLast("stdin: the rest\n".count)) + "stdin: (end)\n",
+      "\(loaded)\nunpatched: \(plain)")
+  }
+
   /// With a terminal for standard input, `elfload -` is a person's mistake: one line, 64, at once.
   @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/script")))
   func terminalIsRefused() {
