@@ -13,6 +13,12 @@ struct InspectTableTests {
     let lines = inspected.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
     let start = try #require(lines.firstIndex(of: "program headers:"), "\(inspected.stdout)")
     let table = lines[(start + 1)...].prefix { !$0.isEmpty }
+    // A paragraph of its own: one blank line before its title, and one after it or the end (a
+    // program's interpreter follows); never two blank lines in a row (the interpreter's part has
+    // no brk and stack lines, whose paragraph it once left empty).
+    #expect(start > 0 && lines[start - 1].isEmpty, "\(inspected.stdout)")
+    #expect(lines.count > start + 1 + table.count && lines[start + 1 + table.count].isEmpty, "\(inspected.stdout)")
+    #expect(lines.last == "" && !zip(lines, lines.dropFirst()).contains { $0.isEmpty && $1.isEmpty }, "\(inspected.stdout)")
     let header = try #require(table.first)
     let rows = Array(table.dropFirst())
     let expected = try Readelf.programHeaders(target).headers
