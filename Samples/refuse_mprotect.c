@@ -8,7 +8,10 @@
  * something else holds the count; then it maps a 2 MiB window at a time, which splits nothing.
  * This makes the refusal come where a test wants it: on small changes in [LOW, HIGH) only.
  *
- * Usage: refuse_mprotect LOW HIGH COMMAND [ARGS...]   (LOW and HIGH in hex, below 4 GiB)
+ * With -e ERRNO (decimal) the refusal is that error instead: one mprotect does not give for a
+ * full map count (EACCES, say), which the pager cannot work around and must report.
+ *
+ * Usage: refuse_mprotect [-e ERRNO] LOW HIGH COMMAND [ARGS...]   (LOW and HIGH in hex, below 4 GiB)
  */
 #include <errno.h>
 #include <linux/audit.h>
@@ -18,6 +21,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -40,8 +44,16 @@ static int address(const char *text, uint32_t *value)
 int main(int argc, char **argv)
 {
     uint32_t low, high;
-    if (argc < 4 || address(argv[1], &low) != 0 || address(argv[2], &high) != 0 || low >= high) {
-        fprintf(stderr, "usage: refuse_mprotect LOW HIGH COMMAND [ARGS...]  (LOW < HIGH, hex, below 4 GiB)\n");
+    long error = ENOMEM;
+    if (argc > 2 && strcmp(argv[1], "-e") == 0) {
+        char *end;
+        error = strtol(argv[2], &end, 10);
+        if (*argv[2] == '\0' || *end != '\0' || error < 1 || error > 4095) error = -1;
+        argc -= 2;
+        argv += 2;
+    }
+    if (error < 0 || argc < 4 || address(argv[1], &low) != 0 || address(argv[2], &high) != 0 || low >= high) {
+        fprintf(stderr, "usage: refuse_mprotect [-e ERRNO] LOW HIGH COMMAND [ARGS...]  (LOW < HIGH, hex, below 4 GiB; ERRNO 1-4095, default ENOMEM)\n");
         return 64;
     }
     /* Each test jumps over the refusal (to ALLOW, the last statement) when it fails. */
@@ -63,7 +75,7 @@ int main(int argc, char **argv)
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
         BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, high, 0, 1),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOMEM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (uint32_t)error),
     };
     struct sock_fprog filter = {.len = sizeof code / sizeof code[0], .filter = code};
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &filter) != 0) {

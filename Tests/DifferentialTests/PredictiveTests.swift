@@ -612,6 +612,27 @@ struct PredictiveTests {
     #expect(stats["pages_replayed"] as? Int == (try Self.distinctPages(profile)), "\(stats)")
   }
 
+  /// An mprotect refused with an error no full map count explains (EACCES, from the same filter)
+  /// cannot be worked around: the signal pager says which page and what the kernel said, and the
+  /// program dies of the fault, as it would with no page there. The page is sparse's first touch
+  /// in the range (every 64th page of its array, from nm's address), the errno the filter's.
+  @Test("mprotect refused with EACCES: one line names the page and errno 13, then SIGSEGV", arguments: ["demand", "hybrid"])
+  func refusedForGood(_ mode: String) throws {
+    let program = Paths.sample("sparse", .staticExec)
+    let symbols = run(["/usr/bin/nm", program])
+    let lines: [[Substring]] = symbols.stdout.split(separator: "\n").map { $0.split(separator: " ") }
+    let line = lines.first { $0.count == 3 && $0[1] == "d" && $0[2] == "data" }
+    let array = try #require(line.flatMap { UInt64($0[0], radix: 16) }, "\(symbols)")
+    let window: UInt64 = 2 << 20
+    let low: UInt64 = (array + window - 1) & ~(window - 1), high = (array + (16 << 20)) & ~(window - 1)
+    let first = try #require((0..<UInt64(64)).map { array + $0 * 64 * 4096 }.first { $0 >= low })
+    let refuse = [Paths.samples + "/refuse_mprotect", "-e", "13", String(low, radix: 16), String(high, radix: 16)]
+    #expect(run(refuse + [program]) == run([program]), "the filter changes nothing natively")
+    let refused = run(refuse + [Paths.elfload, "--mode", mode, "--pager", "signal", program])
+    let message = "elfload: demand paging could not map the page at 0x\(String(first, radix: 16)): errno 13\n"
+    #expect(refused == Outcome(stdout: "", stderr: message, ending: .signaled(SIGSEGV), seconds: 0), "\(refused)")
+  }
+
   /// What the launcher allocated is unmapped at the jump, its own mapping of a large block too:
   /// a program replayed from a profile of 2^21 lines (a 48 MiB array of pages, a 12 MiB file)
   /// has the same anonymous mappings as with the profile it was made from.
