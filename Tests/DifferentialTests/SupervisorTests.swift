@@ -77,6 +77,42 @@ struct SupervisorTests {
     #expect(gone, "the program \(child) outlived elfload")
   }
 
+  /// A program that stops itself is a child that changed state but did not end: elfload takes
+  /// the SIGCHLD and goes on passing signals on. Continued (here by its own pid, as a shell's
+  /// `fg` would), the program is then sent SIGUSR1 through elfload and handles it, as natively.
+  @Test("a program that stops itself and is continued still gets the signals sent to elfload", arguments: [Policy.eager, .demand])
+  func stoppedThenContinued(_ policy: Policy) throws {
+    let script = ["/bin/sh", "-c", "trap 'echo got USR1; exit 3' USR1; echo $$; kill -STOP $$; echo resumed; while :; do sleep 0.02; done"]
+    func stopAndContinue(_ argv: [String]) throws -> Outcome {
+      let started = start(argv)
+      #expect(started.waitForOutput("\n"), "\(started.stdoutSoFar)")
+      let program = try #require(pid_t(started.stdoutSoFar.trimmingCharacters(in: .whitespacesAndNewlines)))
+      var stopped = false
+      for _ in 0..<500 where !stopped {
+        stopped = Self.state(program) == "T"
+        if !stopped { usleep(10_000) }
+      }
+      #expect(stopped, "the program \(program) did not stop")
+      kill(program, SIGCONT)
+      if started.waitForOutput("resumed") { kill(started.pid, SIGUSR1) }
+      var outcome = started.finish(timeout: 10)
+      outcome.stdout = String(outcome.stdout.drop { $0 != "\n" }.dropFirst())
+      return outcome
+    }
+    let native = try stopAndContinue(script)
+    #expect(native.stdout == "resumed\ngot USR1\n" && native.ending == .exited(3), "native: \(native)")
+    let loaded = try stopAndContinue([Paths.elfload] + policy.options + ["--stats-json", "\(Self.scratch)/stopped.json"] + script)
+    #expect(loaded == native, "\(loaded)")
+  }
+
+  /// A process's state letter in /proc/PID/stat (R, S, T, Z...), nil when it is gone.
+  static func state(_ pid: pid_t) -> Character? {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+      let close = stat.lastIndex(of: ")")
+    else { return nil }
+    return stat[stat.index(close, offsetBy: 2)]
+  }
+
   /// Whether `pid` is a process that has not ended (absent or a zombie: ended).
   static func alive(_ pid: pid_t) -> Bool {
     guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
