@@ -45,6 +45,24 @@ struct InspectTableTests {
     }
   }
 
+  /// A value as wide as its column (memsz 0x1000000000: 12 characters) still leaves a space
+  /// before the next: the row keeps its eight fields, the rest of it pushed on by one.
+  @Test func fullWidthValue() throws {
+    var elf = Mutant(bytes: Array(FileManager.default.contents(atPath: Paths.sample("hello", .staticExec)) ?? Data()))
+    let spare = elf.spare
+    elf.put64(elf.ph(spare, 40), 0x10_0000_0000)
+    let file = scratchDirectory("inspect-width") + "/hello"
+    writeExecutable(file, elf.bytes)
+    let inspected = run([Paths.elfload, "inspect", file])
+    #expect(inspected.ending == .exited(0), "\(inspected)")
+    let lines = inspected.stdout.split(separator: "\n").map(String.init)
+    let start = try #require(lines.firstIndex(of: "program headers:"), "\(inspected.stdout)")
+    let header = lines[start + 1], row = lines[start + 2 + spare]
+    #expect(row.split(separator: " ").count == 8 && row.split(separator: " ")[6] == "0x1000000000", "\(row)")
+    let align = try #require(header.range(of: "align")).lowerBound.utf16Offset(in: header)
+    #expect(row.range(of: " 0x1000000000 ")?.upperBound.utf16Offset(in: row) == align + 1, "\(header)\n\(row)")
+  }
+
   /// `elfload inspect --profile`: for each segment a profile names, the pages recorded, the runs
   /// they make (consecutive pages: what replay installs in one operation) and where the segment
   /// was first touched, as counted here from the profile's own lines.
