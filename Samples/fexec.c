@@ -9,6 +9,8 @@
 //                                             standard input carries FILE's bytes, then TAIL; -o keeps
 //                                             the stream open after them (the writer waits until the
 //                                             program is gone); execv(PROG, ARGV): elfload -
+//   fexec -s pipe|socket -d MS ...            the same, but standard input non-blocking (as a parent
+//                                             may leave it) and FILE written only after MS milliseconds
 //
 // In ARGV, "{fd}" becomes the memfd's number and "{path}" /dev/fd/N.
 #define _GNU_SOURCE
@@ -59,8 +61,8 @@ static void write_all(int fd, const char *p, size_t n) {
 
 int main(int argc, char **argv) {
   const char *name = "prog", *exec_path = NULL, *stream = NULL, *tail = "";
-  int keep = 0, stay_open = 0, open_file = 0, path_only = 0, opt;
-  while ((opt = getopt(argc, argv, "+n:kx:s:t:ofp")) != -1) {
+  int keep = 0, stay_open = 0, open_file = 0, path_only = 0, delay_ms = -1, opt;
+  while ((opt = getopt(argc, argv, "+n:kx:s:t:ofpd:")) != -1) {
     switch (opt) {
     case 'n': name = optarg; break;
     case 'k': keep = 1; break;
@@ -70,6 +72,7 @@ int main(int argc, char **argv) {
     case 'o': stay_open = 1; break;
     case 'f': open_file = 1; break;
     case 'p': path_only = 1; break;
+    case 'd': delay_ms = atoi(optarg); break;
     default: fprintf(stderr, "usage: see Samples/fexec.c\n"); return 125;
     }
   }
@@ -104,6 +107,7 @@ int main(int argc, char **argv) {
         if (fork() != 0) _exit(0);
         close(fds[0]);
         signal(SIGPIPE, SIG_IGN);
+        if (delay_ms >= 0) usleep((useconds_t)delay_ms * 1000);
         write_all(fds[1], bytes, len);
         write_all(fds[1], tail, strlen(tail));
         if (stay_open) {
@@ -113,6 +117,7 @@ int main(int argc, char **argv) {
         _exit(0);
       }
       waitpid(middle, NULL, 0);
+      if (delay_ms >= 0 && fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK) < 0) die("O_NONBLOCK");
       dup2(fds[0], 0);
       close(fds[0]);
       close(fds[1]);

@@ -210,6 +210,17 @@ struct MemoryTests {
       "\(loaded)\nunpatched: \(plain)")
   }
 
+  /// A non-blocking stream (its parent's choice) whose program comes late, and stays open after
+  /// it, is waited for until it is readable, not refused and not read only at its end: the
+  /// program runs while the writer still holds the stream.
+  @Test(arguments: ["pipe", "socket"])
+  func nonBlockingStreamIsWaitedFor(_ stream: String) {
+    let loaded = run(
+      [FromMemory.fexec, "-s", stream, "-d", "300", "-o", Paths.sample("hello", .staticExec), Paths.elfload, "-"],
+      timeout: 20)
+    #expect(loaded == Outcome(stdout: "hello, world\n", stderr: "", ending: .exited(0), seconds: 0), "\(loaded)")
+  }
+
   /// With a terminal for standard input, `elfload -` is a person's mistake: one line, 64, at once.
   @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/script")))
   func terminalIsRefused() {
