@@ -612,6 +612,24 @@ struct PredictiveTests {
     #expect(stats["pages_replayed"] as? Int == (try Self.distinctPages(profile)), "\(stats)")
   }
 
+  /// A replay installs its pages, not just allows them: `sparse faults` counts the minor faults
+  /// of its 64 reads itself (getrusage around them), none after a replay of its own profile under
+  /// either pager; natively (and with the pages only made accessible) the kernel faults them in.
+  @Test("a replayed program's reads of its profile's pages take no fault, by its own count", arguments: pagers)
+  func replayedPagesArePresent(_ pager: String) throws {
+    let program = Paths.sample("sparse", .staticExec)
+    func faults(_ o: Outcome) -> Int? {
+      o.stdout.split(separator: "\n").last.flatMap { $0.hasPrefix("faults: ") ? Int($0.dropFirst(8)) : nil }
+    }
+    let native = run([program, "faults"])
+    #expect((faults(native) ?? 0) > 0, "the measure sees the kernel's faults: \(native)")
+    let profile = "\(Self.scratch)/present-\(pager).profile"
+    #expect(run([Paths.elfload, "record", "--profile", profile, "--pager", pager, program, "faults"]).ending == .exited(0))
+    let replayed = run([Paths.elfload, "--mode", "replay", "--profile", profile, "--pager", pager, program, "faults"])
+    #expect(replayed.ending == .exited(0) && faults(replayed) == 0, "\(replayed)")
+    #expect(replayed.stdout.split(separator: "\n").prefix(2) == native.stdout.split(separator: "\n").prefix(2), "\(replayed)")
+  }
+
   /// An mprotect refused with an error no full map count explains (EACCES, from the same filter)
   /// cannot be worked around: the signal pager says which page and what the kernel said, and the
   /// program dies of the fault, as it would with no page there. The page is sparse's first touch
