@@ -69,6 +69,25 @@ struct HeatmapTests {
     }
   }
 
+  /// The heatmap reads the columns it draws (sequence, time, image, segment, page, kind): a trace
+  /// whose other fields are empty (address, thread, pager: trimmed by another tool) draws the same.
+  @Test func emptyUnreadFields() {
+    let rows = [(0, 2, 0, 0.5, "fault"), (0, 2, 3, 1.0, "prefetch"), (0, 3, 1, 2.0, "fault")]
+    let full = Self.trace(rows)
+    let trimmed = full.split(separator: "\n").enumerated().map { i, line in
+      guard i > 0 else { return String(line) }
+      var f = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+      f[2] = ""; f[7] = ""; f[8] = ""
+      return f.joined(separator: ",")
+    }.joined(separator: "\n") + "\n"
+    let (drawn, svg) = Self.draw("unread-full", full)
+    let (trimmedDrawn, trimmedSVG) = Self.draw("unread-trimmed", trimmed)
+    #expect(drawn.ending == .exited(0) && trimmedDrawn.ending == .exited(0), "\(drawn)\n\(trimmedDrawn)")
+    // (The title names the file drawn.)
+    let same = trimmedSVG?.replacingOccurrences(of: "unread-trimmed", with: "unread-full")
+    #expect(svg != nil && Self.marks(svg ?? "").count == 3 && same == svg, "\(trimmedDrawn)")
+  }
+
   @Test("with --time every band shares one axis from the program's start")
   func sharedTimeAxis() throws {
     // Program header 2: pages at 1 ms and 4 ms; program header 3: one page at 2 ms.
