@@ -56,6 +56,25 @@ struct RandomisationTests {
     }
   }
 
+  /// Where /proc/sys/kernel/randomize_va_space cannot be read (an empty file bound over it in a
+  /// mount namespace of its own), elfload takes the kernel's default, 2: brk still moves after the
+  /// bss from run to run, as it does natively there (the kernel reads no file).
+  @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare")))
+  func randomisationUnreadable() throws {
+    let empty = scratchDirectory("randomize-unreadable") + "/empty"
+    FileManager.default.createFile(atPath: empty, contents: Data())
+    let program = Paths.sample("layout", .staticExec)
+    func hidden(_ argv: [String]) -> [String] {
+      ["/usr/bin/unshare", "-m", "/bin/sh", "-c",
+       "mount --bind \"$0\" /proc/sys/kernel/randomize_va_space && test ! -s /proc/sys/kernel/randomize_va_space && exec \"$@\"",
+       empty] + argv
+    }
+    for (who, seen) in [("native", layouts(hidden([program]))), ("elfload", layouts(hidden([Paths.elfload, program])))] {
+      try #require(seen.count == Self.runs, "\(who)")
+      #expect(Set(seen.map(\.brkAfterBss)).count > 1, "\(who): start_brk - bss end fixed at \(seen.map(\.brkAfterBss))")
+    }
+  }
+
   @Test("brk and the stack move from run to run, natively and under elfload", arguments: Flavour.allCases)
   func brkAndStackMove(_ flavour: Flavour) throws {
     let program = Paths.sample("layout", flavour)
