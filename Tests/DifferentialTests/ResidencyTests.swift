@@ -48,6 +48,26 @@ struct ResidencyTests {
   /// under every policy -- but under hybrid 64 and auto with userfaultfd, whose
   /// prefetched pages are copied in (resident) where the signal pager's are
   /// only made accessible (not present until touched).
+  /// A segment of no pages in the file's segment table (a PT_LOAD whose memsz is 0: legal, and
+  /// mapped by nothing) gets no strip: the picture is the one drawn without it.
+  @Test func emptySegmentNotDrawn() throws {
+    let file = "\(Self.scratch)/empty-segment.csv", withEmpty = "\(Self.scratch)/empty-segment-2.csv"
+    let program = Paths.sample("hello", .staticExec)
+    #expect(run([Paths.elfload, "--residency", file, program]).ending == .exited(0))
+    var lines = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+    let last = try #require(lines.lastIndex { $0.hasPrefix("# 0,") }, "\(lines.prefix(8))")
+    let fields = lines[last].split(separator: ",")
+    try #require(fields.count == 8, "\(lines[last])")
+    lines.insert("# 0,9,PT_LOAD,rw-,0,\(fields[6]),\(fields[6]),\(fields[7])", at: last + 1)
+    FileManager.default.createFile(atPath: withEmpty, contents: Data(lines.joined(separator: "\n").utf8))
+    let drawn = run([Paths.elfload, "residency", file, "-o", file + ".svg"])
+    let drawnWithEmpty = run([Paths.elfload, "residency", withEmpty, "-o", withEmpty + ".svg"])
+    #expect(drawn.ending == .exited(0) && drawnWithEmpty.ending == .exited(0), "\(drawnWithEmpty)")
+    let svg = try String(contentsOfFile: file + ".svg", encoding: .utf8)
+    let svgWithEmpty = try String(contentsOfFile: withEmpty + ".svg", encoding: .utf8)
+    #expect(svgWithEmpty.replacingOccurrences(of: withEmpty, with: file) == svg, "\(drawnWithEmpty)")
+  }
+
   @Test("the bss of a program whose touches are known: exactly the touched pages", arguments: Policy.allCases)
   func touchedPages(_ policy: Policy) throws {
     let rows = try Self.residency(policy, [Paths.sample("touch_pages", .staticExec)], "touch")
