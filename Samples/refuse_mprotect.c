@@ -9,9 +9,10 @@
  * This makes the refusal come where a test wants it: on small changes in [LOW, HIGH) only.
  *
  * With -e ERRNO (decimal) the refusal is that error instead: one mprotect does not give for a
- * full map count (EACCES, say), which the pager cannot work around and must report.
+ * full map count (EACCES, say), which the pager cannot work around and must report. With -a
+ * changes of every length are refused, 2 MiB windows too.
  *
- * Usage: refuse_mprotect [-e ERRNO] LOW HIGH COMMAND [ARGS...]   (LOW and HIGH in hex, below 4 GiB)
+ * Usage: refuse_mprotect [-a] [-e ERRNO] LOW HIGH COMMAND [ARGS...]   (LOW and HIGH in hex, below 4 GiB)
  */
 #include <errno.h>
 #include <linux/audit.h>
@@ -45,6 +46,12 @@ int main(int argc, char **argv)
 {
     uint32_t low, high;
     long error = ENOMEM;
+    uint32_t longest = 2 << 20;
+    if (argc > 1 && strcmp(argv[1], "-a") == 0) {
+        longest = UINT32_MAX;
+        argc--;
+        argv++;
+    }
     if (argc > 2 && strcmp(argv[1], "-e") == 0) {
         char *end;
         error = strtol(argv[2], &end, 10);
@@ -53,7 +60,7 @@ int main(int argc, char **argv)
         argv += 2;
     }
     if (error < 0 || argc < 4 || address(argv[1], &low) != 0 || address(argv[2], &high) != 0 || low >= high) {
-        fprintf(stderr, "usage: refuse_mprotect [-e ERRNO] LOW HIGH COMMAND [ARGS...]  (LOW < HIGH, hex, below 4 GiB; ERRNO 1-4095, default ENOMEM)\n");
+        fprintf(stderr, "usage: refuse_mprotect [-a] [-e ERRNO] LOW HIGH COMMAND [ARGS...]  (LOW < HIGH, hex, below 4 GiB; ERRNO 1-4095, default ENOMEM)\n");
         return 64;
     }
     /* Each test jumps over the refusal (to ALLOW, the last statement) when it fails. */
@@ -67,7 +74,7 @@ int main(int argc, char **argv)
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, HIGH_WORD(1)),
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 6),
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, LOW_WORD(1)),
-        BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 2 << 20, 4, 0),
+        BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, longest, 4, 0),
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, HIGH_WORD(0)),
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 2),
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, LOW_WORD(0)),

@@ -651,6 +651,26 @@ struct PredictiveTests {
     #expect(refused == Outcome(stdout: "", stderr: message, ending: .signaled(SIGSEGV), seconds: 0), "\(refused)")
   }
 
+  /// ENOMEM for every read-write change below 4 GiB, 2 MiB windows too (`refuse_mprotect -a`):
+  /// nothing the pager does helps, and the line adds ENOMEM's hint. The page is the program's first
+  /// fault in a writable segment, as the pager's own trace of a run without the filter orders them.
+  @Test("mprotect refused with ENOMEM at every length: the line names the first writable page, with the map-count hint")
+  func refusedEverywhere() throws {
+    let program = Paths.sample("sparse", .staticExec)
+    let trace = "\(Self.scratch)/refused-everywhere.trace"
+    #expect(run([Paths.elfload, "--mode", "demand", "--pager", "signal", "--trace", trace, program]).ending == .exited(0))
+    let lines = try String(contentsOfFile: trace, encoding: .utf8).split(separator: "\n")
+    // Preamble rows "# image,segment,type,flags,...": the writable segments.
+    let writable = Set(lines.filter { $0.hasPrefix("# 0,") }.map { $0.dropFirst(2).split(separator: ",") }
+      .filter { $0.count == 8 && $0[3].contains("w") }.map { "\($0[0]),\($0[1])" })
+    let first = try #require(
+      lines.filter { $0.first?.isNumber == true }.map { $0.split(separator: ",") }
+        .first { $0.count == 10 && writable.contains("\($0[3]),\($0[4])") }, "\(writable)")
+    let refused = run([Paths.samples + "/refuse_mprotect", "-a", "1000", "fffff000", Paths.elfload, "--mode", "demand", "--pager", "signal", program])
+    let message = "elfload: demand paging could not map the page at \(first[2]): errno 12 (out of memory or map count?)\n"
+    #expect(refused == Outcome(stdout: "", stderr: message, ending: .signaled(SIGSEGV), seconds: 0), "\(refused)")
+  }
+
   /// What the launcher allocated is unmapped at the jump, its own mapping of a large block too:
   /// a program replayed from a profile of 2^21 lines (a 48 MiB array of pages, a 12 MiB file)
   /// has the same anonymous mappings as with the profile it was made from.
