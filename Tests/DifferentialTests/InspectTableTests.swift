@@ -77,6 +77,10 @@ struct InspectTableTests {
     try #require(pages.allSatisfy { $0.count == 3 } && pages.count > 2)
     let inspected = run([Paths.elfload, "inspect", "--profile", profile])
     #expect(inspected.ending == .exited(0), "\(inspected)")
+    // Each image is a paragraph of its own: a blank line before its title.
+    let all = inspected.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+    let titles = all.indices.filter { all[$0].hasPrefix("image ") }
+    #expect(!titles.isEmpty && titles.allSatisfy { $0 > 0 && all[$0 - 1].isEmpty }, "\(inspected.stdout)")
     let rows = inspected.stdout.split(separator: "\n").filter { $0.hasPrefix("  PT_") || $0.hasPrefix("  program header ") }
     let segments = Array(Set(pages.map { $0[1] })).sorted()
     try #require(rows.count == segments.count, "\(inspected.stdout)")
