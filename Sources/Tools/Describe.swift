@@ -51,7 +51,6 @@ public func describePlan(path: String, image: Image, asInterpreter: Bool = false
         + pad(zero, 28) + anon)
   }
   line()
-  let paragraph = out.count
   if asInterpreter {
     // brk and the stack are the program's business.
   } else if pie && image.interpreter == nil {
@@ -73,8 +72,8 @@ public func describePlan(path: String, image: Image, asInterpreter: Bool = false
       "TLS:     \(hex(tls.memsz)) bytes (\(hex(tls.filesz)) initialised), aligned to \(hex(tls.align)); set up by the program's C library"
     )
   }
-  // (An interpreter without TLS has nothing here: no second blank line.)
-  if out.count > paragraph { line() }
+  // (An interpreter without TLS has no lines here, and so no blank line after them.)
+  if !asInterpreter || image.tls != nil { line() }
   line("program headers:")
   line(
     "  " + pad("#", 4) + pad("type", 14) + pad("flags", 6) + pad("offset", 12) + pad("vaddr", 20)

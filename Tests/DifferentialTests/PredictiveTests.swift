@@ -556,6 +556,17 @@ struct PredictiveTests {
     }
   }
 
+  /// Where sparse.c's 16 MiB array is (nm's address of `data`), and the 2 MiB-aligned range
+  /// [low, high) of the whole 2 MiB windows inside it.
+  static func sparseWindows(_ program: String) throws -> (array: UInt64, low: UInt64, high: UInt64) {
+    let symbols = run(["/usr/bin/nm", program])
+    let lines: [[Substring]] = symbols.stdout.split(separator: "\n").map { $0.split(separator: " ") }
+    let line = lines.first { $0.count == 3 && $0[1] == "d" && $0[2] == "data" }
+    let array = try #require(line.flatMap { UInt64($0[0], radix: 16) }, "\(symbols)")
+    let window: UInt64 = 2 << 20
+    return (array, (array + window - 1) & ~(window - 1), (array + (16 << 20)) & ~(window - 1))
+  }
+
   /// mprotect's ENOMEM where the map-count budget cannot explain it (as a sandbox could make it:
   /// Samples/refuse_mprotect's seccomp filter refuses every read-write change under 2 MiB in
   /// the middle 14 MiB of sparse's 16 MiB array, 2 MiB-aligned). From the first refusal the
@@ -565,13 +576,8 @@ struct PredictiveTests {
   @Test("mprotect refused with ENOMEM: faults and a replay map 2 MiB windows there, every page installed, as native")
   func refusedWindows() throws {
     let program = Paths.sample("sparse", .staticExec)
-    let symbols = run(["/usr/bin/nm", program])
-    let lines: [[Substring]] = symbols.stdout.split(separator: "\n").map { $0.split(separator: " ") }
-    let line = lines.first { $0.count == 3 && $0[1] == "d" && $0[2] == "data" }  // sparse.c's array
-    let array = try #require(line.flatMap { UInt64($0[0], radix: 16) }, "\(symbols)")
-    let window: UInt64 = 2 << 20, arrayEnd: UInt64 = array + (16 << 20)
-    let low: UInt64 = (array + window - 1) & ~(window - 1)
-    let high: UInt64 = arrayEnd & ~(window - 1)
+    let (array, low, high) = try Self.sparseWindows(program)
+    let window: UInt64 = 2 << 20
     let windows = Int((high - low) / window), rangePages = Int((high - low) / 4096)
     try #require(windows >= 4, "array at 0x\(String(array, radix: 16))")
     let refuse = [Paths.samples + "/refuse_mprotect", String(low, radix: 16), String(high, radix: 16)]
@@ -637,12 +643,7 @@ struct PredictiveTests {
   @Test("mprotect refused with EACCES: one line names the page and errno 13, then SIGSEGV", arguments: ["demand", "hybrid"])
   func refusedForGood(_ mode: String) throws {
     let program = Paths.sample("sparse", .staticExec)
-    let symbols = run(["/usr/bin/nm", program])
-    let lines: [[Substring]] = symbols.stdout.split(separator: "\n").map { $0.split(separator: " ") }
-    let line = lines.first { $0.count == 3 && $0[1] == "d" && $0[2] == "data" }
-    let array = try #require(line.flatMap { UInt64($0[0], radix: 16) }, "\(symbols)")
-    let window: UInt64 = 2 << 20
-    let low: UInt64 = (array + window - 1) & ~(window - 1), high = (array + (16 << 20)) & ~(window - 1)
+    let (array, low, high) = try Self.sparseWindows(program)
     let first = try #require((0..<UInt64(64)).map { array + $0 * 64 * 4096 }.first { $0 >= low })
     let refuse = [Paths.samples + "/refuse_mprotect", "-e", "13", String(low, radix: 16), String(high, radix: 16)]
     #expect(run(refuse + [program]) == run([program]), "the filter changes nothing natively")

@@ -115,10 +115,7 @@ struct SupervisorTests {
 
   /// Whether `pid` is a process that has not ended (absent or a zombie: ended).
   static func alive(_ pid: pid_t) -> Bool {
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-      let close = stat.lastIndex(of: ")")
-    else { return false }
-    let state = stat[stat.index(close, offsetBy: 2)]
+    guard let state = state(pid) else { return false }
     return state != "Z" && state != "X"
   }
 
