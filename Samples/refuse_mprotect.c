@@ -10,7 +10,7 @@
  *
  * With -e ERRNO (decimal) the refusal is that error instead: one mprotect does not give for a
  * full map count (EACCES, say), which the pager cannot work around and must report. With -a
- * changes of every length are refused, 2 MiB windows too.
+ * changes of every length under 4 GiB are refused, 2 MiB windows too.
  *
  * Usage: refuse_mprotect [-a] [-e ERRNO] LOW HIGH COMMAND [ARGS...]   (LOW and HIGH in hex, below 4 GiB)
  */
