@@ -68,6 +68,52 @@ struct ResidencyTests {
     #expect(svgWithEmpty.replacingOccurrences(of: withEmpty, with: file) == svg, "\(drawnWithEmpty)")
   }
 
+  /// A mapping that runs past its segment at both ends (the code segment's table entry made two
+  /// pages shorter at each end): the pages outside are strips of their own, drawn exactly as the
+  /// same pages are when they come as mappings of their own (the row cut in three).
+  @Test func mappingPastItsSegment() throws {
+    let file = "\(Self.scratch)/past.csv", shrunk = "\(Self.scratch)/past-shrunk.csv", cut = "\(Self.scratch)/past-cut.csv"
+    #expect(run([Paths.elfload, "--residency", file, Paths.sample("hello", .staticExec)]).ending == .exited(0))
+    let lines = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").map(String.init)
+    func hex(_ s: Substring) -> UInt64? { s.hasPrefix("0x") ? UInt64(s.dropFirst(2), radix: 16) : nil }
+    func address(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
+    // The code segment's entry: `# image,segment,type,flags,pages,start,end,path`.
+    let entry = try #require(lines.firstIndex { $0.hasPrefix("# 0,") && $0.contains(",r-x,") }, "\(lines.prefix(8))")
+    let e = lines[entry].split(separator: ",", maxSplits: 7).map(String.init)
+    let start = try #require(hex(e[5][...])), end = try #require(hex(e[6][...]))
+    let rowAt = try #require(lines.firstIndex { $0.hasPrefix("\(address(start)),\(address(end)),") }, "\(lines)")
+    let r = lines[rowAt].split(separator: ",", maxSplits: 6, omittingEmptySubsequences: false).map(String.init)
+    let pages = Array(r[5])
+    try #require(pages.count == Int((end - start) / 4096) && pages.count > 4, "\(lines[rowAt])")
+    let inner = (start + 2 * 4096, end - 2 * 4096)
+    var shrunkLines = lines, cutLines = lines
+    let entryShrunk = "\(e[0]),\(e[1]),\(e[2]),\(e[3]),\(pages.count - 4),\(address(inner.0)),\(address(inner.1)),\(e[7])"
+    shrunkLines[entry] = entryShrunk
+    cutLines[entry] = entryShrunk
+    func row(_ from: UInt64, _ to: UInt64) -> String {
+      let part = pages[Int((from - start) / 4096)..<Int((to - start) / 4096)]
+      return "\(address(from)),\(address(to)),\(r[2]),\(part.filter { $0 == "#" }.count),\(part.count),\(String(part)),\(r[6])"
+    }
+    cutLines[rowAt...rowAt] = [row(start, inner.0), row(inner.0, inner.1), row(inner.1, end)]
+    FileManager.default.createFile(atPath: shrunk, contents: Data(shrunkLines.joined(separator: "\n").utf8))
+    FileManager.default.createFile(atPath: cut, contents: Data(cutLines.joined(separator: "\n").utf8))
+    let drawnShrunk = run([Paths.elfload, "residency", shrunk, "-o", shrunk + ".svg"])
+    let drawnCut = run([Paths.elfload, "residency", cut, "-o", cut + ".svg"])
+    #expect(drawnShrunk.ending == .exited(0) && drawnCut.ending == .exited(0), "\(drawnShrunk) \(drawnCut)")
+    // Two strips more than the unchanged file's, each two pages of the row's own.
+    let drawn = run([Paths.elfload, "residency", file, "-o", file + ".svg"])
+    let strips = { (o: Outcome) in o.stdout.split(separator: " ").dropFirst().first.flatMap { Int($0) } }
+    #expect(strips(drawnShrunk) == strips(drawn).map { $0 + 2 }, "\(drawn) \(drawnShrunk)")
+    let svgShrunk = try String(contentsOfFile: shrunk + ".svg", encoding: .utf8)
+    #expect(svgShrunk.contains("\(address(start))-\(address(inner.0))") && svgShrunk.contains("\(address(inner.1))-\(address(end))"))
+    // The same picture as the cut file's, but for its name and its two mappings more.
+    let mappings = lines.count { $0.hasPrefix("0x") && !$0.contains(",[elfload: ") }
+    let svgCut = try String(contentsOfFile: cut + ".svg", encoding: .utf8)
+      .replacingOccurrences(of: cut, with: shrunk)
+      .replacingOccurrences(of: " in \(mappings + 2) mappings;", with: " in \(mappings) mappings;")
+    #expect(svgShrunk == svgCut, "\(drawnShrunk) \(drawnCut)")
+  }
+
   @Test("the bss of a program whose touches are known: exactly the touched pages", arguments: Policy.allCases)
   func touchedPages(_ policy: Policy) throws {
     let rows = try Self.residency(policy, [Paths.sample("touch_pages", .staticExec)], "touch")
