@@ -248,6 +248,15 @@ struct HeatmapTests {
     for (page, y) in ticks {
       #expect(abs(y - 4 - (bands[1].0 + (Double(page) + 0.5) * bands[1].1 / 691)) < 0.06, "page \(page) at \(y)")
     }
+    // Every band's labels: 0, each 100th page and the last (the hundredth before it dropped when
+    // closer than the 24 pixels labels need); a band too short for two labels has 0 alone.
+    let labels = text.components(separatedBy: "<g class=\"band\">").dropFirst().map { band in
+      tick.matches(in: band, range: NSRange(band.startIndex..., in: band)).map { m in
+        Range(m.range(at: 2), in: band).flatMap { Int(band[$0]) } ?? -1
+      }
+    }
+    #expect(labels == [[0], [0, 100, 200, 300, 400, 500, 600, 690], [0, 100, 200, 300, 400, 500, 626],
+                       [0, 100, 200, 300, 388], [0], [0], [0], [0]], "\(labels)")
     // The fault-number axis has round ticks too, above and below the bands.
     #expect(text.contains(">5</text>") && text.contains(">20</text>"))
     // Eight segments fit a screen or two: under 1000 pixels tall, where every band alike took 3650.
