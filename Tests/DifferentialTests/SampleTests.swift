@@ -257,4 +257,37 @@ struct SampleTests {
     #expect(native.stdout.contains("10(ignored)"))
     #expect(loaded == native, "native:\n\(native)\nunder elfload:\n\(loaded)")
   }
+
+  /// A parent's SIG_IGN for SIGCHLD lasts across execve. elfload, when it supervises (`--stats`),
+  /// must see its program end, so it cannot leave SIGCHLD ignored for itself (the kernel would reap
+  /// the program unseen), but the program gets it back ignored, and elfload ends as the program
+  /// ended: unsupervised and supervised, under every policy, and in `residency --native` (whose
+  /// child, traced, the kernel never reaps unseen).
+  @Test("SIGCHLD ignored by the parent: ignored in the program too, and its status is elfload's", arguments: Policy.allCases)
+  func childSignalIgnored(_ policy: Policy) {
+    let ignoring = ["/usr/bin/env", "--ignore-signal=CHLD"]
+    let probe = Paths.sample("probe", .staticExec), exitCode = Paths.sample("exit_code", .staticExec)
+    func dispositions(_ o: Outcome) -> String? {
+      o.stdout.split(separator: "\n").first { $0.hasPrefix("signals not default:") }
+        .map { $0.replacingOccurrences(of: " 11(handled)", with: "") }
+    }
+    let native = run(ignoring + [probe, "x"], environment: baseEnvironment)
+    #expect(dispositions(native) == "signals not default: 17(ignored)", "\(native)")
+    let ended = run(ignoring + [exitCode, "5"])
+    #expect(ended.ending == .exited(5), "\(ended)")
+    for supervised in [[], ["--stats"]] {
+      let loaded = run(ignoring + [Paths.elfload] + policy.options + supervised + [probe, "x"], environment: baseEnvironment)
+      #expect(dispositions(loaded) == dispositions(native) && loaded.ending == .exited(0), "\(supervised) \(loaded)")
+      let status = run(ignoring + [Paths.elfload] + policy.options + supervised + [exitCode, "5"])
+      #expect(status.stdout == ended.stdout && status.ending == ended.ending, "\(supervised) \(status)")
+      #expect(status.stderr.hasPrefix(ended.stderr) && (supervised.isEmpty ? status.stderr == ended.stderr : status.stderr.contains("faults")), "\(status)")
+    }
+    if policy == .eager {
+      let residency = FileManager.default.temporaryDirectory.appendingPathComponent("elfload-sigchld-\(getpid()).csv").path
+      defer { try? FileManager.default.removeItem(atPath: residency) }
+      #expect(run(ignoring + [Paths.elfload, "residency", "--native", residency, "--", exitCode, "5"]) == ended)
+      let traced = run(ignoring + [Paths.elfload, "residency", "--native", residency, "--", probe, "x"], environment: baseEnvironment)
+      #expect(dispositions(traced) == dispositions(native) && traced.ending == .exited(0), "\(traced)")
+    }
+  }
 }
