@@ -99,6 +99,19 @@ func extentOfARealProgramIsItsSize(_ path: String) throws {
   #expect(end(328) == nil)
 }
 
+/// With no program headers (e_phnum 0) and no section headers (e_shoff 0), e_phoff names an
+/// empty table, whatever it holds: the ELF is its 64-byte header, and nothing past it is read.
+@Test func noProgramHeadersReachNothing() {
+  var elf = [UInt8](repeating: 0, count: 64)
+  elf[0..<4] = [0x7f, 0x45, 0x4c, 0x46]
+  elf[32] = 0x88
+  elf[33] = 0x13  // e_phoff 5000
+  elf[54] = 56  // e_phentsize
+  #expect(ELFExtent.end(available: 64) { offset, count in
+    Int(offset) + count <= 64 ? Array(elf[Int(offset)..<Int(offset) + count]) : nil
+  } == 64)
+}
+
 /// An ELF program is read exactly as far as its headers reach, never a byte past it: what
 /// follows is left on the stream (the program's standard input).
 @Test func nothingPastTheProgramIsRead() throws {
