@@ -4,7 +4,8 @@
  *   between writing a page `early` and a page `late` (each in a bss page of its own); then prints,
  *   with nothing touched between the readings and the write(2):
  *     early PAGE NS, late PAGE NS    the pages' addresses and CLOCK_MONOTONIC just before each write
- *     main NS, end NS                CLOCK_MONOTONIC at main's start and after the last reading
+ *     main NS CPU_NS, end NS         CLOCK_MONOTONIC at main's start (and the process's CPU clock
+ *                                    there: what its start cost it) and after the last reading
  *     cpu NS                         CLOCK_PROCESS_CPUTIME_ID at the end (the whole process's)
  *     ticks UTIME STIME HZ           /proc/self/stat's utime and stime, and sysconf(_SC_CLK_TCK)
  *     VmHWM: N kB                    /proc/self/status: the peak resident set
@@ -38,7 +39,7 @@ static ssize_t slurp(const char *path, char *buffer, size_t size) {
 }
 
 int main(int argc, char **argv) {
-  long long start = ns(CLOCK_MONOTONIC);
+  long long start = ns(CLOCK_MONOTONIC), start_cpu = ns(CLOCK_PROCESS_CPUTIME_ID);
   if (argc != 4 && argc != 5) return 2;
   long mib = atol(argv[1]), cpu_ms = atol(argv[2]), sleep_ms = atol(argv[3]);
   if (mib < 0 || mib > 256) return 2;
@@ -71,8 +72,8 @@ int main(int argc, char **argv) {
   char *hwm = strstr(status, "VmHWM:");
   char *eol = hwm ? strchr(hwm, '\n') : NULL;
   if (eol) *eol = 0;
-  int n = snprintf(out, sizeof out, "early %p %lld\nlate %p %lld\nmain %lld\nend %lld\ncpu %lld\nticks %lu %lu %ld\n%s\n",
-                   (void *)early, early_ns, (void *)late, late_ns, start, end, cpu, utime, stime,
+  int n = snprintf(out, sizeof out, "early %p %lld\nlate %p %lld\nmain %lld %lld\nend %lld\ncpu %lld\nticks %lu %lu %ld\n%s\n",
+                   (void *)early, early_ns, (void *)late, late_ns, start, start_cpu, end, cpu, utime, stime,
                    sysconf(_SC_CLK_TCK), hwm ? hwm : "VmHWM: unknown");
   write(1, out, (size_t)n);
   long linger_ms = argc == 5 ? atol(argv[4]) : 0;
