@@ -48,6 +48,11 @@ struct ResidencyPictureTests {
         }
         let first = Int(((y - top) / pitch).rounded()) * perLine + Int(((x - left) / cell).rounded())
         let count = Int((w / cell).rounded())
+        // A line's cells are drawn on it: a run of one kind goes on at the next line's start.
+        guard first % perLine + count <= perLine else {
+          Issue.record("a rectangle past its line's end (\(perLine) cells): \(r)")
+          continue
+        }
         if r[0] == "line" { length += count } else { cells[r[0], default: []] += Array(first..<first + count) }
       }
       return DrawnStrip(title: t[0] + " | " + t[1], cells: cells, length: length)
