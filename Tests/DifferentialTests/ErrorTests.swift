@@ -137,6 +137,20 @@ struct ErrorTests {
     #expect(hello == run([Paths.sample("hello", .staticExec)]), "\(hello)")
   }
 
+  /// And the other way: elfload-tools alone, asked to run a program (`elfload-tools run`), says
+  /// which launcher it could not run and why, and exits 126 as elfload does for a program it
+  /// cannot run; its own work (--help) needs no launcher.
+  @Test("a missing launcher: elfload-tools run says which and why, exit 126")
+  func missingLauncher() throws {
+    let dir = scratchDirectory("lonely-tools")
+    let copy = dir + "/elfload-tools"
+    try? FileManager.default.removeItem(atPath: copy)
+    try FileManager.default.copyItem(atPath: Paths.elfload + "-tools", toPath: copy)
+    let outcome = run([copy, "run", "/bin/true"])
+    #expect(outcome == Outcome(stdout: "", stderr: "elfload-tools: cannot run \(dir)/elfload: No such file or directory\n", ending: .exited(126), seconds: 0), "\(outcome)")
+    #expect(run([copy, "--help"]).ending == .exited(0))
+  }
+
   @Test("no program: a usage error, not a crash")
   func noProgram() {
     let outcome = run([Paths.elfload])
