@@ -12,6 +12,8 @@
  *                                   then write that
  *        protect text-nx            call a function, mprotect its page non-executable, call it
  *        protect text-nx-untouched  mprotect a never-executed code page non-executable, call it
+ *        protect bss-call           call a never-touched .bss page (not executable: the kernel
+ *                                   maps the page on the fetch, which then faults on it)
  *        protect ok                 mprotect .data read-only and back, then write: no fault
  * Prints `about to fault: HOW` (flushed) first, and `survived` if the access went through.
  */
@@ -81,6 +83,9 @@ int main(int argc, char **argv)
     } else if (strcmp(how, "text-nx-untouched") == 0) {
         protect((const void *)untouched_victim, PROT_READ);
         printf("untouched victim: %d\n", call_untouched());
+    } else if (strcmp(how, "bss-call") == 0) {
+        int (*volatile into_bss)(void) = (int (*)(void))(uintptr_t)&bss_page[3][0];
+        printf("bss: %d\n", into_bss());
     } else if (strcmp(how, "ok") == 0) {
         protect(&data_page[0][0], PROT_READ);
         protect(&data_page[0][0], PROT_READ | PROT_WRITE);

@@ -187,7 +187,8 @@ struct DemandTests {
 @Suite("The program's own protection changes: no fault loop")
 struct ProtectionChangeTests {
   static let cases = [
-    "data-ro", "data-ro-untouched", "bss-ro", "bss-ro-read", "bss-next-ro", "text-nx", "text-nx-untouched", "ok",
+    "data-ro", "data-ro-untouched", "bss-ro", "bss-ro-read", "bss-next-ro", "text-nx", "text-nx-untouched", "bss-call",
+    "ok",
   ]
 
   @Test(
