@@ -151,6 +151,21 @@ struct ErrorTests {
     #expect(run([copy, "--help"]).ending == .exited(0))
   }
 
+  /// A fork the kernel refuses (a process limit reached: `prlimit --nproc=1`, as an unprivileged
+  /// user, whom it binds): the supervisor (--stats) says so and exits 126, as for a program it
+  /// cannot run; `residency --native` says so and exits 71 (EX_OSERR). Neither runs the program.
+  @Test("fork refused: elfload --stats and residency --native each say it in one line, 126 and 71")
+  func forkRefused() throws {
+    let asNobody = getuid() == 0 ? ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] : []
+    let limited = asNobody + ["/usr/bin/prlimit", "--nproc=1"]
+    let dir = scratchDirectory("fork-refused")
+    chmod(dir, 0o777)
+    let supervised = run(limited + [Paths.elfload, "--stats", Paths.sample("exit_code", .staticExec)])
+    #expect(supervised == Outcome(stdout: "", stderr: "elfload: \(Paths.sample("exit_code", .staticExec)): fork: Resource temporarily unavailable\n", ending: .exited(126), seconds: 0), "\(supervised)")
+    let residency = run(limited + [Paths.elfload, "residency", "--native", dir + "/r.csv", "--", Paths.sample("exit_code", .staticExec)])
+    #expect(residency == Outcome(stdout: "", stderr: "elfload residency: fork: Resource temporarily unavailable\n", ending: .exited(71), seconds: 0), "\(residency)")
+  }
+
   @Test("no program: a usage error, not a crash")
   func noProgram() {
     let outcome = run([Paths.elfload])
