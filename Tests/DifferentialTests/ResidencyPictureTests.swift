@@ -155,6 +155,32 @@ struct ResidencyPictureTests {
     }
   }
 
+  /// A mapping only counted (too large to picture, partly resident) that lies inside its segment
+  /// after another: its cells are the segment's from its own first page on, shaded as unknown.
+  @Test("a counted-only mapping after a pictured one in a segment: its cells where its pages are")
+  func countedAfterPictured() throws {
+    let start: UInt64 = 0x500000
+    func hex(_ page: UInt64) -> String { "0x" + String(start + page * 4096, radix: 16) }
+    let csv = """
+      # elfload residency, format 2
+      # image,segment,type,flags,pages,start,end,path
+      # 0,3,PT_LOAD,rw-,6000,\(hex(0)),\(hex(6000)),/opt/prog
+      start,end,perms,resident_pages,total_pages,pages,name
+      \(hex(0)),\(hex(1000)),rw-p,10,1000,\(Self.pictured([("#", 10), (".", 990)])),/opt/prog
+      \(hex(1000)),\(hex(6000)),rw-p,100,5000,,
+
+      """
+    let (outcome, svg) = Self.draw("counted-after-pictured", csv)
+    #expect(outcome.ending == .exited(0) && outcome.stdout.hasSuffix(": 1 strip from 2 mappings, 110 pages resident\n"), "\(outcome)")
+    let strips = try Self.strips(svg)
+    try #require(strips.count == 1, "\(strips.map(\.title))")
+    #expect(strips[0].title.hasPrefix("program PT_LOAD 3 rw-: 6000 pages, 110 resident (5000 of the pages counted only"), "\(strips[0].title)")
+    // A cell is 2 pages: the picture's 10 resident pages are cells 0-4, the counted pages 500-2999.
+    #expect(strips[0].length == 3000)
+    #expect(strips[0].cells["resident"] == Array(0..<5) && strips[0].cells["absent"] == Array(5..<500), "\(strips[0].cells.mapValues(\.count))")
+    #expect(strips[0].cells["unknown"] == Array(500..<3000), "\(strips[0].cells.mapValues(\.count))")
+  }
+
   /// Every strip of a real run's picture against the CSV it was drawn from: a strip spans the
   /// range its title names, a cell a page; a page is what the CSV's row holding it says (`#`
   /// resident, `.` not; a row without a picture all resident or all not when its counts say so,
