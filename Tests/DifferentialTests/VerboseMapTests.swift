@@ -55,4 +55,22 @@ struct VerboseMapTests {
       #expect(said == expected, "\(options)")
     }
   }
+
+  /// The interpreter's line: its path as PT_INTERP names it, its base where the program's own
+  /// /proc/self/maps finds its first mapping, its entry that base plus its e_entry (readelf -h).
+  @Test("-v names the interpreter, its base and entry: where the program's maps find it, plus its e_entry")
+  func interpreterLine() throws {
+    let program = "/bin/cat"
+    let interpreter = try #require(try Readelf.programHeaders(program).interpreter)
+    let file = URL(fileURLWithPath: interpreter).resolvingSymlinksInPath().path
+    let loaded = run([Paths.elfload, "--mode", "eager", "-v", program, "/proc/self/maps"])
+    #expect(loaded.ending == .exited(0), "\(loaded)")
+    let first = loaded.stdout.split(separator: "\n").first { $0.hasSuffix(" " + file) }
+    let base = try #require(first.flatMap { UInt64($0.prefix { $0 != "-" }, radix: 16) }, "\(file) in \(loaded.stdout)")
+    let header = run(["/usr/bin/readelf", "-hW", interpreter]).stdout
+    let entryLine = try #require(header.split(separator: "\n").first { $0.contains("Entry point address:") }, "\(header)")
+    let entry = try #require(entryLine.split(separator: " ").last.flatMap { UInt64($0.dropFirst(2), radix: 16) }, "\(entryLine)")
+    let line = "elfload: interpreter \(interpreter), base \(Self.hex(base)), entry \(Self.hex(base + entry))\n"
+    #expect(loaded.stderr.contains(line), "\(line) not in:\n\(loaded.stderr)")
+  }
 }
