@@ -249,4 +249,27 @@ struct MeasuredStatsTests {
     let reported = try startup + Self.milliseconds(stats, "cpu_ms")
     #expect(reported <= total + 1 && reported >= total - 50, "startup_cpu_ms + cpu_ms \(reported), bash's times \(total) ms")
   }
+
+  /// A start that fails in the child (no such program: the supervisor forks before the path is
+  /// looked up) never reaches the jump: every fault of the child is the start-up's, none the
+  /// program's. The kernel's count for elfload and all it waited for (a parent's RUSAGE_CHILDREN)
+  /// holds them and the supervisor's own (27-28 of 65-67 measured): more than none, no more than that.
+  @Test("a start that fails after the fork: the child's faults are all the start-up's, within elfload's whole count")
+  func failedStartFaults() throws {
+    let json = "\(Self.scratch)/failed-start.json"
+    let counting = [
+      "/usr/bin/python3", "-c",
+      "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
+        + "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_minflt)",
+    ]
+    let outcome = run(counting + [Paths.elfload, "--stats-json", json, "/nonexistent/program"])
+    #expect(outcome.stderr == "elfload: /nonexistent/program: no such file or directory\n", "\(outcome)")
+    let words = outcome.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int($0) }
+    try #require(words.count == 2 && words[0] == 127, "\(outcome)")
+    let stats = try #require(
+      try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
+    let startup = try #require(stats["startup_minor_faults"] as? Int, "\(stats)")
+    #expect(stats["minor_faults"] as? Int == 0 && stats["exit_status"] as? Int == 127, "\(stats)")
+    #expect(startup > 0 && startup <= words[1], "startup_minor_faults \(startup), elfload's whole count \(words[1])")
+  }
 }
