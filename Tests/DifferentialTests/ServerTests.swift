@@ -177,6 +177,50 @@ struct ServerTests {
     #expect(outcome.ending == .exited(0) && outcome.stderr == "", "\(outcome)")
   }
 
+  /// The watcher runs where the program may run (uffd_server.c's allow_program_cpus): the server
+  /// sets up pinned to a CPU, and the watcher, started from there, must not stay on it. While it
+  /// has never taken over (a takeover pins it to the faulting thread's CPU, and gives it the
+  /// program's CPUs back when it ends), its allowed CPUs are the program's: this process's, which
+  /// elfload and the program inherit. A run with a takeover says nothing (the suite's own load
+  /// can make one): up to five runs, each one without a takeover held to the rule.
+  @Test("the watcher may run on every CPU the program may", .enabled(if: ServerTests.cpus >= 2))
+  func watcherOnTheProgramsCPUs() throws {
+    func allowed(_ status: String) -> String? {
+      status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") }
+        .map { $0.dropFirst("Cpus_allowed_list:".count).trimmingCharacters(in: .whitespaces) }
+    }
+    let own = try #require(allowed(try String(contentsOfFile: "/proc/self/status", encoding: .utf8)))
+    for attempt in 0..<5 {
+      let marker = "server-watcher-\(getpid())-\(attempt)"
+      let running = start([Paths.elfload, "--mode", "demand", "--pager", "uffd", "--argv0", marker, "--stats", "/bin/sleep", "0.6"])
+      // The server's threads at normal priority (policy 0, /proc/PID/task/TID/stat's field 41):
+      // the watcher, once it has started.
+      var watchers: [String] = []
+      let deadline = Date().addingTimeInterval(0.5)
+      repeat {
+        usleep(20_000)
+        guard let server = DemandTests.liveServers(marker: marker).first,
+          let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(server)/task")
+        else { continue }
+        watchers = tasks.compactMap { tid -> String? in
+          guard let stat = try? String(contentsOfFile: "/proc/\(server)/task/\(tid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")"),
+            stat[stat.index(after: close)...].split(separator: " ").dropFirst(38).first == "0",
+            let status = try? String(contentsOfFile: "/proc/\(server)/task/\(tid)/status", encoding: .utf8)
+          else { return nil }
+          return allowed(status)
+        }
+      } while watchers.isEmpty && Date() < deadline
+      let outcome = running.finish()
+      #expect(outcome.ending == .exited(0), "\(outcome)")
+      // --stats: "... faults served by its normal-priority watcher in N takeovers (...)".
+      let said = outcome.stderr.components(separatedBy: " takeovers (").first?.split(separator: " ").last
+      let takeovers = try #require(said.flatMap { Int($0) }, "\(outcome.stderr)")
+      guard takeovers == 0 else { continue }
+      #expect(watchers == [own], "the watcher's CPUs \(watchers), the program's \(own)")
+    }
+  }
+
   @Test("--uffd-server: a usage error without the userfaultfd pager, or with another word")
   func usage() {
     for argv in [
