@@ -88,6 +88,26 @@ struct HeatmapTests {
     #expect(svg != nil && Self.marks(svg ?? "").count == 3 && same == svg, "\(trimmedDrawn)")
   }
 
+  /// A segment table row that does not read (pages not a number) is named by its line number in
+  /// the file, counted from 1, by both tools that read the table.
+  @Test("a bad segment table row: heatmap and residency name its line, counted from 1")
+  func badSegmentRowLine() {
+    let table = "# elfload trace, format 2\n# image,segment,type,flags,pages,start,end,path\n"
+      + "# 0,2,PT_LOAD,r-x,10,0x401000,0x40b000,/opt/p\n"
+    let bad = "# 0,3,PT_LOAD,rw-,x,0x40b000,0x40c000,/opt/p"
+    let trace = "\(Self.scratch)/bad-row.csv", residency = "\(Self.scratch)/bad-row-residency.csv"
+    FileManager.default.createFile(
+      atPath: trace, contents: Data((table + bad + "\nsequence,time_ns,address,image,segment,page,kind,tid,pager,why\n").utf8))
+    FileManager.default.createFile(
+      atPath: residency,
+      contents: Data(("# elfload residency, format 2\n# image,segment,type,flags,pages,start,end,path\n" + bad
+        + "\nstart,end,perms,resident_pages,total_pages,pages,name\n").utf8))
+    let drawn = run([Paths.elfload, "heatmap", trace, "-o", trace + ".svg"])
+    #expect(drawn.ending == .exited(64) && drawn.stderr.hasPrefix("Error: \(trace): line 4 is not a row of the segment table: \"\(bad)\"\n"), "\(drawn)")
+    let pictured = run([Paths.elfload, "residency", residency, "-o", residency + ".svg"])
+    #expect(pictured.ending == .exited(64) && pictured.stderr.hasPrefix("Error: \(residency): line 3 is not a row of the segment table: \"\(bad)\"\n"), "\(pictured)")
+  }
+
   @Test("with --time every band shares one axis from the program's start")
   func sharedTimeAxis() throws {
     // Program header 2: pages at 1 ms and 4 ms; program header 3: one page at 2 ms.
