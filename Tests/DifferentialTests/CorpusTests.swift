@@ -327,7 +327,6 @@ struct RelabelledPIETests {
   @Test(arguments: flavours)
   func unprivileged(_ flavour: Flavour) throws {
     let path = try Self.relabelled(flavour)
-    let asNobody = getuid() == 0 ? ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] : []
     let native = run(asNobody + [path])
     #expect(native.ending == .signaled(SIGSEGV), "\(native)")
     for policy in [Policy.eager, .demand, .hybrid4] {

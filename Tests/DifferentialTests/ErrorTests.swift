@@ -156,7 +156,6 @@ struct ErrorTests {
   /// cannot run; `residency --native` says so and exits 71 (EX_OSERR). Neither runs the program.
   @Test("fork refused: elfload --stats and residency --native each say it in one line, 126 and 71")
   func forkRefused() throws {
-    let asNobody = getuid() == 0 ? ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] : []
     let limited = asNobody + ["/usr/bin/prlimit", "--nproc=1"]
     let dir = scratchDirectory("fork-refused")
     chmod(dir, 0o777)

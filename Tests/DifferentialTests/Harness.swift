@@ -72,6 +72,21 @@ func scratchDirectory(_ name: String) -> String {
   return dir
 }
 
+/// As root, the prefix that runs a command as nobody (whom process limits and permissions bind);
+/// otherwise nothing (the tests already run unprivileged).
+let asNobody = getuid() == 0 ? ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] : []
+
+/// A copy of the recorded profile `small` whose page lines are its own over and over, `lines` of
+/// them, after its header lines: a large profile of real pages, at `large`.
+func repeatProfile(_ small: String, lines count: Int, to large: String) throws {
+  let lines = try String(contentsOfFile: small, encoding: .utf8).split(separator: "\n").map(String.init)
+  let pages = lines.filter { $0.first?.isNumber == true }
+  try #require(!pages.isEmpty, "\(lines)")
+  let head = lines.filter { $0.first?.isNumber != true }.joined(separator: "\n") + "\n"
+  let body = (0..<count).map { pages[$0 % pages.count] }.joined(separator: "\n") + "\n"
+  FileManager.default.createFile(atPath: large, contents: Data((head + body).utf8))
+}
+
 /// Writes an executable file (mode 0755).
 func writeExecutable(_ path: String, _ bytes: [UInt8]) {
   FileManager.default.createFile(atPath: path, contents: Data(bytes), attributes: [.posixPermissions: 0o755])

@@ -217,12 +217,7 @@ struct MeasuredStatsTests {
     let program = Paths.sample("measured", .staticExec), arguments = ["0", "0", "0"]
     let small = "\(Self.scratch)/startup-cpu.profile", large = small + ".large", json = small + ".json"
     #expect(run([Paths.elfload, "record", "--profile", small, program] + arguments).ending == .exited(0))
-    let lines = try String(contentsOfFile: small, encoding: .utf8).split(separator: "\n").map(String.init)
-    let pages = lines.filter { $0.first?.isNumber == true }
-    try #require(!pages.isEmpty, "\(lines)")
-    let head = lines.filter { $0.first?.isNumber != true }.joined(separator: "\n") + "\n"
-    let body = (0..<(1 << 21)).map { pages[$0 % pages.count] }.joined(separator: "\n") + "\n"
-    FileManager.default.createFile(atPath: large, contents: Data((head + body).utf8))
+    try repeatProfile(small, lines: 1 << 21, to: large)
     let timed = run(
       ["/bin/bash", "-c", "\"$@\"; times", "bash", Paths.elfload, "--stats-json", json, "--mode", "replay",
        "--profile", large, program] + arguments, timeout: 120)

@@ -311,7 +311,6 @@ struct PredictiveTests {
   /// take the signal pager, and --cold cannot know what stayed cached of a file it does not own.
   @Test("record, replay and --cold as an unprivileged user")
   func unprivileged() throws {
-    let asNobody = getuid() == 0 ? ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] : []
     let dir = "\(Self.scratch)/nobody"
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     try FileManager.default.setAttributes([.posixPermissions: 0o777], ofItemAtPath: dir)
@@ -681,12 +680,8 @@ struct PredictiveTests {
     let argv = ["/bin/cat", "/proc/self/maps"]
     let small = "\(Self.scratch)/maps-\(pager).profile"
     #expect(run([Paths.elfload, "record", "--profile", small, "--pager", pager] + argv).ending == .exited(0))
-    let lines = try String(contentsOfFile: small, encoding: .utf8).split(separator: "\n").map(String.init)
-    let pages = lines.filter { $0.first?.isNumber == true }
-    let head = lines.filter { $0.first?.isNumber != true }.joined(separator: "\n") + "\n"
     let large = small + ".large"
-    let body = (0..<(1 << 21)).map { pages[$0 % pages.count] }.joined(separator: "\n") + "\n"
-    FileManager.default.createFile(atPath: large, contents: Data((head + body).utf8))
+    try repeatProfile(small, lines: 1 << 21, to: large)
     /// Anonymous mappings: how many, and their total size.
     func anonymous(_ profile: String?) -> [Int] {
       let mode = profile.map { ["--mode", "replay", "--profile", $0] } ?? ["--mode", "demand"]
