@@ -135,6 +135,48 @@ struct ResidencyTests {
     }
   }
 
+  /// The signal pager's `prefetched_unused` (its watcher's count over the demand regions' page
+  /// states) against the same run's trace and residency picture, written by other code: the
+  /// pages the trace says were prefetched that the picture shows absent at the end. Programs
+  /// whose regions touch (a segment's file pages and its bss, text and rodata), where a count that
+  /// strays one page past a region counts its neighbour's first page again.
+  @Test(
+    "prefetched_unused: the trace's prefetched pages the residency picture shows absent",
+    arguments: [Policy.hybrid4, .hybrid64, .hybridAuto])
+  func prefetchedUnusedAgainstPicture(_ policy: Policy) throws {
+    let programs = [
+      ("hello", Flavour.staticExec), ("hello", .dynamic), ("around_pages", .staticExec), ("around_pages", .staticPIE),
+      ("sparse", .dynamic), ("measured", .staticPIE),
+    ]
+    for (sample, flavour) in programs {
+      let name = "unused-\(sample)-\(flavour.rawValue)-\(policy.rawValue.replacingOccurrences(of: " ", with: ""))"
+      let (csv, trace, json) = ("\(Self.scratch)/\(name).csv", "\(Self.scratch)/\(name)-trace.csv", "\(Self.scratch)/\(name).json")
+      let program = Paths.sample(sample, flavour)
+      let loaded = run(
+        [Paths.elfload] + policy.options + ["--residency", csv, "--trace", trace, "--stats-json", json, program])
+      #expect(loaded.ending == run([program]).ending, "\(name): \(loaded)")
+      let rows = try Self.rows(csv)
+      let traceRows = try String(contentsOfFile: trace, encoding: .utf8).split(separator: "\n")
+        .filter { !$0.hasPrefix("#") }.dropFirst().map { $0.split(separator: ",") }
+      let prefetched: [UInt64] = traceRows.filter { $0.count > 6 && $0[6] == "prefetch" }
+        .compactMap { UInt64($0[2].dropFirst(2), radix: 16) }
+      // Each prefetched page in its row's picture: '#' resident, '.' not.
+      func picture(_ page: UInt64) -> Character? {
+        for row in rows where !row.pages.isEmpty && row.start <= page {
+          let index = Int((page - row.start) / 4096)
+          if index < row.pages.count { return Array(row.pages)[index] }
+        }
+        return nil
+      }
+      let seen: [Character] = prefetched.compactMap(picture)
+      #expect(seen.count == prefetched.count, "\(name): prefetched pages outside every pictured mapping")
+      let stats = try #require(
+        try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
+      #expect(stats["pages_prefetched"] as? Int == prefetched.count, "\(name): \(stats)")
+      #expect(stats["prefetched_unused"] as? Int == seen.filter { $0 == "." }.count, "\(name): \(stats)")
+    }
+  }
+
   /// A mapping too large to picture page by page (bench3_bss's 64 MiB bss,
   /// 1 MiB of it touched) still has its count.
   @Test("a large bss: counted, not pictured", arguments: [Policy.eager, .demand] + Policy.uffd.prefix(1))
