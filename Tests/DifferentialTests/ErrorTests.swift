@@ -165,6 +165,22 @@ struct ErrorTests {
     #expect(residency == Outcome(stdout: "", stderr: "elfload residency: fork: Resource temporarily unavailable\n", ending: .exited(71), seconds: 0), "\(residency)")
   }
 
+  /// UFFDIO_REGISTER refused (a seccomp filter, `refuse_ioctl`, makes it fail with EACCES; on
+  /// ranges elfload has just mapped nothing else does): one line names the first segment's program
+  /// header, its pages (readelf's first PT_LOAD) and the errno's text, exit 126.
+  @Test("UFFDIO_REGISTER refused: one line with the segment, its range and the errno, exit 126",
+    .enabled(if: Policy.uffdAvailable))
+  func registerRefused() throws {
+    let program = Paths.sample("hello", .staticExec)
+    let first = try #require(try Readelf.programHeaders(program).headers.first { $0.type == "LOAD" })
+    let (start, end) = (first.vaddr & ~4095, (first.vaddr + first.memsz + 4095) & ~4095)
+    let refuse = [Paths.samples + "/refuse_ioctl", "c020aa00", "13"]  // UFFDIO_REGISTER, EACCES
+    #expect(run(refuse + [program]) == run([program]), "the filter changes nothing natively")
+    let refused = run(refuse + [Paths.elfload, "--mode", "demand", "--pager", "uffd", program])
+    let message = "elfload: \(program): program header \(first.index): mapping 0x\(String(start, radix: 16))-0x\(String(end, radix: 16)) failed: UFFDIO_REGISTER: Permission denied\n"
+    #expect(refused == Outcome(stdout: "", stderr: message, ending: .exited(126), seconds: 0), "\(refused)")
+  }
+
   @Test("no program: a usage error, not a crash")
   func noProgram() {
     let outcome = run([Paths.elfload])
