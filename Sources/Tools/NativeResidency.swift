@@ -36,10 +36,15 @@ enum NativeResidency {
     // As elfload says it (exit 127 and 126, the shell's convention).
     let noSuchFile = Array("elfload: \(command[0]): no such file or directory\n".utf8)
     let cannotRun = Array("elfload: \(command[0]): cannot be run (execve failed)\n".utf8)
+    // No program run, no file: what this run created goes with it.
+    func failBeforeTheProgram(_ message: String) -> Never {
+      if output != "-" { unlink(output) }
+      fail(message, status: 71)
+    }
     var pipe: [Int32] = [0, 0]
-    guard Glibc.pipe(&pipe) == 0 else { fail("pipe: \(String(cString: strerror(errno)))", status: 71) }
+    guard Glibc.pipe(&pipe) == 0 else { failBeforeTheProgram("pipe: \(String(cString: strerror(errno)))") }
     let pid = Kernel.syscall(.fork)
-    if pid < 0 { fail("fork: \(Errno(rawValue: Int32(-pid)))", status: 71) }
+    if pid < 0 { failBeforeTheProgram("fork: \(Errno(rawValue: Int32(-pid)))") }
     if pid == 0 {
       // Wait until the parent is tracing (it closes its end), then become the program.
       var byte: UInt8 = 0

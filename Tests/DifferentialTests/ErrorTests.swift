@@ -153,7 +153,8 @@ struct ErrorTests {
 
   /// A fork the kernel refuses (a process limit reached: `prlimit --nproc=1`, as an unprivileged
   /// user, whom it binds): the supervisor (--stats) says so and exits 126, as for a program it
-  /// cannot run; `residency --native` says so and exits 71 (EX_OSERR). Neither runs the program.
+  /// cannot run; `residency --native` says so and exits 71 (EX_OSERR), and leaves no file. Neither
+  /// runs the program.
   @Test("fork refused: elfload --stats and residency --native each say it in one line, 126 and 71")
   func forkRefused() throws {
     let limited = asNobody + ["/usr/bin/prlimit", "--nproc=1"]
@@ -163,6 +164,7 @@ struct ErrorTests {
     #expect(supervised == Outcome(stdout: "", stderr: "elfload: \(Paths.sample("exit_code", .staticExec)): fork: Resource temporarily unavailable\n", ending: .exited(126), seconds: 0), "\(supervised)")
     let residency = run(limited + [Paths.elfload, "residency", "--native", dir + "/r.csv", "--", Paths.sample("exit_code", .staticExec)])
     #expect(residency == Outcome(stdout: "", stderr: "elfload residency: fork: Resource temporarily unavailable\n", ending: .exited(71), seconds: 0), "\(residency)")
+    #expect(!FileManager.default.fileExists(atPath: dir + "/r.csv"), "a file with no rows left behind")
   }
 
   /// UFFDIO_REGISTER refused (a seccomp filter, `refuse_ioctl`, makes it fail with EACCES; on
