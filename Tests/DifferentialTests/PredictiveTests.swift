@@ -227,6 +227,8 @@ struct PredictiveTests {
       #expect(
         counted == [expected.faults.count, expected.mapped, expected.around, r.hits, r.misses, r.pages, s.hits, s.misses, s.pages],
         "\(name): \(stats)")
+      // The totals over both mechanisms (a readahead miss and no stride one, or the reverse).
+      #expect(stats["predictor_hits"] as? Int == r.hits + s.hits && stats["predictor_misses"] as? Int == r.misses + s.misses, "\(name): \(stats)")
       // The trace, an account of its own: the faults in order, where they were, and why every
       // other page came; no page twice.
       let flags = Dictionary(

@@ -10,11 +10,13 @@ struct ResidencyPictureTests {
   static let scratch = scratchDirectory("residency-picture")
 
   /// A strip as drawn: its title, and its cells decoded (in cells; a cell is a page unless the
-  /// title says otherwise): per class, the cell numbers; and the cells its outline spans.
+  /// title says otherwise): per class, the cell numbers; the cells its outline spans; and where
+  /// its first line of cells is drawn (px from the picture's top).
   struct DrawnStrip {
     var title: String
     var cells: [String: [Int]]
     var length: Int
+    var top: Double
   }
 
   static let left = 20.0
@@ -55,7 +57,7 @@ struct ResidencyPictureTests {
         }
         if r[0] == "line" { length += count } else { cells[r[0], default: []] += Array(first..<first + count) }
       }
-      return DrawnStrip(title: t[0] + " | " + t[1], cells: cells, length: length)
+      return DrawnStrip(title: t[0] + " | " + t[1], cells: cells, length: length, top: top)
     }
   }
 
@@ -123,6 +125,9 @@ struct ResidencyPictureTests {
     // tall as its header (86 px) and, per strip, its title (18), its lines (9 each) and a gap (10).
     #expect(svg.components(separatedBy: "<rect class=\"line\"").count - 1 == 28)
     #expect(svg.contains("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"936\" height=\"\(86 + 5 * 28 + 28 * 9)\" "), "\(svg.prefix(200))")
+    // Each strip's lines under its title, below the strips before it: 86 + 18, then each strip's
+    // title, lines and gap further down (37 px for a strip of one line, 55 for three).
+    #expect(strips.map(\.top) == [104, 141, 196, 233, 288], "\(strips.map(\.top))")
     // The cells, from the CSV's pages.
     #expect(strips[0].cells["resident"] == [0, 2] && strips[0].cells["absent"] == [1])
     #expect(strips[1].cells["resident"] == Array(0..<10) && strips[1].cells["absent"] == Array(10..<300))
