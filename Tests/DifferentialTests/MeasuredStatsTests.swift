@@ -247,7 +247,7 @@ struct MeasuredStatsTests {
 
   /// A start that fails in the child (no such program: the supervisor forks before the path is
   /// looked up) never reaches the jump: every fault of the child is the start-up's, none the
-  /// program's. The kernel's count for elfload and all it waited for (a parent's RUSAGE_CHILDREN)
+  /// program's, and so is all its time. The kernel's count for elfload and all it waited for (a parent's RUSAGE_CHILDREN)
   /// holds them and the supervisor's own (27-28 of 65-67 measured): more than none, no more than that.
   @Test("a start that fails after the fork: the child's faults are all the start-up's, within elfload's whole count")
   func failedStartFaults() throws {
@@ -265,6 +265,10 @@ struct MeasuredStatsTests {
       try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
     let startup = try #require(stats["startup_minor_faults"] as? Int, "\(stats)")
     #expect(stats["minor_faults"] as? Int == 0 && stats["exit_status"] as? Int == 127, "\(stats)")
+    // Nor any of the program's time or memory: it never ran.
+    for key in ["user_ms", "sys_ms", "cpu_ms", "max_rss_kb", "major_faults"] {
+      #expect((stats[key] as? NSNumber)?.doubleValue == 0, "\(key) in \(stats)")
+    }
     #expect(startup > 0 && startup <= words[1], "startup_minor_faults \(startup), elfload's whole count \(words[1])")
   }
 }
