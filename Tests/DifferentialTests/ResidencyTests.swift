@@ -315,6 +315,22 @@ struct ResidencyTests {
     #expect(outcome == native, "\(outcome)")
   }
 
+  /// The pipe the child waits on is closed in the parent too, both ends, once the child is traced:
+  /// every pipe `residency --native` holds while the program runs is one the program holds as well
+  /// (its output, when that is a pipe), as the program sees them in /proc/PPID/fd and /proc/self/fd.
+  @Test("--native: the parent keeps no pipe of its own while the program runs")
+  func nativeParentDescriptors() {
+    let script = """
+      d=$(mktemp -d)
+      for f in /proc/$PPID/fd/*; do readlink "$f"; done | grep '^pipe:' | sort -u > "$d/parent"
+      for f in /proc/$$/fd/*; do readlink "$f"; done | grep '^pipe:' | sort -u > "$d/own"
+      comm -23 "$d/parent" "$d/own"
+      rm -r "$d"
+      """
+    let (outcome, _) = Self.nativeResidency(["/bin/sh", "-c", script], "parent-descriptors")
+    #expect(outcome.stdout == "" && outcome.stderr == "" && outcome.ending == .exited(0), "\(outcome)")
+  }
+
   @Test("--native when ptrace is refused: a clear error, and the program never runs")
   func nativeUntraceable() {
     // deny_ptrace (Samples/deny_ptrace.c) refuses ptrace with EPERM, and ends only when every
