@@ -293,7 +293,7 @@ struct ResidencyTests {
     #expect(image(rows) == image(loaded))
   }
 
-  @Test("--native: the program's output and status are its own, a signal's death included")
+  @Test("--native: the program's output and status are its own, a signal's death included; 127 and 126 as elfload's")
   func nativeUnchanged() throws {
     for program in [[Paths.sample("exit_code", .staticExec), "5"], [Paths.sample("null", .dynamic)], ["/bin/echo", "a,b"]] {
       let (outcome, file) = Self.nativeResidency(program, "unchanged")
@@ -303,6 +303,12 @@ struct ResidencyTests {
     let missing = run([Paths.elfload, "residency", "--native", "\(Self.scratch)/missing.csv", "--", "/nonexistent/program"])
     #expect(missing.ending == .exited(127), "\(missing)")
     #expect(missing.stderr == "elfload: /nonexistent/program: no such file or directory\n", "\(missing)")
+    // A file execve refuses (no execute permission: EACCES, for root too): 126, as elfload says it.
+    let plain = "\(Self.scratch)/not-executable"
+    FileManager.default.createFile(atPath: plain, contents: Data("x".utf8), attributes: [.posixPermissions: 0o644])
+    let refused = run([Paths.elfload, "residency", "--native", "\(Self.scratch)/refused.csv", "--", plain])
+    #expect(refused == Outcome(stdout: "", stderr: "elfload: \(plain): cannot be run (execve failed)\n", ending: .exited(126), seconds: 0), "\(refused)")
+    #expect(run([Paths.elfload, plain]).ending == .exited(126))
   }
 
   @Test("--native: the program holds exactly the descriptors it holds when run natively")
