@@ -20,6 +20,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "filtered_exec.h"
+
 int main(int argc, char **argv)
 {
     char *end = NULL;
@@ -42,12 +44,5 @@ int main(int argc, char **argv)
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (uint32_t)error),
     };
-    struct sock_fprog filter = {.len = sizeof code / sizeof code[0], .filter = code};
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &filter) != 0) {
-        perror("refuse_ioctl: prctl");
-        return 71;
-    }
-    execvp(argv[3], argv + 3);
-    perror(argv[3]);
-    return 127;
+    return exec_filtered("refuse_ioctl: prctl", code, sizeof code / sizeof code[0], argv + 3);
 }

@@ -28,6 +28,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "filtered_exec.h"
+
 /* The low and high 32 bits of argument `i` (x86-64 is little-endian). */
 #define LOW_WORD(i) (offsetof(struct seccomp_data, args) + 8 * (i))
 #define HIGH_WORD(i) (LOW_WORD(i) + 4)
@@ -84,12 +86,5 @@ int main(int argc, char **argv)
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (uint32_t)error),
     };
-    struct sock_fprog filter = {.len = sizeof code / sizeof code[0], .filter = code};
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &filter) != 0) {
-        perror("refuse_mprotect: prctl");
-        return 71;
-    }
-    execvp(argv[3], argv + 3);
-    perror(argv[3]);
-    return 127;
+    return exec_filtered("refuse_mprotect: prctl", code, sizeof code / sizeof code[0], argv + 3);
 }
