@@ -247,8 +247,9 @@ struct MeasuredStatsTests {
 
   /// A start that fails in the child (no such program: the supervisor forks before the path is
   /// looked up) never reaches the jump: every fault of the child is the start-up's, none the
-  /// program's, and so is all its time. The kernel's count for elfload and all it waited for (a parent's RUSAGE_CHILDREN)
-  /// holds them and the supervisor's own (27-28 of 65-67 measured): more than none, no more than that.
+  /// program's, and so is all its time. The kernel's count for elfload and all it waited for (a
+  /// parent's RUSAGE_CHILDREN) holds them and the supervisor's own (27-28 of 65-67 measured): more
+  /// than none, no more than that.
   @Test("a start that fails after the fork: the child's faults are all the start-up's, within elfload's whole count")
   func failedStartFaults() throws {
     let json = "\(Self.scratch)/failed-start.json"
