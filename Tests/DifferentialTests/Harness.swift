@@ -65,11 +65,23 @@ enum Paths {
   }
 }
 
-/// A directory of its own for one suite's files, under the temporary directory.
+/// A directory of its own for one suite's files, under the temporary directory; it and what
+/// it holds are removed when the test process exits.
 func scratchDirectory(_ name: String) -> String {
   let dir = FileManager.default.temporaryDirectory.appendingPathComponent("elfload-\(name)-\(getpid())").path
   try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+  scratchDirectories.withLock { directories in
+    if directories.isEmpty { atexit { removeScratchDirectories() } }
+    directories.insert(dir)
+  }
   return dir
+}
+
+/// Every scratch directory this process made (several suites' tests share one by its name).
+private let scratchDirectories = Mutex<Set<String>>([])
+
+private func removeScratchDirectories() {
+  for dir in scratchDirectories.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: dir) }
 }
 
 /// As root, the prefix that runs a command as nobody (whom process limits and permissions bind);
