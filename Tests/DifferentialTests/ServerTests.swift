@@ -44,7 +44,14 @@ struct ServerTests {
       #expect(workers == min(Self.cpus, 2) || (watcher > 0 && workers >= 1), "\(stats)")
     }
     #expect(stats["server_cpu_ms"] is Double, "\(stats)")
-    if placement == "single" { #expect(stats["server_watcher_faults"] as? Int == stats["loader_faults"] as? Int, "\(stats)") }
+    if placement == "single" {
+      #expect(stats["server_watcher_faults"] as? Int == stats["loader_faults"] as? Int, "\(stats)")
+      #expect(stats["server_takeovers"] as? Int == 0, "\(stats)")
+    } else {
+      // The watcher serves only after it took over.
+      let takeovers = try #require(stats["server_takeovers"] as? Int, "\(stats)")
+      #expect(watcher == 0 || takeovers > 0, "\(stats)")
+    }
     // The first worker starts on elfload's CPU, 0 or 1 as it happens, and the program's first
     // thread pins itself to CPU 0: a server that read the faulting thread's CPU wrong (from
     // /proc/TID/stat; always 0, say) still starts a second worker when it began on CPU 1, so
@@ -106,6 +113,9 @@ struct ServerTests {
     let served = try #require(stats["server_watcher_faults"] as? Int, "\(stats)")
     let faults = try #require(stats["loader_faults"] as? Int, "\(stats)")
     #expect(served > 0 && served <= faults, "\(stats)")
+    // One takeover: the watcher hands the faults back only after a window in which some CPU
+    // was idle, and the loops keep every CPU busy until the program ends.
+    #expect(stats["server_takeovers"] as? Int == 1, "\(stats)")
   }
 
   /// What the server holds: the userfaultfd, the files it copies pages from, its /proc readings

@@ -52,7 +52,7 @@ struct StatsTests {
 
     let data = try Data(contentsOf: URL(fileURLWithPath: json))
     let stats = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-    #expect(stats["schema"] as? Int == 5, "\(stats)")
+    #expect(stats["schema"] as? Int == 6, "\(stats)")
     // The segments' pages, the same under every policy: the header page, the
     // code page, the 200 bss pages (and in the PIE a page of dynamic-section data).
     #expect(stats["segment_pages"] as? Int == 202 + (flavour == .staticPIE ? 1 : 0), "\(stats)")

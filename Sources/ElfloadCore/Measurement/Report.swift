@@ -65,8 +65,8 @@ public struct Report: Sendable {
   /// server_watcher_faults, replay_ms, fallback and profile_pager, and policy and mode became
   /// the policy that ran (demand, when replay's profile was for other files); 5 added each
   /// --prefetch auto mechanism's hits, misses and pages (around_pages, readahead_*, stride_*),
-  /// and predictor_hits and predictor_misses became their sums.
-  public static let schema = 5
+  /// and predictor_hits and predictor_misses became their sums; 6 added server_takeovers.
+  public static let schema = 6
   public var program: String
   /// The policy that ran.
   public var policy: PagingPolicy
@@ -201,6 +201,7 @@ public struct Report: Sendable {
       "server_cpu_ms": \(counters.serverCPUNanoseconds.map { Self.milliseconds($0, perMillisecond: 1_000_000) } ?? "null"), \
       "server_placement": \(counters.serverPlacement.map { "\"\($0.name)\"" } ?? "null"), \
       "server_workers": \(counters.serverWorkers), "server_watcher_faults": \(counters.servedByWatcher), \
+      "server_takeovers": \(counters.serverTakeovers), \
       "trace_records": \(traced), "trace_dropped": \(dropped), \(end)}
 
       """
@@ -232,7 +233,7 @@ public struct Report: Sendable {
 
   extension Report {
     public static let fields: [StatsField] = [
-      StatsField(name: "schema", meaning: "this format's version: 5"),
+      StatsField(name: "schema", meaning: "this format's version: 6"),
       StatsField(name: "program", meaning: "PROGRAM as given"),
       StatsField(
         name: "policy",
@@ -316,6 +317,11 @@ public struct Report: Sendable {
         name: "server_watcher_faults",
         meaning:
           "faults the server's normal-priority watcher served: when faults kept waiting for the SCHED_IDLE workers (CPUs busy with other work), for 100 ms at a time; all of them under --uffd-server single"
+      ),
+      StatsField(
+        name: "server_takeovers",
+        meaning:
+          "times the watcher took the faults over from the workers (a fault waited a whole tick unserved, or no CPU was idle); 0 under --uffd-server single, whose watcher serves from the start, and when no server ran"
       ),
       StatsField(name: "trace_records", meaning: "rows written to --trace"),
       StatsField(name: "trace_dropped", meaning: "rows that did not fit in the trace buffer (2^21)"),
