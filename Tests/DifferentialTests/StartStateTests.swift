@@ -47,6 +47,32 @@ struct ClosedDescriptorTests {
   }
 }
 
+@Suite("The files elfload writes for a run are not the program's")
+struct OutputDescriptorTests {
+  /// --stats-json, --trace, --residency and record's profile are open in elfload from before the
+  /// fork to the program's end, in the parent; the program holds what it holds natively, also with
+  /// standard input closed (the first of them then takes descriptor 0 in elfload).
+  @Test("/proc/self/fd as natively with every output file, under every pager and with record",
+        arguments: [Policy.eager, .demand] + Policy.uffd.prefix(1))
+  func notInherited(_ policy: Policy) {
+    let dir = scratchDirectory("output-descriptors")
+    let name = policy.rawValue.replacingOccurrences(of: " ", with: "")
+    let program = ["/bin/ls", "/proc/self/fd"]
+    let outputs = ["--stats-json", "\(dir)/\(name).json", "--trace", "\(dir)/\(name).csv", "--residency", "\(dir)/\(name).res"]
+    for closed in [[], [0]] as [Set<Int32>] {
+      let native = run(program, closed: closed)
+      // ls's own descriptor for the directory is the lowest free one: 3, or 0 when 0 is closed.
+      #expect(native.ending == .exited(0) && native.stdout == (closed.isEmpty ? "0\n1\n2\n3\n" : "0\n1\n2\n"), "\(native)")
+      let measured = run([Paths.elfload] + policy.options + outputs + program, closed: closed)
+      #expect(measured == native, "\(closed.sorted()) closed:\nnative:\n\(native)\nunder elfload:\n\(measured)")
+      if policy == .eager { continue }
+      let pager = ["--pager", policy.usesUffd ? "uffd" : "signal"]
+      let recorded = run([Paths.elfload, "record", "--profile", "\(dir)/\(name).profile"] + pager + outputs + program, closed: closed)
+      #expect(recorded == native, "record, \(closed.sorted()) closed:\nnative:\n\(native)\nunder elfload:\n\(recorded)")
+    }
+  }
+}
+
 @Suite("Core dumps on and off")
 struct CoreDumpTests {
   /// `ulimit -c` for one run: prlimit sets RLIMIT_CORE, then execs the rest.

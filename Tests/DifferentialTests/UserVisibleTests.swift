@@ -182,14 +182,16 @@ struct PlacementTests {
     let pieArea = (dynamicBase - (2 << 20))..<(KernelPlacement.dynamicBase + KernelPlacement.randomPages * KernelPlacement.page)
     let brkArea = ((KernelPlacement.dynamicBase + KernelPlacement.page - 1) & ~(KernelPlacement.page - 1))
     let staticBrk = brkArea..<(brkArea + (1 << 30))
+    // How far each moves: mmap_base's and ELF_ET_DYN_BASE's random pages, a static PIE's brk's 1 GiB.
+    let randomSpan = KernelPlacement.randomPages * KernelPlacement.page
     for (flavour, checks) in [
-      (Flavour.staticPIE, [("loaded at", mmapArea), ("start_brk", staticBrk)]),
-      (.dynamic, [("interpreter at", mmapArea), ("loaded at", pieArea)]),
+      (Flavour.staticPIE, [("loaded at", mmapArea, randomSpan), ("start_brk", staticBrk, UInt64(1) << 30)]),
+      (.dynamic, [("interpreter at", mmapArea, randomSpan), ("loaded at", pieArea, randomSpan)]),
     ] {
       let program = Paths.sample("layout", flavour)
       for (who, argv) in [("native", [program]), ("elfload", [Paths.elfload, program]), ("elfload demand", [Paths.elfload, "--mode", "demand", program])] {
         let seen = Self.layouts(argv)
-        for (field, area) in checks {
+        for (field, area, span) in checks {
           let values = seen.compactMap { $0[field] }
           #expect(values.count == Self.runs, "\(who), \(flavour.rawValue): \(field) in \(seen)")
           let outside = values.filter { !area.contains($0) }.map { String($0, radix: 16) }
@@ -197,6 +199,12 @@ struct PlacementTests {
             outside.isEmpty,
             "\(who), \(flavour.rawValue): \(field) outside [\(String(area.lowerBound, radix: 16)), \(String(area.upperBound, radix: 16))): \(outside)")
           #expect(Set(values).count > Self.runs / 2, "\(who), \(flavour.rawValue): \(field) hardly moves: \(values.map { String($0, radix: 16) })")
+          // Over the whole span, as natively: 16 values drawn evenly from a span all fall within a
+          // quarter of it with a chance of 16 / 4^15 (1.5e-8); an offset drawn in bytes, not pages,
+          // keeps them within 1/4096 of it.
+          if let low = values.min(), let high = values.max() {
+            #expect(high - low >= span / 4, "\(who), \(flavour.rawValue): \(field) moves over \(String(high - low, radix: 16)) of a span of \(String(span, radix: 16)): \(values.map { String($0, radix: 16) })")
+          }
         }
       }
     }
