@@ -115,40 +115,71 @@ struct DemandTests {
     arguments: [Policy.demand] + Policy.uffd.filter { $0 == .demandUffd || $0 == .hybridAutoUffd })
   func serverLifeAcrossForks(_ policy: Policy) throws {
     for order in ["pabc", "cbap", "apcb", "bpca"] {
-      let marker = "fork-order-\(getpid())-\(order)-\(policy.rawValue.replacingOccurrences(of: " ", with: "-"))"
-      let ends = try ["native", "loaded"].map { who in
-        let dir = scratchDirectory("\(marker)-\(who)")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let program = Paths.sample("fork_order", .dynamic)
-        let argv = who == "native" ? [program, dir, order] : [Paths.elfload] + policy.options + ["--argv0", marker, program, dir, order]
-        let outcome = run(argv)
-        // The children, in process groups of their own, may still be running: their files come.
-        var sums: [String] = []
-        let deadline = Date().addingTimeInterval(5)
-        while Date() < deadline {
-          sums = ["p", "a", "b", "c"].compactMap { try? String(contentsOfFile: "\(dir)/\($0)", encoding: .utf8) }
-          if sums.count == 4 { break }
-          usleep(10_000)
-        }
-        // Any of them left hanging (a fault nobody serves) is ended here, by its own pid.
-        for name in ["a", "b", "c"] {
-          if let text = try? String(contentsOfFile: "\(dir)/\(name).pid", encoding: .utf8), let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)),
-            let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
-            String(decoding: cmdline, as: UTF8.self).contains(dir)
-          {
-            kill(pid, SIGKILL)
-          }
-        }
-        return (outcome, sums)
-      }
-      let (native, loaded) = (ends[0], ends[1])
-      #expect(native.1.count == 4, "\(order): native: \(native)")
-      #expect(loaded.0 == native.0, "\(order):\nnative:\n\(native.0)\nunder elfload:\n\(loaded.0)")
-      #expect(loaded.1 == native.1, "\(order): what each process read and wrote, native \(native.1), under elfload \(loaded.1)")
-      guard policy.usesUffd else { continue }
-      let live = Self.serversAfter(seconds: 2, marker: marker)
-      #expect(live.isEmpty, "\(order): the server still serves 2 s after the last process ended: \(live)")
+      try Self.forkOrder(order, policy.options, name: policy.rawValue, served: policy.usesUffd)
     }
+  }
+
+  /// The same under --uffd-server single, whose one thread serves from the start, and with every
+  /// CPU busy, where the watcher has taken the faults over from the workers: each of them looks
+  /// whether the address spaces it serves are still there, and ends the server after the last.
+  @Test(
+    "the server ends after the last process under --uffd-server single and after a takeover",
+    .enabled(if: Policy.uffdAvailable && FileManager.default.isExecutableFile(atPath: "/usr/bin/taskset")))
+  func serverLifeWithoutWorkers() throws {
+    let uffd = ["--mode", "demand", "--pager", "uffd"]
+    for order in ["pabc", "cbap"] {
+      try Self.forkOrder(order, uffd + ["--uffd-server", "single"], name: "single", served: true)
+    }
+    // One busy loop per CPU, each pinned there: the SCHED_IDLE workers get almost no time.
+    let loops = (0..<ProcessInfo.processInfo.activeProcessorCount).map { cpu in
+      start(["/usr/bin/taskset", "-c", "\(cpu)", "/bin/sh", "-c", "echo spinning; while :; do :; done"])
+    }
+    defer {
+      for loop in loops {
+        kill(-loop.pid, SIGKILL)
+        _ = loop.finish(hangExpected: true)
+      }
+    }
+    for loop in loops { #expect(loop.waitForOutput("spinning"), "a busy loop did not start") }
+    try Self.forkOrder("apcb", uffd, name: "busy", served: true)
+  }
+
+  /// Samples/fork_order under elfload with `options`, and natively, ending in `order`: the same
+  /// output and sums; and if a server `served`, no server left 2 s after the last process ended.
+  static func forkOrder(_ order: String, _ options: [String], name: String, served: Bool) throws {
+    let marker = "fork-order-\(getpid())-\(order)-\(name.replacingOccurrences(of: " ", with: "-"))"
+    let ends = ["native", "loaded"].map { who in
+      let dir = scratchDirectory("\(marker)-\(who)")
+      defer { try? FileManager.default.removeItem(atPath: dir) }
+      let program = Paths.sample("fork_order", .dynamic)
+      let argv = who == "native" ? [program, dir, order] : [Paths.elfload] + options + ["--argv0", marker, program, dir, order]
+      let outcome = run(argv)
+      // The children, in process groups of their own, may still be running: their files come.
+      var sums: [String] = []
+      let deadline = Date().addingTimeInterval(5)
+      while Date() < deadline {
+        sums = ["p", "a", "b", "c"].compactMap { try? String(contentsOfFile: "\(dir)/\($0)", encoding: .utf8) }
+        if sums.count == 4 { break }
+        usleep(10_000)
+      }
+      // Any of them left hanging (a fault nobody serves) is ended here, by its own pid.
+      for name in ["a", "b", "c"] {
+        if let text = try? String(contentsOfFile: "\(dir)/\(name).pid", encoding: .utf8), let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+          let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
+          String(decoding: cmdline, as: UTF8.self).contains(dir)
+        {
+          kill(pid, SIGKILL)
+        }
+      }
+      return (outcome, sums)
+    }
+    let (native, loaded) = (ends[0], ends[1])
+    #expect(native.1.count == 4, "\(order): native: \(native)")
+    #expect(loaded.0 == native.0, "\(order), \(name):\nnative:\n\(native.0)\nunder elfload:\n\(loaded.0)")
+    #expect(loaded.1 == native.1, "\(order), \(name): what each process read and wrote, native \(native.1), under elfload \(loaded.1)")
+    guard served else { return }
+    let live = serversAfter(seconds: 2, marker: marker)
+    #expect(live.isEmpty, "\(order), \(name): the server still serves 2 s after the last process ended: \(live)")
   }
 
   /// Quiet, the server looks whether its address spaces are still there at intervals that double
