@@ -130,17 +130,9 @@ struct DemandTests {
     for order in ["pabc", "cbap"] {
       try Self.forkOrder(order, uffd + ["--uffd-server", "single"], name: "single", served: true)
     }
-    // One busy loop per CPU, each pinned there: the SCHED_IDLE workers get almost no time.
-    let loops = (0..<ProcessInfo.processInfo.activeProcessorCount).map { cpu in
-      start(["/usr/bin/taskset", "-c", "\(cpu)", "/bin/sh", "-c", "echo spinning; while :; do :; done"])
-    }
-    defer {
-      for loop in loops {
-        kill(-loop.pid, SIGKILL)
-        _ = loop.finish(hangExpected: true)
-      }
-    }
-    for loop in loops { #expect(loop.waitForOutput("spinning"), "a busy loop did not start") }
+    // The SCHED_IDLE workers get almost no time.
+    let loops = busyLoopOnEveryCPU()
+    defer { stop(loops) }
     try Self.forkOrder("apcb", uffd, name: "busy", served: true)
   }
 

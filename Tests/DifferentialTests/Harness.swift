@@ -84,6 +84,24 @@ private func removeScratchDirectories() {
   for dir in scratchDirectories.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: dir) }
 }
 
+/// One busy loop of normal priority on each CPU this process may use, pinned there (taskset), each
+/// started and spinning when this returns; `stop(_:)` them, always.
+func busyLoopOnEveryCPU() -> [Started] {
+  let loops = (0..<ProcessInfo.processInfo.activeProcessorCount).map { cpu in
+    start(["/usr/bin/taskset", "-c", "\(cpu)", "/bin/sh", "-c", "echo spinning; while :; do :; done"])
+  }
+  for loop in loops { #expect(loop.waitForOutput("spinning"), "a busy loop did not start") }
+  return loops
+}
+
+/// Ends the busy loops of `busyLoopOnEveryCPU`.
+func stop(_ loops: [Started]) {
+  for loop in loops {
+    kill(-loop.pid, SIGKILL)
+    _ = loop.finish(hangExpected: true)
+  }
+}
+
 /// As root, the prefix that runs a command as nobody (whom process limits and permissions bind);
 /// otherwise nothing (the tests already run unprivileged).
 let asNobody = getuid() == 0 ? ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] : []

@@ -92,17 +92,9 @@ struct ServerTests {
   @Test(
     "with every CPU busy with normal-priority work, the watcher takes over the faults no worker gets to; the output is native's")
   func busyCPUs() throws {
-    // One busy loop per CPU, each pinned there: a SCHED_IDLE worker gets almost no time.
-    let loops = (0..<Self.cpus).map { cpu in
-      start(["/usr/bin/taskset", "-c", "\(cpu)", "/bin/sh", "-c", "echo spinning; while :; do :; done"])
-    }
-    defer {
-      for loop in loops {
-        kill(-loop.pid, SIGKILL)
-        _ = loop.finish(hangExpected: true)
-      }
-    }
-    for loop in loops { #expect(loop.waitForOutput("spinning"), "a busy loop did not start") }
+    // A SCHED_IDLE worker gets almost no time.
+    let loops = busyLoopOnEveryCPU()
+    defer { stop(loops) }
     let program = Paths.sample("bench3_bss", .staticExec)
     let json = "\(Self.scratch)/busy.json"
     let (native, loaded) = compare(program, ["16"], options: ["--mode", "demand", "--stats-json", json], timeout: 60)
