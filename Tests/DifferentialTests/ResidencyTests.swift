@@ -179,6 +179,35 @@ struct ResidencyTests {
 
   /// A mapping too large to picture page by page (bench3_bss's 64 MiB bss,
   /// 1 MiB of it touched) still has its count.
+  /// The watcher's first act is a pidfd for the program; if the program has already ended and
+  /// been reaped (ESRCH), it reads what the address space it still holds has left at once. The
+  /// watcher almost always wins that race; `Samples/late_pidfd_open` holds its pidfd_open until
+  /// the program is gone, so it always loses: the same rows and prefetched_unused as without it.
+  @Test("the program gone before the watcher looks: the same residency and prefetched_unused",
+        arguments: [Policy.demand, .hybrid4] + Policy.uffd.prefix(1))
+  func programGoneFirst(_ policy: Policy) throws {
+    // touch_pages: the pages it touches are known (touchedPages), so every count is the same each run.
+    let program = Paths.sample("touch_pages", .staticExec)
+    let loads = try Readelf.programHeaders(program).headers.filter { $0.type == "LOAD" }
+    let image = try #require(loads.first).vaddr..<(try #require(loads.last.map { $0.vaddr + $0.memsz }))
+    let name = policy.rawValue.replacingOccurrences(of: " ", with: "")
+    var seen: [(rows: [String], unused: String)] = []
+    for late in [false, true] {
+      let json = "\(Self.scratch)/gone-first-\(name)-\(late).json", file = "\(Self.scratch)/gone-first-\(name)-\(late).csv"
+      let outcome = run(
+        (late ? [Paths.samples + "/late_pidfd_open"] : []) + [Paths.elfload] + policy.options
+          + ["--stats-json", json, "--residency", file, program])
+      #expect(outcome == run([program]), "late \(late): \(outcome)")
+      // The program's own mappings (at its fixed addresses, as readelf says): elfload's and the stack's move.
+      let rows = try Self.rows(file).filter { image.contains($0.start) }.map { "\($0.start) \($0.perms) \($0.resident)/\($0.total)" }
+      let stats = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
+      seen.append((rows, "\(stats["prefetched_unused"] ?? "none")"))
+    }
+    #expect(seen[0].rows.count >= loads.count && seen[1].rows == seen[0].rows, "\(seen)")
+    #expect(seen[1].unused == seen[0].unused, "\(seen)")
+    if !policy.usesUffd { #expect(Int(seen[0].unused) != nil, "\(seen)") }
+  }
+
   @Test("a large bss: counted, not pictured", arguments: [Policy.eager, .demand] + Policy.uffd.prefix(1))
   func largeBss(_ policy: Policy) throws {
     let rows = try Self.residency(policy, [Paths.sample("bench3_bss", .staticExec), "1"], "bench3")
