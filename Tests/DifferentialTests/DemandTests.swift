@@ -113,9 +113,9 @@ struct DemandTests {
   @Test(
     "the server serves every forked process whichever ends first, and ends after the last",
     arguments: [Policy.demand] + Policy.uffd.filter { $0 == .demandUffd || $0 == .hybridAutoUffd })
-  func serverLifeAcrossForks(_ policy: Policy) throws {
+  func serverLifeAcrossForks(_ policy: Policy) {
     for order in ["pabc", "cbap", "apcb", "bpca"] {
-      try Self.forkOrder(order, policy.options, name: policy.rawValue, served: policy.usesUffd)
+      Self.forkOrder(order, policy.options, name: policy.rawValue, served: policy.usesUffd)
     }
   }
 
@@ -125,20 +125,20 @@ struct DemandTests {
   @Test(
     "the server ends after the last process under --uffd-server single and after a takeover",
     .enabled(if: Policy.uffdAvailable && FileManager.default.isExecutableFile(atPath: "/usr/bin/taskset")))
-  func serverLifeWithoutWorkers() throws {
+  func serverLifeWithoutWorkers() {
     let uffd = ["--mode", "demand", "--pager", "uffd"]
     for order in ["pabc", "cbap"] {
-      try Self.forkOrder(order, uffd + ["--uffd-server", "single"], name: "single", served: true)
+      Self.forkOrder(order, uffd + ["--uffd-server", "single"], name: "single", served: true)
     }
     // The SCHED_IDLE workers get almost no time.
     let loops = busyLoopOnEveryCPU()
     defer { stop(loops) }
-    try Self.forkOrder("apcb", uffd, name: "busy", served: true)
+    Self.forkOrder("apcb", uffd, name: "busy", served: true)
   }
 
   /// Samples/fork_order under elfload with `options`, and natively, ending in `order`: the same
   /// output and sums; and if a server `served`, no server left 2 s after the last process ended.
-  static func forkOrder(_ order: String, _ options: [String], name: String, served: Bool) throws {
+  static func forkOrder(_ order: String, _ options: [String], name: String, served: Bool) {
     let marker = "fork-order-\(getpid())-\(order)-\(name.replacingOccurrences(of: " ", with: "-"))"
     let ends = ["native", "loaded"].map { who in
       let dir = scratchDirectory("\(marker)-\(who)")
